@@ -1,0 +1,102 @@
+//! `GET /api/download/{id}` and `GET /uploads/{id}.jpg`: the stored JPEG, streamed, with a
+//! strong ETag (its sha256) and conditional GET.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio_util::io::ReaderStream;
+
+use super::error::{ApiError, ApiResult};
+use crate::app::SharedApp;
+use crate::catalog;
+use crate::ids;
+
+pub async fn download(
+    State(app): State<SharedApp>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    serve_capture(&app, &id, &headers, true).await
+}
+
+pub async fn uploads(
+    State(app): State<SharedApp>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let id = file
+        .strip_suffix(".jpg")
+        .ok_or_else(|| ApiError::not_found("no such file"))?;
+    serve_capture(&app, id, &headers, false).await
+}
+
+async fn serve_capture(
+    app: &SharedApp,
+    id: &str,
+    headers: &HeaderMap,
+    attachment: bool,
+) -> ApiResult<Response> {
+    if !ids::is_valid_id(id) {
+        return Err(ApiError::bad_request(
+            "invalid_id",
+            "not a valid capture id",
+        ));
+    }
+    let lookup = id.to_string();
+    let row = app
+        .catalog
+        .read(move |c| catalog::get_capture(c, &lookup))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no capture with this id"))?;
+    let etag = format!("\"{}\"", row.sha256);
+    let cache = HeaderValue::from_static("private, max-age=3600");
+    if let Some(inm) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
+        if inm.split(',').any(|t| t.trim() == etag || t.trim() == "*") {
+            let mut r = StatusCode::NOT_MODIFIED.into_response();
+            if let Ok(v) = HeaderValue::from_str(&etag) {
+                r.headers_mut().insert(header::ETAG, v);
+            }
+            r.headers_mut().insert(header::CACHE_CONTROL, cache);
+            return Ok(r);
+        }
+    }
+    let path = app.uploads.path_for(&row.id);
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::error!(capture_id = %row.id, "capture file is missing on disk");
+            return Err(ApiError::not_found("the capture's file is missing"));
+        }
+        Err(e) => {
+            return Err(ApiError::internal(format!(
+                "cannot open the capture file: {e}"
+            )))
+        }
+    };
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot stat the capture file: {e}")))?
+        .len();
+    let mut r = Response::new(Body::from_stream(ReaderStream::with_capacity(
+        file,
+        64 * 1024,
+    )));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::CACHE_CONTROL, cache);
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    if attachment {
+        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}.jpg\"", row.id)) {
+            h.insert(header::CONTENT_DISPOSITION, v);
+        }
+    }
+    Ok(r)
+}

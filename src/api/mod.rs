@@ -1,0 +1,195 @@
+//! The HTTP API: router, limits, CORS, and the server loop with its timeouts.
+
+pub mod capture;
+pub mod error;
+pub mod files;
+pub mod health;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::app::SharedApp;
+use error::ApiError;
+
+/// Time allowed for a client to send its request headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for a whole request body (a 25 MB upload over loopback takes well under
+/// a second; a stalled client must not hold a connection forever).
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time a keep-alive connection may sit idle between requests.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The full router (public routes; admin routes are merged in by `admin`).
+pub fn router(app: SharedApp) -> Router {
+    let cors = cors_layer(&app.config.cors_origins);
+    Router::new()
+        .route("/api/capture", post(capture::post_capture))
+        .route("/api/capture-batch", post(capture::post_batch))
+        .route("/api/captures/status", get(capture::get_status))
+        .route("/api/download/{id}", get(files::download))
+        .route("/uploads/{file}", get(files::uploads))
+        .route("/health", get(health::get_health))
+        .fallback(fallback)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            BODY_TIMEOUT,
+        ))
+        .layer(cors)
+        .with_state(app)
+}
+
+/// The router of `HEALTH_LISTEN`: `/health` alone.
+pub fn health_router(app: SharedApp) -> Router {
+    Router::new()
+        .route("/health", get(health::get_health))
+        .fallback(fallback)
+        .with_state(app)
+}
+
+async fn fallback(method: Method) -> ApiError {
+    if method == Method::GET || method == Method::HEAD {
+        ApiError::not_found("no such route")
+    } else {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    }
+}
+
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    // No configured origin: no CORS headers at all, so browsers keep same-origin only.
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(list))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::HeaderName::from_static("x-api-key"),
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
+/// Reads a whole body up to `limit` bytes. A declared Content-Length over the limit is
+/// refused before anything is read.
+pub async fn read_body(
+    req: Request,
+    limit: u64,
+) -> Result<(http::request::Parts, bytes::Bytes), ApiError> {
+    let (parts, body) = req.into_parts();
+    if let Some(len) = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit {
+            return Err(ApiError::too_large(limit));
+        }
+    }
+    match axum::body::to_bytes(body, limit as usize).await {
+        Ok(b) => Ok((parts, b)),
+        Err(e) => {
+            let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(s) = src {
+                if s.is::<http_body_util::LengthLimitError>() {
+                    return Err(ApiError::too_large(limit));
+                }
+                src = s.source();
+            }
+            let msg = e.to_string();
+            if msg.contains("length limit") {
+                return Err(ApiError::too_large(limit));
+            }
+            Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "body_read_error",
+                format!("could not read the request body: {msg}"),
+            ))
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` fires, then lets in-flight requests
+/// finish (up to `drain`). Header, body and idle timeouts guard against slow clients.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    drain: Duration,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(true);
+    let builder = Arc::new(builder.http1_only());
+    let conn_limit = Arc::new(tokio::sync::Semaphore::new(256));
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = conn_limit.clone().try_acquire_owned() else {
+            // Over the connection limit: close at once rather than queue.
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let svc =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                let router = router.clone();
+                async move {
+                    let resp: Response = router
+                        .oneshot(req.map(Body::new))
+                        .await
+                        .unwrap_or_else(|e| match e {});
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
+            });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let idle = tokio::time::timeout(Duration::from_secs(3600), conn);
+            let _ = idle.await;
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(drain) => {
+            tracing::warn!("some connections were still open after {:?}; closing", drain);
+        }
+    }
+}
+
+/// A tiny helper for handlers that answer JSON with a status.
+pub fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
+    (status, axum::Json(body)).into_response()
+}

@@ -1,0 +1,37 @@
+//! The shared state every route and worker sees.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::capture::IdLocks;
+use crate::catalog::Catalog;
+use crate::clock::Clock;
+use crate::config::{Config, Secret};
+use crate::outbox::Outbox;
+use crate::storage::Uploads;
+
+#[derive(Debug)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub catalog: Catalog,
+    pub outbox: Outbox,
+    pub uploads: Uploads,
+    pub clock: Arc<dyn Clock>,
+    pub started: Instant,
+    pub admin_api_key: Secret,
+    pub secret_key: Secret,
+    pub id_locks: IdLocks,
+    pub webdav: Option<crate::sync::webdav::WebDav>,
+    pub remote_db: Option<crate::sync::remote_db::RemoteDb>,
+    pub sync_state: crate::sync::SyncState,
+    /// Notified whenever captures become synced (SMS jobs waiting on them listen).
+    pub sync_events: tokio::sync::Notify,
+}
+
+impl App {
+    pub fn disk_reserve_bytes(&self) -> u64 {
+        self.config.disk_reserve_bytes
+    }
+}
+
+pub type SharedApp = Arc<App>;

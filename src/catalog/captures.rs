@@ -1,0 +1,177 @@
+//! Capture rows.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::CatalogError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureRow {
+    pub seq: i64,
+    pub id: String,
+    pub created_ms: i64,
+    pub taken_at: Option<String>,
+    pub background_id: Option<String>,
+    pub bytes: i64,
+    pub width: i64,
+    pub height: i64,
+    pub sha256: String,
+    pub source_sha256: String,
+    pub source_format: String,
+    pub file_missing: bool,
+    pub remote_file_ms: Option<i64>,
+    pub remote_db_ms: Option<i64>,
+    pub synced_ms: Option<i64>,
+}
+
+/// What a new capture brings; `seq` and the sync fields are the catalog's.
+#[derive(Debug, Clone)]
+pub struct NewCapture {
+    pub id: String,
+    pub created_ms: i64,
+    pub taken_at: Option<String>,
+    pub background_id: Option<String>,
+    pub bytes: i64,
+    pub width: i64,
+    pub height: i64,
+    pub sha256: String,
+    pub source_sha256: String,
+    pub source_format: String,
+}
+
+const COLUMNS: &str = "seq, id, created_ms, taken_at, background_id, bytes, width, height, \
+    sha256, source_sha256, source_format, file_missing, remote_file_ms, remote_db_ms, synced_ms";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<CaptureRow> {
+    Ok(CaptureRow {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        created_ms: r.get(2)?,
+        taken_at: r.get(3)?,
+        background_id: r.get(4)?,
+        bytes: r.get(5)?,
+        width: r.get(6)?,
+        height: r.get(7)?,
+        sha256: r.get(8)?,
+        source_sha256: r.get(9)?,
+        source_format: r.get(10)?,
+        file_missing: r.get::<_, i64>(11)? != 0,
+        remote_file_ms: r.get(12)?,
+        remote_db_ms: r.get(13)?,
+        synced_ms: r.get(14)?,
+    })
+}
+
+pub fn insert_capture(conn: &Connection, c: &NewCapture) -> Result<CaptureRow, CatalogError> {
+    conn.execute(
+        "INSERT INTO captures (id, created_ms, taken_at, background_id, bytes, width, height,
+            sha256, source_sha256, source_format)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            c.id,
+            c.created_ms,
+            c.taken_at,
+            c.background_id,
+            c.bytes,
+            c.width,
+            c.height,
+            c.sha256,
+            c.source_sha256,
+            c.source_format
+        ],
+    )?;
+    Ok(CaptureRow {
+        seq: conn.last_insert_rowid(),
+        id: c.id.clone(),
+        created_ms: c.created_ms,
+        taken_at: c.taken_at.clone(),
+        background_id: c.background_id.clone(),
+        bytes: c.bytes,
+        width: c.width,
+        height: c.height,
+        sha256: c.sha256.clone(),
+        source_sha256: c.source_sha256.clone(),
+        source_format: c.source_format.clone(),
+        file_missing: false,
+        remote_file_ms: None,
+        remote_db_ms: None,
+        synced_ms: None,
+    })
+}
+
+pub fn get_capture(conn: &Connection, id: &str) -> Result<Option<CaptureRow>, CatalogError> {
+    let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM captures WHERE id = ?1"))?;
+    Ok(st.query_row([id], from_row).optional()?)
+}
+
+pub fn get_captures(conn: &Connection, ids: &[String]) -> Result<Vec<CaptureRow>, CatalogError> {
+    let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM captures WHERE id = ?1"))?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(row) = st.query_row([id], from_row).optional()? {
+            out.push(row);
+        }
+    }
+    Ok(out)
+}
+
+/// Every capture id, in insertion order (start-up reconciliation).
+pub fn all_capture_ids(conn: &Connection) -> Result<Vec<(String, bool)>, CatalogError> {
+    let mut st = conn.prepare_cached("SELECT id, file_missing FROM captures ORDER BY seq")?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub fn set_file_missing(conn: &Connection, id: &str, missing: bool) -> Result<(), CatalogError> {
+    conn.execute(
+        "UPDATE captures SET file_missing = ?2 WHERE id = ?1",
+        params![id, missing as i64],
+    )?;
+    Ok(())
+}
+
+/// Captures not yet synced, oldest first.
+pub fn unsynced_captures(conn: &Connection) -> Result<Vec<CaptureRow>, CatalogError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM captures WHERE synced_ms IS NULL ORDER BY seq"
+    ))?;
+    let rows = st.query_map([], from_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub fn count_captures(conn: &Connection) -> Result<(i64, i64), CatalogError> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*), COUNT(*) - COUNT(synced_ms) FROM captures",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
+}
+
+pub fn mark_remote_file(conn: &Connection, id: &str, at_ms: i64) -> Result<(), CatalogError> {
+    conn.execute(
+        "UPDATE captures SET remote_file_ms = ?2 WHERE id = ?1 AND remote_file_ms IS NULL",
+        params![id, at_ms],
+    )?;
+    Ok(())
+}
+
+pub fn mark_remote_db(conn: &Connection, ids: &[String], at_ms: i64) -> Result<(), CatalogError> {
+    let mut st = conn.prepare_cached(
+        "UPDATE captures SET remote_db_ms = ?2 WHERE id = ?1 AND remote_db_ms IS NULL",
+    )?;
+    for id in ids {
+        st.execute(params![id, at_ms])?;
+    }
+    Ok(())
+}
+
+pub fn mark_synced(conn: &Connection, id: &str, at_ms: i64) -> Result<(), CatalogError> {
+    conn.execute(
+        "UPDATE captures SET synced_ms = ?2 WHERE id = ?1 AND synced_ms IS NULL",
+        params![id, at_ms],
+    )?;
+    Ok(())
+}
+
+pub fn delete_capture_row(conn: &Connection, id: &str) -> Result<bool, CatalogError> {
+    Ok(conn.execute("DELETE FROM captures WHERE id = ?1", [id])? > 0)
+}

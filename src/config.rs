@@ -1,0 +1,571 @@
+//! Configuration: environment variables (and a `.env` file) into one typed, validated
+//! [`Config`], read once at start.
+//!
+//! Every bad value stops start-up with one line naming the variable and what is wrong
+//! (`main` maps [`ConfigError`] to exit code 64). Secrets are wrapped in [`Secret`], whose
+//! `Debug` and `Display` never show the value, and no error message ever echoes them.
+//!
+//! Settings an operator may change at run time (retention, SMS template, limits…) start from
+//! the values here and are then overridden by what `/admin/config` stored in the catalog.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A secret value: never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// A configuration problem, named after its variable. Its text never includes a secret.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    pub var: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(var: &str, message: impl Into<String>) -> Self {
+        ConfigError {
+            var: var.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Where synced image files go.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RemoteStorage {
+    /// WebDAV base URL ending in `/` (nginx `dav_methods PUT DELETE`, Apache mod_dav).
+    /// Credentials, if any, are taken out of the URL and kept apart.
+    WebDav {
+        base: String,
+        user: Option<String>,
+        password: Option<Secret>,
+    },
+}
+
+impl fmt::Debug for RemoteStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemoteStorage::WebDav { base, user, .. } => f
+                .debug_struct("WebDav")
+                .field("base", base)
+                .field("user", &user.as_ref().map(|_| "<set>"))
+                .finish(),
+        }
+    }
+}
+
+impl RemoteStorage {
+    /// The URL without credentials, safe to show.
+    pub fn display_url(&self) -> &str {
+        match self {
+            RemoteStorage::WebDav { base, .. } => base,
+        }
+    }
+}
+
+/// OVH SMS settings; present only when every credential is set.
+#[derive(Clone, Debug)]
+pub struct OvhConfig {
+    pub endpoint: String,
+    pub app_key: String,
+    pub app_secret: Secret,
+    pub consumer_key: Secret,
+    pub service_name: String,
+    pub sender: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub health_listen: Option<SocketAddr>,
+    pub data_dir: PathBuf,
+    pub uploads_dir: PathBuf,
+    pub kiosk_id: String,
+    /// `None`: generated on first start into `$KIOSK_DATA_DIR/admin_api_key`.
+    pub admin_api_key: Option<Secret>,
+    /// `None`: generated on first start into `$KIOSK_DATA_DIR/secret_key`.
+    pub secret_key: Option<Secret>,
+    pub remote_database_url: Option<Secret>,
+    pub remote_storage: Option<RemoteStorage>,
+    pub public_base_url: Option<String>,
+    pub ovh: Option<OvhConfig>,
+    pub retention_days: u32,
+    pub redis_url_set: bool,
+    pub max_capture_bytes: u64,
+    pub disk_reserve_bytes: u64,
+    pub cors_origins: Vec<String>,
+    pub log_filter: String,
+}
+
+/// Where a variable's value comes from: the process environment plus the `.env` file.
+pub type Vars = HashMap<String, String>;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+pub const DEFAULT_MAX_CAPTURE_BYTES: u64 = 25 * 1024 * 1024;
+pub const DEFAULT_DISK_RESERVE_BYTES: u64 = 64 * 1024 * 1024;
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+
+impl Config {
+    /// Reads the process environment, after loading `env_file` (or `./.env` when it
+    /// exists). Variables already in the environment win over the file, as with systemd's
+    /// `EnvironmentFile=` plus `Environment=`.
+    pub fn load(env_file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut vars: Vars = HashMap::new();
+        let file = match env_file {
+            Some(p) => Some(p.to_path_buf()),
+            None => {
+                let p = PathBuf::from(".env");
+                p.exists().then_some(p)
+            }
+        };
+        if let Some(path) = file {
+            let iter = dotenvy::from_path_iter(&path).map_err(|e| {
+                ConfigError::new(
+                    "--env-file",
+                    format!("cannot read {}: {}", path.display(), env_file_error(&e)),
+                )
+            })?;
+            for item in iter {
+                let (k, v) = item.map_err(|e| {
+                    ConfigError::new(
+                        "--env-file",
+                        format!("{}: {}", path.display(), env_file_error(&e)),
+                    )
+                })?;
+                vars.insert(k, v);
+            }
+        }
+        for (k, v) in std::env::vars_os() {
+            if let (Ok(k), Ok(v)) = (k.into_string(), v.into_string()) {
+                vars.insert(k, v);
+            }
+        }
+        Config::from_vars(&vars)
+    }
+
+    /// Builds and validates a configuration from a map of variables (tests use this).
+    pub fn from_vars(vars: &Vars) -> Result<Config, ConfigError> {
+        let get = |name: &str| -> Option<String> {
+            vars.get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+
+        let listen = parse_addr(
+            "KIOSK_LISTEN",
+            &get("KIOSK_LISTEN").unwrap_or(DEFAULT_LISTEN.into()),
+        )?;
+        let health_listen = get("HEALTH_LISTEN")
+            .map(|v| parse_addr("HEALTH_LISTEN", &v))
+            .transpose()?;
+        let data_dir = PathBuf::from(get("KIOSK_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let uploads_dir = get("UPLOADS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("uploads"));
+        let kiosk_id = match get("KIOSK_ID") {
+            Some(id) => id,
+            None => host_name(),
+        };
+        if kiosk_id.is_empty()
+            || kiosk_id.len() > 64
+            || !kiosk_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(ConfigError::new(
+                "KIOSK_ID",
+                format!("'{kiosk_id}' is not a valid kiosk id (1-64 characters: letters, digits, '-', '_', '.')"),
+            ));
+        }
+
+        let admin_api_key = get("ADMIN_API_KEY").map(Secret::new);
+        if let Some(k) = &admin_api_key {
+            if k.expose().len() < 16 {
+                return Err(ConfigError::new(
+                    "ADMIN_API_KEY",
+                    "too short (at least 16 characters); unset it to have one generated",
+                ));
+            }
+        }
+        let secret_key = get("SECRET_KEY").map(Secret::new);
+        if let Some(k) = &secret_key {
+            if k.expose().len() < 16 {
+                return Err(ConfigError::new(
+                    "SECRET_KEY",
+                    "too short (at least 16 characters); unset it to have one generated",
+                ));
+            }
+        }
+
+        let remote_database_url = get("REMOTE_DATABASE_URL")
+            .map(|v| {
+                if v.starts_with("postgresql://") || v.starts_with("postgres://") {
+                    Ok(Secret::new(v))
+                } else {
+                    Err(ConfigError::new(
+                        "REMOTE_DATABASE_URL",
+                        "must start with postgresql:// (value not shown: it may hold a password)",
+                    ))
+                }
+            })
+            .transpose()?;
+        let remote_storage = get("REMOTE_STORAGE_URL")
+            .map(|v| parse_remote_storage(&v))
+            .transpose()?;
+        let public_base_url = get("PUBLIC_BASE_URL")
+            .map(|v| parse_http_base("PUBLIC_BASE_URL", &v).map(|(base, _, _)| base))
+            .transpose()?;
+
+        let ovh = parse_ovh(&get)?;
+
+        let retention_days = match get("RETENTION_DAYS") {
+            None => DEFAULT_RETENTION_DAYS,
+            Some(v) => {
+                parse_retention_days(&v).map_err(|m| ConfigError::new("RETENTION_DAYS", m))?
+            }
+        };
+        let max_capture_bytes = match get("MAX_CAPTURE_BYTES") {
+            None => DEFAULT_MAX_CAPTURE_BYTES,
+            Some(v) => {
+                let n = parse_size(&v).map_err(|m| ConfigError::new("MAX_CAPTURE_BYTES", m))?;
+                if !(1024..=512 * 1024 * 1024).contains(&n) {
+                    return Err(ConfigError::new(
+                        "MAX_CAPTURE_BYTES",
+                        format!("{n} bytes is out of range (1 KiB to 512 MiB)"),
+                    ));
+                }
+                n
+            }
+        };
+        let disk_reserve_bytes = match get("KIOSK_DISK_RESERVE") {
+            None => DEFAULT_DISK_RESERVE_BYTES,
+            Some(v) => parse_size(&v).map_err(|m| ConfigError::new("KIOSK_DISK_RESERVE", m))?,
+        };
+        let cors_origins = match get("KIOSK_CORS_ORIGINS") {
+            None => Vec::new(),
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|o| parse_origin(o).map_err(|m| ConfigError::new("KIOSK_CORS_ORIGINS", m)))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let log_filter = get("KIOSK_LOG")
+            .or_else(|| get("RUST_LOG"))
+            .unwrap_or_else(|| "info".into());
+        tracing_subscriber::EnvFilter::try_new(&log_filter)
+            .map_err(|e| ConfigError::new("KIOSK_LOG", format!("invalid log filter: {e}")))?;
+
+        Ok(Config {
+            listen,
+            health_listen,
+            data_dir,
+            uploads_dir,
+            kiosk_id,
+            admin_api_key,
+            secret_key,
+            remote_database_url,
+            remote_storage,
+            public_base_url,
+            ovh,
+            retention_days,
+            redis_url_set: get("REDIS_URL").is_some(),
+            max_capture_bytes,
+            disk_reserve_bytes,
+            cors_origins,
+            log_filter,
+        })
+    }
+
+    /// A configuration with every default and the given data directory (tests, benches).
+    pub fn with_data_dir(dir: &Path) -> Config {
+        let mut vars = Vars::new();
+        vars.insert("KIOSK_DATA_DIR".into(), dir.display().to_string());
+        vars.insert("KIOSK_ID".into(), "test-kiosk".into());
+        match Config::from_vars(&vars) {
+            Ok(c) => c,
+            // The defaults are valid by construction; a test would see this at once.
+            Err(e) => panic!("default configuration invalid: {e}"),
+        }
+    }
+
+    pub fn sms_configured(&self) -> bool {
+        self.ovh.is_some() && self.public_base_url.is_some()
+    }
+}
+
+fn env_file_error(e: &dotenvy::Error) -> String {
+    match e {
+        dotenvy::Error::LineParse(_, idx) => format!("syntax error at character {idx}"),
+        dotenvy::Error::Io(io) => io.to_string(),
+        _ => "unreadable".into(),
+    }
+}
+
+fn parse_addr(var: &str, v: &str) -> Result<SocketAddr, ConfigError> {
+    v.parse::<SocketAddr>().map_err(|_| {
+        ConfigError::new(
+            var,
+            format!("'{v}' is not an address:port (e.g. 127.0.0.1:8000)"),
+        )
+    })
+}
+
+/// `RETENTION_DAYS`: 1 to 3650.
+pub fn parse_retention_days(v: &str) -> Result<u32, String> {
+    match v.trim().parse::<u32>() {
+        Ok(n) if (1..=3650).contains(&n) => Ok(n),
+        _ => Err(format!("'{v}' is not a number of days between 1 and 3650")),
+    }
+}
+
+/// A byte size: `1048576`, `25MB`, `25 MiB`, `64M`, `1G`, `512k`. Units are binary
+/// (a kiosk operator writing "25MB" means "about 25 megabytes"; either reading is fine).
+pub fn parse_size(v: &str) -> Result<u64, String> {
+    let s = v.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{v}' is not a size (e.g. 25MB, 1048576)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
+        _ => return Err(format!("'{v}' has an unknown unit (use B, KB, MB or GB)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("'{v}' is too large"))
+}
+
+fn parse_origin(o: &str) -> Result<String, String> {
+    let rest = o
+        .strip_prefix("http://")
+        .or_else(|| o.strip_prefix("https://"))
+        .ok_or_else(|| format!("origin '{o}' must start with http:// or https://"))?;
+    if rest.is_empty() || rest.contains('/') || rest.contains(char::is_whitespace) {
+        return Err(format!(
+            "origin '{o}' must be scheme://host[:port] with no path"
+        ));
+    }
+    http::HeaderValue::from_str(o)
+        .map_err(|_| format!("origin '{o}' is not a valid header value"))?;
+    Ok(o.to_string())
+}
+
+/// Splits `http(s)://[user:pass@]host[:port]/path/` into the base without credentials
+/// (always ending in `/`) and the credentials. Error texts never include the password.
+fn parse_http_base(
+    var: &str,
+    v: &str,
+) -> Result<(String, Option<String>, Option<Secret>), ConfigError> {
+    let (scheme, rest) = if let Some(r) = v.strip_prefix("http://") {
+        ("http://", r)
+    } else if let Some(r) = v.strip_prefix("https://") {
+        ("https://", r)
+    } else {
+        return Err(ConfigError::new(var, "must start with http:// or https://"));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    let (creds, host) = match authority.rfind('@') {
+        Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
+        None => (None, authority),
+    };
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(ConfigError::new(var, "has no host name"));
+    }
+    let (user, password) = match creds {
+        None => (None, None),
+        Some(c) => match c.split_once(':') {
+            Some((u, p)) => (Some(u.to_string()), Some(Secret::new(p))),
+            None => (Some(c.to_string()), None),
+        },
+    };
+    let mut base = format!("{scheme}{host}{path}");
+    if base.contains(['?', '#']) {
+        return Err(ConfigError::new(
+            var,
+            "must not have a query string or fragment",
+        ));
+    }
+    if !base.ends_with('/') {
+        base.push('/');
+    }
+    Ok((base, user, password))
+}
+
+fn parse_remote_storage(v: &str) -> Result<RemoteStorage, ConfigError> {
+    if v.starts_with("s3://") {
+        return Err(ConfigError::new(
+            "REMOTE_STORAGE_URL",
+            "s3:// storage is not supported by this build yet; use a WebDAV http(s):// URL",
+        ));
+    }
+    let (base, user, password) = parse_http_base("REMOTE_STORAGE_URL", v)?;
+    Ok(RemoteStorage::WebDav {
+        base,
+        user,
+        password,
+    })
+}
+
+fn parse_ovh(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<OvhConfig>, ConfigError> {
+    let names = [
+        "OVH_APP_KEY",
+        "OVH_APP_SECRET",
+        "OVH_CONSUMER_KEY",
+        "SMS_SERVICE_NAME",
+        "SMS_SENDER",
+    ];
+    let values: Vec<Option<String>> = names.iter().map(|n| get(n)).collect();
+    if values.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    if let Some(i) = values.iter().position(Option::is_none) {
+        return Err(ConfigError::new(
+            names[i],
+            "is unset while other OVH SMS settings are set (set all of OVH_APP_KEY, OVH_APP_SECRET, OVH_CONSUMER_KEY, SMS_SERVICE_NAME, SMS_SENDER, or none)",
+        ));
+    }
+    let [app_key, app_secret, consumer_key, service_name, sender]: [String; 5] =
+        match values.into_iter().flatten().collect::<Vec<_>>().try_into() {
+            Ok(a) => a,
+            Err(_) => return Err(ConfigError::new("OVH_APP_KEY", "incomplete OVH settings")),
+        };
+    let endpoint = get("OVH_ENDPOINT").unwrap_or_else(|| "ovh-eu".into());
+    crate::sms::ovh::endpoint_base(&endpoint)
+        .map_err(|_| ConfigError::new("OVH_ENDPOINT", format!("'{endpoint}' is not a known endpoint (ovh-eu, ovh-ca, ovh-us) nor an http(s):// URL")))?;
+    if sender.is_empty()
+        || sender.chars().count() > 11
+        || !sender
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-' || c == '+')
+    {
+        return Err(ConfigError::new(
+            "SMS_SENDER",
+            format!("'{sender}' is not a valid sender (1-11 letters or digits)"),
+        ));
+    }
+    if service_name.contains(['/', '?', '#']) {
+        return Err(ConfigError::new(
+            "SMS_SERVICE_NAME",
+            "must be the service name, e.g. sms-ab12345-1",
+        ));
+    }
+    Ok(Some(OvhConfig {
+        endpoint,
+        app_key,
+        app_secret: Secret::new(app_secret),
+        consumer_key: Secret::new(consumer_key),
+        service_name,
+        sender,
+    }))
+}
+
+fn host_name() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    let name = raw.trim();
+    if name.is_empty() {
+        "kiosk".into()
+    } else {
+        name.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vars {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::from_vars(&vars(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.uploads_dir, PathBuf::from("./data/uploads"));
+        assert_eq!(c.retention_days, 30);
+        assert!(c.ovh.is_none() && c.remote_storage.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (k, v) in [
+            ("KIOSK_LISTEN", "nowhere"),
+            ("RETENTION_DAYS", "0"),
+            ("RETENTION_DAYS", "abc"),
+            ("MAX_CAPTURE_BYTES", "12XB"),
+            ("MAX_CAPTURE_BYTES", "10"),
+            ("REMOTE_DATABASE_URL", "mysql://x"),
+            ("REMOTE_STORAGE_URL", "ftp://x/"),
+            ("PUBLIC_BASE_URL", "vps/uploads"),
+            ("KIOSK_CORS_ORIGINS", "http://a/b"),
+            ("KIOSK_ID", "bad id"),
+            ("OVH_APP_KEY", "only-one"),
+            ("KIOSK_LOG", "[[["),
+        ] {
+            let e = Config::from_vars(&vars(&[(k, v)])).unwrap_err();
+            assert!(e.to_string().starts_with(k), "{k}={v}: {e}");
+        }
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_and_errors() {
+        let c = Config::from_vars(&vars(&[
+            ("REMOTE_DATABASE_URL", "postgresql://u:hunter2pw@db/x"),
+            ("REMOTE_STORAGE_URL", "https://kiosk:davpass99@vps/uploads"),
+            ("ADMIN_API_KEY", "admin-key-0123456789"),
+        ]))
+        .unwrap();
+        let dbg = format!("{c:?}");
+        for s in ["hunter2pw", "davpass99", "admin-key-0123456789"] {
+            assert!(!dbg.contains(s), "{s} leaked in {dbg}");
+        }
+        assert_eq!(
+            c.remote_storage.unwrap().display_url(),
+            "https://vps/uploads/"
+        );
+        let e =
+            Config::from_vars(&vars(&[("REMOTE_DATABASE_URL", "pg://u:hunter2pw@x")])).unwrap_err();
+        assert!(!e.to_string().contains("hunter2pw"));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("25MB").unwrap(), 25 * 1024 * 1024);
+        assert_eq!(parse_size("512 k").unwrap(), 512 * 1024);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+    }
+}

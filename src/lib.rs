@@ -1,0 +1,123 @@
+//! selfie-kiosk: the backend of an autonomous selfie kiosk, in one daemon.
+//!
+//! It receives photos from the touchscreen app over localhost HTTP, keeps them durably on
+//! the kiosk (SQLite catalog + files), copies them to the company's VPS (PostgreSQL rows +
+//! WebDAV files) whenever the network is there, texts guests a link through OVH, and
+//! deletes everything after the retention period. It works offline and survives power
+//! cuts: a `201` for a capture means the photo is on disk for good.
+//!
+//! # Layout
+//!
+//! | module | job |
+//! | --- | --- |
+//! | [`config`] | environment / `.env` → validated [`config::Config`], secrets redacted |
+//! | [`api`] | axum router, one file per resource, JSON errors, the server loop and its timeouts |
+//! | [`capture`] | the capture path: validate → durable file → catalog row → outbox job |
+//! | [`catalog`] | SQLite (WAL, `synchronous=FULL`), migrations, typed queries — the truth |
+//! | [`storage`] | durable file writes, free space, image header validation, PNG → JPEG |
+//! | [`outbox`] | sled job queue: push, claim with lease, backoff, dead letter — the schedule |
+//! | [`sync`] | the job runner, WebDAV uploads, remote PostgreSQL and its migrations |
+//! | [`sms`] | OVH client (signing, time delta), phone numbers |
+//! | [`health`] | `/health` checks and the aggregate status |
+//! | [`startup`] | opening stores, reconciling files with rows, rebuilding the outbox |
+//! | [`systemd`] | sd_notify: READY, WATCHDOG, STOPPING |
+//! | [`clock`], [`ids`] | injected time, ids and randomness |
+
+pub mod api;
+pub mod app;
+pub mod capture;
+pub mod catalog;
+pub mod clock;
+pub mod config;
+pub mod health;
+pub mod ids;
+pub mod logging;
+pub mod outbox;
+pub mod sms;
+pub mod startup;
+pub mod storage;
+pub mod sync;
+pub mod systemd;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use app::App;
+pub use config::Config;
+pub use startup::StartError;
+
+/// How long in-flight requests get to finish after a stop signal (systemd's default stop
+/// timeout is 90 s; ours is well inside it).
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Installs the process-wide rustls crypto provider (ring). Idempotent.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Runs the daemon on already-bound listeners until `shutdown` is cancelled, then drains:
+/// in-flight requests finish, workers stop, the catalog is checkpointed and the outbox
+/// flushed. Tests bind port 0 and pass the listener in.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    health_listener: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    install_crypto();
+    let app = startup::open(config, Arc::new(clock::SystemClock))?;
+    run_app(app, listener, health_listener, shutdown).await;
+    Ok(())
+}
+
+/// [`run`] for an [`App`] already opened.
+pub async fn run_app(
+    app: Arc<App>,
+    listener: TcpListener,
+    health_listener: Option<TcpListener>,
+    shutdown: CancellationToken,
+) {
+    let tracker = TaskTracker::new();
+    let workers = CancellationToken::new();
+
+    tracker.spawn(sync::worker::run(app.clone(), workers.clone()));
+    tracker.spawn(systemd::watchdog_loop(workers.clone()));
+
+    if let Some(hl) = health_listener {
+        let router = api::health_router(app.clone());
+        tracker.spawn(api::serve(hl, router, shutdown.clone(), DRAIN_DEADLINE));
+    }
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, kiosk_id = %app.config.kiosk_id, "listening");
+    }
+    systemd::notify_ready();
+    api::serve(
+        listener,
+        api::router(app.clone()),
+        shutdown.clone(),
+        DRAIN_DEADLINE,
+    )
+    .await;
+
+    tracing::info!("stopping: requests drained, stopping workers");
+    systemd::notify_stopping();
+    workers.cancel();
+    tracker.close();
+    if tokio::time::timeout(DRAIN_DEADLINE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("workers did not stop within {:?}", DRAIN_DEADLINE);
+    }
+    if let Err(e) = app.outbox.flush().await {
+        tracing::error!("outbox flush at shutdown failed: {e}");
+    }
+    if let Err(e) = app.catalog.checkpoint().await {
+        tracing::error!("catalog checkpoint at shutdown failed: {e}");
+    }
+    tracing::info!("stopped");
+}

@@ -1,0 +1,495 @@
+//! The outbox: a durable queue of jobs on sled — what must still be done with the outside
+//! world (upload a capture, send an SMS, delete a remote copy), and when to try next.
+//!
+//! Why sled and why this shape: the catalog (SQLite) is the truth about *what* exists; the
+//! outbox is only the *schedule*. Keeping the schedule apart means a hot queue (claims,
+//! retries, backoff updates on every attempt) never contends with the capture path's
+//! catalog writes, and a lost or corrupt outbox is harmless: start-up rebuilds the jobs
+//! from the catalog (unsynced rows → sync jobs, unsent SMS rows → SMS jobs).
+//!
+//! Layout, all updated together in one multi-tree transaction:
+//! - `jobs`: job id (u64 BE, sled's monotonic id, so a scan is FIFO) → [`Job`] as JSON;
+//! - `due`: next-attempt time (ms, BE) ++ job id → () — the timer index, scanned in order;
+//! - `keys`: dedupe key (`sync:{capture}`) → job id, so pushing the same work twice is a
+//!   no-op (rebuild from the catalog relies on this);
+//! - `dead`: jobs that gave up (kinds that may), kept for inspection.
+//!
+//! A claim moves the job's due time to the end of its lease: if the process dies during
+//! the attempt, the job is simply due again when the lease runs out (and at start-up all
+//! leases are released at once, since the previous process is gone). Every push and ack
+//! is flushed before it is reported done.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use tokio::sync::Notify;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("outbox storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("outbox record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<TransactionError<OutboxError>> for OutboxError {
+    fn from(e: TransactionError<OutboxError>) -> Self {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => OutboxError::Sled(e),
+        }
+    }
+}
+
+/// What a job does. The target is a capture id or an SMS id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Upload the capture's file and metadata to the configured remotes.
+    Sync,
+    /// Send an SMS once its capture is in remote storage.
+    Sms,
+    /// Delete a capture's remote copies (retention, admin delete, erasure).
+    RemoteDelete,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Sync => "sync",
+            JobKind::Sms => "sms",
+            JobKind::RemoteDelete => "remote_delete",
+        }
+    }
+    /// Whether a job of this kind may be given up on. A sync job never gives up: the
+    /// guest's photo must reach the VPS however long the kiosk is offline.
+    pub fn may_dead_letter(self) -> bool {
+        !matches!(self, JobKind::Sync | JobKind::RemoteDelete)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: u64,
+    pub kind: JobKind,
+    pub target: String,
+    pub attempts: u32,
+    pub created_ms: i64,
+    pub next_at_ms: i64,
+    pub leased: bool,
+    pub last_error: Option<String>,
+}
+
+impl Job {
+    pub fn key(&self) -> String {
+        job_key(self.kind, &self.target)
+    }
+}
+
+pub fn job_key(kind: JobKind, target: &str) -> String {
+    format!("{}:{}", kind.as_str(), target)
+}
+
+/// Counters for `/health` and diagnostics.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OutboxStats {
+    pub pending: usize,
+    pub leased: usize,
+    pub dead: usize,
+    pub oldest_created_ms: Option<i64>,
+    pub by_kind: std::collections::BTreeMap<String, usize>,
+}
+
+#[derive(Clone)]
+pub struct Outbox {
+    db: sled::Db,
+    jobs: sled::Tree,
+    due: sled::Tree,
+    keys: sled::Tree,
+    dead: sled::Tree,
+    notify: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Outbox")
+    }
+}
+
+fn due_key(at_ms: i64, id: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    // Times before 1970 (a board with no RTC) clamp to 0 so ordering stays monotonic.
+    k[..8].copy_from_slice(&(at_ms.max(0) as u64).to_be_bytes());
+    k[8..].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn decode(v: &[u8]) -> Result<Job, OutboxError> {
+    serde_json::from_slice(v).map_err(|e| OutboxError::Corrupt(e.to_string()))
+}
+
+fn encode(job: &Job) -> Vec<u8> {
+    // Serializing a plain struct of strings and numbers cannot fail.
+    serde_json::to_vec(job).unwrap_or_default()
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<OutboxError>>;
+
+impl Outbox {
+    /// Opens the outbox directory. sled locks it: only the daemon opens it.
+    pub fn open(dir: &std::path::Path) -> Result<Outbox, OutboxError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(8 * 1024 * 1024)
+            .flush_every_ms(Some(1000))
+            .open()?;
+        Ok(Outbox {
+            jobs: db.open_tree("jobs")?,
+            due: db.open_tree("due")?,
+            keys: db.open_tree("keys")?,
+            dead: db.open_tree("dead")?,
+            db,
+            notify: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Woken whenever a job becomes due earlier than before.
+    pub fn notifier(&self) -> Arc<Notify> {
+        self.notify.clone()
+    }
+
+    pub async fn flush(&self) -> Result<(), OutboxError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Adds a job due at `at_ms`, unless a job with the same kind and target exists.
+    /// Not durable until [`Outbox::flush`]; use [`Outbox::push_durable`] to wait for it.
+    pub fn push(
+        &self,
+        kind: JobKind,
+        target: &str,
+        now_ms: i64,
+        at_ms: i64,
+    ) -> Result<Job, OutboxError> {
+        let key = job_key(kind, target);
+        let id = self.db.generate_id()?;
+        let job = Job {
+            id,
+            kind,
+            target: target.to_string(),
+            attempts: 0,
+            created_ms: now_ms,
+            next_at_ms: at_ms,
+            leased: false,
+            last_error: None,
+        };
+        let existing = (&self.jobs, &self.due, &self.keys).transaction(
+            |(jobs, due, keys)| -> TxResult<Option<Job>> {
+                if let Some(old) = keys.get(key.as_bytes())? {
+                    let old_id = u64_from(&old);
+                    if let Some(v) = jobs.get(old_id.to_be_bytes())? {
+                        return Ok(Some(
+                            decode(&v).map_err(ConflictableTransactionError::Abort)?,
+                        ));
+                    }
+                }
+                keys.insert(key.as_bytes(), &id.to_be_bytes())?;
+                jobs.insert(&id.to_be_bytes(), encode(&job))?;
+                due.insert(&due_key(at_ms, id), &[])?;
+                Ok(None)
+            },
+        )?;
+        match existing {
+            Some(old) => Ok(old),
+            None => {
+                self.notify.notify_one();
+                Ok(job)
+            }
+        }
+    }
+
+    /// [`Outbox::push`] then flush: returns once the job survives a crash.
+    pub async fn push_durable(
+        &self,
+        kind: JobKind,
+        target: &str,
+        now_ms: i64,
+        at_ms: i64,
+    ) -> Result<Job, OutboxError> {
+        let job = self.push(kind, target, now_ms, at_ms)?;
+        self.flush().await?;
+        Ok(job)
+    }
+
+    pub fn get(&self, kind: JobKind, target: &str) -> Result<Option<Job>, OutboxError> {
+        let Some(id) = self.keys.get(job_key(kind, target))? else {
+            return Ok(None);
+        };
+        match self.jobs.get(id)? {
+            Some(v) => Ok(Some(decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Claims up to `max` jobs due at `now_ms` (oldest due first), each leased for `lease`.
+    pub fn claim(&self, now_ms: i64, max: usize, lease: Duration) -> Result<Vec<Job>, OutboxError> {
+        let mut out = Vec::new();
+        let until = now_ms + lease.as_millis() as i64;
+        for item in self.due.iter() {
+            if out.len() >= max {
+                break;
+            }
+            let (k, _) = item?;
+            if k.len() != 16 {
+                continue;
+            }
+            let at = u64_from(&k[..8]) as i64;
+            if at > now_ms.max(0) {
+                break;
+            }
+            let id = u64_from(&k[8..]);
+            let claimed =
+                (&self.jobs, &self.due).transaction(|(jobs, due)| -> TxResult<Option<Job>> {
+                    if due.remove(&k[..])?.is_none() {
+                        return Ok(None);
+                    }
+                    let Some(v) = jobs.get(id.to_be_bytes())? else {
+                        return Ok(None);
+                    };
+                    let mut job = decode(&v).map_err(ConflictableTransactionError::Abort)?;
+                    job.leased = true;
+                    job.next_at_ms = until;
+                    jobs.insert(&id.to_be_bytes(), encode(&job))?;
+                    due.insert(&due_key(until, id), &[])?;
+                    Ok(Some(job))
+                })?;
+            if let Some(job) = claimed {
+                out.push(job);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The job is done: removes it.
+    pub fn ack(&self, job: &Job) -> Result<(), OutboxError> {
+        let key = job.key();
+        let id = job.id;
+        (&self.jobs, &self.due, &self.keys).transaction(|(jobs, due, keys)| -> TxResult<()> {
+            if let Some(v) = jobs.remove(&id.to_be_bytes())? {
+                let cur = decode(&v).map_err(ConflictableTransactionError::Abort)?;
+                due.remove(&due_key(cur.next_at_ms, id))?;
+            }
+            if let Some(k) = keys.get(key.as_bytes())? {
+                if u64_from(&k) == id {
+                    keys.remove(key.as_bytes())?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Removes whatever job exists for `kind`/`target` (the capture was deleted).
+    pub fn cancel(&self, kind: JobKind, target: &str) -> Result<bool, OutboxError> {
+        match self.get(kind, target)? {
+            Some(job) => {
+                self.ack(&job)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Reschedules a job at `at_ms`. `failed` counts an attempt and records the error;
+    /// otherwise (the job was only not ready) the attempt count is unchanged.
+    pub fn reschedule(
+        &self,
+        job: &Job,
+        at_ms: i64,
+        failed: Option<&str>,
+    ) -> Result<Job, OutboxError> {
+        let id = job.id;
+        let err = failed.map(|s| s.chars().take(500).collect::<String>());
+        let updated =
+            (&self.jobs, &self.due).transaction(|(jobs, due)| -> TxResult<Option<Job>> {
+                let Some(v) = jobs.get(id.to_be_bytes())? else {
+                    return Ok(None);
+                };
+                let mut cur = decode(&v).map_err(ConflictableTransactionError::Abort)?;
+                due.remove(&due_key(cur.next_at_ms, id))?;
+                if let Some(e) = &err {
+                    cur.attempts = cur.attempts.saturating_add(1);
+                    cur.last_error = Some(e.clone());
+                }
+                cur.leased = false;
+                cur.next_at_ms = at_ms;
+                jobs.insert(&id.to_be_bytes(), encode(&cur))?;
+                due.insert(&due_key(at_ms, id), &[])?;
+                Ok(Some(cur))
+            })?;
+        self.notify.notify_one();
+        Ok(updated.unwrap_or_else(|| job.clone()))
+    }
+
+    /// Gives up on a job: it moves to the dead-letter tree.
+    pub fn bury(&self, job: &Job, error: &str) -> Result<(), OutboxError> {
+        let mut dead = job.clone();
+        dead.last_error = Some(error.chars().take(500).collect());
+        dead.leased = false;
+        self.ack(job)?;
+        self.dead.insert(job.id.to_be_bytes(), encode(&dead))?;
+        Ok(())
+    }
+
+    /// Makes every job of `kind` (or all kinds) that is waiting due now. Used when a remote
+    /// comes back, so the backlog drains at once instead of waiting out each backoff.
+    pub fn expedite(&self, kind: Option<JobKind>, now_ms: i64) -> Result<usize, OutboxError> {
+        let mut moved = 0;
+        for item in self.jobs.iter() {
+            let (_, v) = item?;
+            let job = decode(&v)?;
+            if job.leased || job.next_at_ms <= now_ms || kind.is_some_and(|k| k != job.kind) {
+                continue;
+            }
+            self.reschedule(&job, now_ms, None)?;
+            moved += 1;
+        }
+        if moved > 0 {
+            self.notify.notify_one();
+        }
+        Ok(moved)
+    }
+
+    /// Releases every lease: the process that held them is gone (start-up only).
+    pub fn release_leases(&self, now_ms: i64) -> Result<usize, OutboxError> {
+        let mut n = 0;
+        for item in self.jobs.iter() {
+            let (_, v) = item?;
+            let job = decode(&v)?;
+            if job.leased {
+                self.reschedule(&job, now_ms, None)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// When the next job is due, if any.
+    pub fn next_due_ms(&self) -> Result<Option<i64>, OutboxError> {
+        Ok(self
+            .due
+            .first()?
+            .filter(|(k, _)| k.len() == 16)
+            .map(|(k, _)| u64_from(&k[..8]) as i64))
+    }
+
+    pub fn stats(&self) -> Result<OutboxStats, OutboxError> {
+        let mut s = OutboxStats {
+            dead: self.dead.len(),
+            ..Default::default()
+        };
+        for item in self.jobs.iter() {
+            let (_, v) = item?;
+            let job = decode(&v)?;
+            s.pending += 1;
+            if job.leased {
+                s.leased += 1;
+            }
+            *s.by_kind.entry(job.kind.as_str().to_string()).or_default() += 1;
+            s.oldest_created_ms = Some(
+                s.oldest_created_ms
+                    .map_or(job.created_ms, |o: i64| o.min(job.created_ms)),
+            );
+        }
+        Ok(s)
+    }
+
+    /// Every pending job (diagnostics, tests).
+    pub fn list(&self) -> Result<Vec<Job>, OutboxError> {
+        self.jobs.iter().map(|item| decode(&item?.1)).collect()
+    }
+}
+
+fn u64_from(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    let n = b.len().min(8);
+    a[..n].copy_from_slice(&b[..n]);
+    u64::from_be_bytes(a)
+}
+
+/// Exponential backoff with ±25 % jitter: `base · 2^attempts`, capped at `cap`.
+pub fn backoff(attempts: u32, base: Duration, cap: Duration) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempts.min(20));
+    let d = exp.min(cap).as_millis() as f64;
+    let jitter = 0.75 + crate::ids::random_unit() * 0.5;
+    Duration::from_millis((d * jitter) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn push_claim_ack_and_dedupe() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::open(dir.path()).unwrap();
+        let a = ob.push(JobKind::Sync, "a", 1000, 1000).unwrap();
+        let again = ob.push(JobKind::Sync, "a", 2000, 2000).unwrap();
+        assert_eq!(a.id, again.id, "same work pushed twice is one job");
+        ob.push(JobKind::Sync, "b", 1000, 5000).unwrap();
+        let got = ob.claim(1500, 10, Duration::from_secs(60)).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].target, "a");
+        assert!(ob
+            .claim(1500, 10, Duration::from_secs(60))
+            .unwrap()
+            .is_empty());
+        // Lease expiry makes it due again.
+        assert_eq!(
+            ob.claim(70_000, 10, Duration::from_secs(60)).unwrap().len(),
+            2
+        );
+        ob.ack(&got[0]).unwrap();
+        assert!(ob.get(JobKind::Sync, "a").unwrap().is_none());
+        assert_eq!(ob.stats().unwrap().pending, 1);
+    }
+
+    #[test]
+    fn reschedule_and_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::open(dir.path()).unwrap();
+        ob.push(JobKind::Sms, "s", 0, 0).unwrap();
+        let j = ob.claim(10, 1, Duration::from_secs(60)).unwrap().remove(0);
+        let j = ob.reschedule(&j, 5000, Some("boom")).unwrap();
+        assert_eq!(j.attempts, 1);
+        assert_eq!(ob.next_due_ms().unwrap(), Some(5000));
+        assert_eq!(ob.expedite(None, 100).unwrap(), 1);
+        let j = ob.claim(100, 1, Duration::from_secs(60)).unwrap().remove(0);
+        assert_eq!(ob.release_leases(200).unwrap(), 1);
+        ob.bury(&j, "gave up").unwrap();
+        let s = ob.stats().unwrap();
+        assert_eq!((s.pending, s.dead), (0, 1));
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let ob = Outbox::open(dir.path()).unwrap();
+            ob.push(JobKind::Sync, "x", 0, 0).unwrap();
+            ob.db.flush().unwrap();
+        }
+        let ob = Outbox::open(dir.path()).unwrap();
+        assert!(ob.get(JobKind::Sync, "x").unwrap().is_some());
+    }
+
+    #[test]
+    fn backoff_is_capped() {
+        let d = backoff(30, Duration::from_secs(1), Duration::from_secs(60));
+        assert!(d <= Duration::from_secs(75) && d >= Duration::from_secs(45));
+    }
+}

@@ -1,0 +1,194 @@
+//! Local files: durable writes of capture images, free-space checks, image validation.
+//!
+//! A capture file is written to `uploads/.incoming/`, fsynced, renamed to `uploads/{id}.jpg`
+//! and the directory fsynced: after `store` returns, the file survives a power cut, and a
+//! crash before that leaves at most a temp file, which start-up removes.
+
+pub mod image;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("not enough free disk space ({free} bytes free, {reserve} bytes kept in reserve)")]
+    Full { free: u64, reserve: u64 },
+    #[error("file system error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl StorageError {
+    fn io(path: &Path, source: io::Error) -> Self {
+        if source.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
+            return StorageError::Full {
+                free: 0,
+                reserve: 0,
+            };
+        }
+        StorageError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// The uploads directory.
+#[derive(Debug, Clone)]
+pub struct Uploads {
+    dir: PathBuf,
+    incoming: PathBuf,
+}
+
+impl Uploads {
+    /// Creates the directories (0750) when missing.
+    pub fn open(dir: &Path) -> Result<Uploads, StorageError> {
+        let incoming = dir.join(".incoming");
+        for d in [dir, incoming.as_path()] {
+            fs::create_dir_all(d).map_err(|e| StorageError::io(d, e))?;
+        }
+        Ok(Uploads {
+            dir: dir.to_path_buf(),
+            incoming,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Path of a capture's file. `id` must already be validated.
+    pub fn path_for(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.jpg"))
+    }
+
+    /// Free bytes for unprivileged users on the uploads file system.
+    pub fn free_bytes(&self) -> Result<u64, StorageError> {
+        free_bytes(&self.dir)
+    }
+
+    /// Writes `data` as `{id}.jpg` durably. Checks first that `data` fits above `reserve`.
+    pub fn store(&self, id: &str, data: &[u8], reserve: u64) -> Result<PathBuf, StorageError> {
+        let free = self.free_bytes()?;
+        if free < reserve.saturating_add(data.len() as u64) {
+            return Err(StorageError::Full { free, reserve });
+        }
+        let dest = self.path_for(id);
+        let tmp = self
+            .incoming
+            .join(format!("{id}.{}.tmp", std::process::id()));
+        let res = write_durable(&tmp, &dest, data);
+        if res.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        res.map(|_| dest)
+    }
+
+    /// Removes a capture file (missing is fine) and fsyncs the directory.
+    pub fn remove(&self, id: &str) -> Result<bool, StorageError> {
+        let p = self.path_for(id);
+        match fs::remove_file(&p) {
+            Ok(()) => {
+                sync_dir(&self.dir).map_err(|e| StorageError::io(&self.dir, e))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StorageError::io(&p, e)),
+        }
+    }
+
+    /// Deletes leftovers of interrupted writes (start-up only).
+    pub fn clear_incoming(&self) -> Result<usize, StorageError> {
+        let mut n = 0;
+        let rd = fs::read_dir(&self.incoming).map_err(|e| StorageError::io(&self.incoming, e))?;
+        for entry in rd.flatten() {
+            if fs::remove_file(entry.path()).is_ok() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// The capture ids that have a `{id}.jpg` file.
+    pub fn list_ids(&self) -> Result<Vec<String>, StorageError> {
+        let rd = fs::read_dir(&self.dir).map_err(|e| StorageError::io(&self.dir, e))?;
+        let mut ids = Vec::new();
+        for entry in rd.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(id) = name.strip_suffix(".jpg") {
+                if crate::ids::is_valid_id(id) {
+                    ids.push(id.to_string());
+                }
+            }
+        }
+        Ok(ids)
+    }
+}
+
+/// temp file → write → fsync → rename → fsync directory.
+pub fn write_durable(tmp: &Path, dest: &Path, data: &[u8]) -> Result<(), StorageError> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o640)
+        .open(tmp)
+        .map_err(|e| StorageError::io(tmp, e))?;
+    f.write_all(data).map_err(|e| StorageError::io(tmp, e))?;
+    f.sync_all().map_err(|e| StorageError::io(tmp, e))?;
+    drop(f);
+    fs::rename(tmp, dest).map_err(|e| StorageError::io(dest, e))?;
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    sync_dir(parent).map_err(|e| StorageError::io(parent, e))?;
+    Ok(())
+}
+
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+pub fn free_bytes(dir: &Path) -> Result<u64, StorageError> {
+    let st = rustix::fs::statvfs(dir).map_err(|e| StorageError::io(dir, e.into()))?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Total bytes of the file system holding `dir`.
+pub fn total_bytes(dir: &Path) -> Result<u64, StorageError> {
+    let st = rustix::fs::statvfs(dir).map_err(|e| StorageError::io(dir, e.into()))?;
+    Ok(st.f_blocks.saturating_mul(st.f_frsize))
+}
+
+/// Writes a small secret file (0600) durably, unless it exists; returns its content.
+pub fn ensure_secret_file(path: &Path) -> Result<(String, bool), StorageError> {
+    match fs::read_to_string(path) {
+        Ok(s) if !s.trim().is_empty() => return Ok((s.trim().to_string(), false)),
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StorageError::io(path, e)),
+    }
+    let value = crate::ids::random_hex(32);
+    let tmp = path.with_extension("tmp");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| StorageError::io(&tmp, e))?;
+    f.write_all(value.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| StorageError::io(&tmp, e))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
+        .map_err(|e| StorageError::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| StorageError::io(path, e))?;
+    if let Some(parent) = path.parent() {
+        let _ = sync_dir(parent);
+    }
+    Ok((value, true))
+}

@@ -1,0 +1,285 @@
+//! The remote PostgreSQL: connection (rustls when the URL asks for TLS), versioned
+//! migrations shared by every kiosk, and the capture upserts and deletes.
+//!
+//! Many kiosks, possibly on different versions, share one database. Migrations are
+//! therefore additive and idempotent (`IF NOT EXISTS`), recorded in
+//! `selfie_kiosk_migrations`, and run under a transaction-scoped advisory lock so two
+//! kiosks starting together do not race. A kiosk never drops or rewrites what a newer one
+//! added; it writes only the columns it knows.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio_postgres::Client;
+
+use crate::catalog::CaptureRow;
+use crate::config::Secret;
+
+/// Remote schema versions. Append only; each statement idempotent.
+pub const REMOTE_MIGRATIONS: &[&str] = &[
+    // 1: captures.
+    "CREATE TABLE IF NOT EXISTS kiosk_captures (
+        kiosk_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        taken_at TEXT,
+        background_id TEXT,
+        bytes BIGINT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        file_name TEXT NOT NULL,
+        synced_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (kiosk_id, id)
+    );
+    CREATE INDEX IF NOT EXISTS kiosk_captures_created ON kiosk_captures (created_at);",
+];
+
+const MIGRATION_LOCK_KEY: i64 = 0x0005_e1f1_ec10_5c00;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteDbError {
+    #[error("remote database: {0}")]
+    Db(String),
+}
+
+fn db_err(e: tokio_postgres::Error) -> RemoteDbError {
+    // tokio-postgres errors never include the connection string.
+    let mut msg = e.to_string();
+    if let Some(db) = e.as_db_error() {
+        msg = format!("{} ({})", db.message(), db.code().code());
+    } else if let Some(src) = std::error::Error::source(&e) {
+        msg = format!("{msg}: {src}");
+    }
+    RemoteDbError::Db(msg.chars().take(300).collect())
+}
+
+#[derive(Clone)]
+pub struct RemoteDb {
+    config: tokio_postgres::Config,
+    tls: bool,
+    kiosk_id: String,
+    client: Arc<Mutex<Option<Arc<Client>>>>,
+}
+
+impl std::fmt::Debug for RemoteDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RemoteDb(<url redacted>)")
+    }
+}
+
+impl RemoteDb {
+    pub fn new(url: &Secret, kiosk_id: &str) -> Result<RemoteDb, String> {
+        let mut config = tokio_postgres::Config::from_str(url.expose())
+            .map_err(|_| "REMOTE_DATABASE_URL is not a valid postgresql:// URL".to_string())?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        config.keepalives_idle(Duration::from_secs(30));
+        config.application_name("selfie-kiosk");
+        let tls = !matches!(
+            config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Disable
+        );
+        Ok(RemoteDb {
+            config,
+            tls,
+            kiosk_id: kiosk_id.to_string(),
+            client: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// A connected, migrated client (reconnecting when the last one broke).
+    pub async fn client(&self) -> Result<Arc<Client>, RemoteDbError> {
+        let mut guard = self.client.lock().await;
+        if let Some(c) = guard.as_ref() {
+            if !c.is_closed() {
+                return Ok(c.clone());
+            }
+        }
+        let client = Arc::new(self.connect().await?);
+        migrate(&client).await?;
+        *guard = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Forgets the connection (after an error), so the next call reconnects.
+    pub async fn reset(&self) {
+        *self.client.lock().await = None;
+    }
+
+    async fn connect(&self) -> Result<Client, RemoteDbError> {
+        let deadline = Duration::from_secs(10);
+        if self.tls {
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(rustls_config());
+            let (client, conn) = tokio::time::timeout(deadline, self.config.connect(tls))
+                .await
+                .map_err(|_| RemoteDbError::Db("connection timed out".into()))?
+                .map_err(db_err)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!("remote database connection closed: {e}");
+                }
+            });
+            Ok(client)
+        } else {
+            let (client, conn) =
+                tokio::time::timeout(deadline, self.config.connect(tokio_postgres::NoTls))
+                    .await
+                    .map_err(|_| RemoteDbError::Db("connection timed out".into()))?
+                    .map_err(db_err)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!("remote database connection closed: {e}");
+                }
+            });
+            Ok(client)
+        }
+    }
+
+    /// Upserts capture rows in one statement, keyed by (kiosk_id, id).
+    pub async fn upsert_captures(&self, rows: &[CaptureRow]) -> Result<(), RemoteDbError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let client = self.client().await?;
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let created: Vec<f64> = rows.iter().map(|r| r.created_ms as f64 / 1000.0).collect();
+        let taken: Vec<Option<&str>> = rows.iter().map(|r| r.taken_at.as_deref()).collect();
+        let bg: Vec<Option<&str>> = rows.iter().map(|r| r.background_id.as_deref()).collect();
+        let bytes: Vec<i64> = rows.iter().map(|r| r.bytes).collect();
+        let width: Vec<i32> = rows.iter().map(|r| r.width as i32).collect();
+        let height: Vec<i32> = rows.iter().map(|r| r.height as i32).collect();
+        let sha: Vec<&str> = rows.iter().map(|r| r.sha256.as_str()).collect();
+        let files: Vec<String> = rows.iter().map(|r| format!("{}.jpg", r.id)).collect();
+        let res = tokio::time::timeout(
+            Duration::from_secs(30),
+            client.execute(
+                "INSERT INTO kiosk_captures
+                    (kiosk_id, id, created_at, taken_at, background_id, bytes, width, height, sha256, file_name)
+                 SELECT $1, u.id, to_timestamp(u.created), u.taken, u.bg, u.bytes, u.width, u.height, u.sha, u.file
+                 FROM UNNEST($2::text[], $3::float8[], $4::text[], $5::text[], $6::int8[], $7::int4[],
+                             $8::int4[], $9::text[], $10::text[])
+                      AS u(id, created, taken, bg, bytes, width, height, sha, file)
+                 ON CONFLICT (kiosk_id, id) DO UPDATE SET
+                    created_at = excluded.created_at, taken_at = excluded.taken_at,
+                    background_id = excluded.background_id, bytes = excluded.bytes,
+                    width = excluded.width, height = excluded.height, sha256 = excluded.sha256,
+                    file_name = excluded.file_name, synced_at = now()",
+                &[&self.kiosk_id, &ids, &created, &taken, &bg, &bytes, &width, &height, &sha, &files],
+            ),
+        )
+        .await;
+        match res {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                self.reset().await;
+                Err(db_err(e))
+            }
+            Err(_) => {
+                self.reset().await;
+                Err(RemoteDbError::Db("query timed out".into()))
+            }
+        }
+    }
+
+    /// Deletes this kiosk's rows for `ids`.
+    pub async fn delete_captures(&self, ids: &[String]) -> Result<u64, RemoteDbError> {
+        let client = self.client().await?;
+        let res = tokio::time::timeout(
+            Duration::from_secs(30),
+            client.execute(
+                "DELETE FROM kiosk_captures WHERE kiosk_id = $1 AND id = ANY($2)",
+                &[&self.kiosk_id, &ids],
+            ),
+        )
+        .await;
+        match res {
+            Ok(Ok(n)) => Ok(n),
+            Ok(Err(e)) => {
+                self.reset().await;
+                Err(db_err(e))
+            }
+            Err(_) => {
+                self.reset().await;
+                Err(RemoteDbError::Db("query timed out".into()))
+            }
+        }
+    }
+
+    pub fn kiosk_id(&self) -> &str {
+        &self.kiosk_id
+    }
+}
+
+async fn migrate(client: &Client) -> Result<(), RemoteDbError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS selfie_kiosk_migrations (
+                version INTEGER PRIMARY KEY,
+                applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                applied_by TEXT
+            )",
+        )
+        .await
+        .or_else(|e| {
+            // Two kiosks creating the table at once: the loser sees a unique violation.
+            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(db_err)?;
+    for (i, sql) in REMOTE_MIGRATIONS.iter().enumerate() {
+        let v = i as i32 + 1;
+        let done = client
+            .query_opt(
+                "SELECT 1 FROM selfie_kiosk_migrations WHERE version = $1",
+                &[&v],
+            )
+            .await
+            .map_err(db_err)?;
+        if done.is_some() {
+            continue;
+        }
+        client.batch_execute("BEGIN").await.map_err(db_err)?;
+        let step = async {
+            client
+                .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
+                .await?;
+            let again = client
+                .query_opt(
+                    "SELECT 1 FROM selfie_kiosk_migrations WHERE version = $1",
+                    &[&v],
+                )
+                .await?;
+            if again.is_none() {
+                client.batch_execute(sql).await?;
+                client
+                    .execute(
+                        "INSERT INTO selfie_kiosk_migrations (version, applied_by) VALUES ($1, $2)",
+                        &[&v, &concat!("selfie-kiosk ", env!("CARGO_PKG_VERSION"))],
+                    )
+                    .await?;
+            }
+            client.batch_execute("COMMIT").await
+        }
+        .await;
+        if let Err(e) = step {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(db_err(e));
+        }
+    }
+    Ok(())
+}
+
+fn rustls_config() -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}

@@ -1,0 +1,158 @@
+//! Remote image files over WebDAV: `PUT {base}{id}.jpg` (streamed from disk) and
+//! `DELETE`, as nginx `dav_methods PUT DELETE` or Apache mod_dav serve them. Both are
+//! idempotent: a repeated PUT overwrites with the same bytes, a DELETE of a missing file
+//! is success.
+
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::config::RemoteStorage;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebDavError {
+    /// The remote, not this file, is the problem (unreachable, refusing, full,
+    /// misconfigured): hold every upload back.
+    #[error("remote storage: {0}")]
+    Remote(String),
+    /// This capture's local file is gone.
+    #[error("local file missing: {0}")]
+    LocalMissing(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct WebDav {
+    client: reqwest::Client,
+    base: String,
+    user: Option<String>,
+    password: Option<crate::config::Secret>,
+}
+
+impl WebDav {
+    pub fn new(storage: &RemoteStorage) -> Result<WebDav, String> {
+        let RemoteStorage::WebDav {
+            base,
+            user,
+            password,
+        } = storage;
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .read_timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(300))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .user_agent(concat!("selfie-kiosk/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(WebDav {
+            client,
+            base: base.clone(),
+            user: user.clone(),
+            password: password.clone(),
+        })
+    }
+
+    pub fn url_for(&self, id: &str) -> String {
+        format!("{}{}.jpg", self.base, id)
+    }
+
+    fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.user {
+            Some(u) => rb.basic_auth(u, self.password.as_ref().map(|p| p.expose())),
+            None => rb,
+        }
+    }
+
+    /// Uploads `path` as `{id}.jpg`, streaming it.
+    pub async fn put(&self, id: &str, path: &Path) -> Result<(), WebDavError> {
+        let file = match tokio::fs::File::open(path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(WebDavError::LocalMissing(path.display().to_string()))
+            }
+            Err(e) => {
+                return Err(WebDavError::LocalMissing(format!(
+                    "{}: {e}",
+                    path.display()
+                )))
+            }
+        };
+        let len = file
+            .metadata()
+            .await
+            .map_err(|e| WebDavError::LocalMissing(e.to_string()))?
+            .len();
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+            file,
+            64 * 1024,
+        ));
+        let resp = self
+            .auth(self.client.put(self.url_for(id)))
+            .header(reqwest::header::CONTENT_TYPE, "image/jpeg")
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| WebDavError::Remote(describe(&e)))?;
+        match resp.status() {
+            s if s.is_success() => Ok(()),
+            s => Err(WebDavError::Remote(status_message("PUT", s))),
+        }
+    }
+
+    /// Deletes `{id}.jpg`; a missing file is success.
+    pub async fn delete(&self, id: &str) -> Result<(), WebDavError> {
+        let resp = self
+            .auth(self.client.delete(self.url_for(id)))
+            .send()
+            .await
+            .map_err(|e| WebDavError::Remote(describe(&e)))?;
+        match resp.status() {
+            s if s.is_success() || s == StatusCode::NOT_FOUND || s == StatusCode::GONE => Ok(()),
+            s => Err(WebDavError::Remote(status_message("DELETE", s))),
+        }
+    }
+
+    /// A cheap reachability probe (any HTTP answer means the server is there).
+    pub async fn probe(&self) -> Result<(), WebDavError> {
+        self.auth(self.client.head(&self.base))
+            .timeout(Duration::from_secs(3))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| WebDavError::Remote(describe(&e)))
+    }
+}
+
+fn status_message(method: &str, s: StatusCode) -> String {
+    let hint = match s.as_u16() {
+        401 => "authentication failed: check the user and password in REMOTE_STORAGE_URL",
+        403 => "forbidden: check the web server allows WebDAV PUT/DELETE for this kiosk",
+        404 | 405 | 409 => {
+            "the URL does not accept uploads: check REMOTE_STORAGE_URL and dav_methods"
+        }
+        413 => "the file is larger than the server accepts (client_max_body_size)",
+        507 => "the server's disk is full",
+        500..=599 => "server error",
+        _ => "unexpected answer",
+    };
+    format!("{method} answered {s}: {hint}")
+}
+
+/// A connection error without URL credentials (reqwest prints the URL; ours has none).
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    let mut msg = format!("{kind}: {e}");
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    msg.chars().take(300).collect()
+}

@@ -1,0 +1,565 @@
+//! The capture routes over real HTTP against the real binary: happy paths, idempotency,
+//! and every bad input, each leaving no file or row behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use support::daemon::{run_cli, Daemon};
+use support::images::{b64, jpeg, png, sha256_hex};
+
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+async fn post_json(d: &Daemon, path: &str, body: &Value) -> (StatusCode, Value) {
+    let r = client().post(d.url(path)).json(body).send().await.unwrap();
+    let s = r.status();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post_raw(d: &Daemon, path: &str, ct: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let r = client()
+        .post(d.url(path))
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let s = r.status();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".incoming")
+        .collect();
+    v.sort();
+    v
+}
+
+fn incoming_empty(d: &Daemon) -> bool {
+    std::fs::read_dir(d.uploads_dir().join(".incoming"))
+        .unwrap()
+        .next()
+        .is_none()
+}
+
+fn row_count(d: &Daemon) -> i64 {
+    d.catalog()
+        .query_row("SELECT COUNT(*) FROM captures", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn assert_nothing_stored(d: &Daemon) {
+    assert_eq!(files_in(&d.uploads_dir()), Vec::<String>::new());
+    assert!(incoming_empty(d));
+    assert_eq!(row_count(d), 0);
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_capture_round_trip_with_etag() {
+    let d = Daemon::start(&[]);
+    let img = jpeg(320, 240, 1);
+    let (s, v) = post_json(&d, "/api/capture", &json!({"image": b64(&img)})).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 32);
+    assert!(id
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert_eq!(v["url"], format!("/uploads/{id}.jpg"));
+    assert_eq!(v["download_url"], format!("/api/download/{id}"));
+    assert_eq!(v["sha256"], sha256_hex(&img));
+    assert_eq!(v["bytes"], img.len());
+    assert_eq!(
+        (v["width"].as_i64(), v["height"].as_i64()),
+        (Some(320), Some(240))
+    );
+    assert!(v["created_at"].as_str().unwrap().ends_with('Z'));
+
+    // On disk, byte for byte.
+    let on_disk = std::fs::read(d.uploads_dir().join(format!("{id}.jpg"))).unwrap();
+    assert_eq!(on_disk, img);
+
+    for path in [format!("/uploads/{id}.jpg"), format!("/api/download/{id}")] {
+        let r = client().get(d.url(&path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["content-type"], "image/jpeg");
+        let etag = r.headers()["etag"].to_str().unwrap().to_string();
+        assert_eq!(etag, format!("\"{}\"", sha256_hex(&img)));
+        if path.starts_with("/api/download") {
+            assert!(r.headers()["content-disposition"]
+                .to_str()
+                .unwrap()
+                .contains(&format!("{id}.jpg")));
+        }
+        assert_eq!(r.bytes().await.unwrap().to_vec(), img);
+        let r = client()
+            .get(d.url(&path))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+        let r = client()
+            .get(d.url(&path))
+            .header("if-none-match", "\"other\"")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+
+    // data: URL form too.
+    let img2 = jpeg(64, 64, 2);
+    let (s, v) = post_json(
+        &d,
+        "/api/capture",
+        &json!({"image": format!("data:image/jpeg;base64,{}", b64(&img2)), "taken_at": "2026-06-01T14:03:00Z"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["sha256"], sha256_hex(&img2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_bodies_client_ids_idempotent_and_conflicting() {
+    let d = Daemon::start(&[]);
+    let img = jpeg(200, 100, 3);
+    let (s, first) = post_raw(&d, "/api/capture?id=guest-42", "image/jpeg", img.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{first}");
+    assert_eq!(first["id"], "guest-42");
+    // A retried request is not a duplicate: 200 with the same answer.
+    let (s, again) = post_raw(&d, "/api/capture?id=guest-42", "image/jpeg", img.clone()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(again, first);
+    let (s, again) = post_json(
+        &d,
+        "/api/capture",
+        &json!({"image": b64(&img), "id": "guest-42"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(again, first);
+    // Same id, other bytes: 409, and the stored file is untouched.
+    let (s, v) = post_raw(
+        &d,
+        "/api/capture?id=guest-42",
+        "image/jpeg",
+        jpeg(200, 100, 4),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(code(&v), "id_conflict");
+    assert_eq!(
+        std::fs::read(d.uploads_dir().join("guest-42.jpg")).unwrap(),
+        img
+    );
+    assert_eq!(row_count(&d), 1);
+
+    // PNG is converted to JPEG.
+    let p = png(120, 80, 5);
+    let (s, v) = post_raw(&d, "/api/capture?id=from-png", "image/png", p.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        (v["width"].as_i64(), v["height"].as_i64()),
+        (Some(120), Some(80))
+    );
+    let stored = std::fs::read(d.uploads_dir().join("from-png.jpg")).unwrap();
+    assert_eq!(&stored[..3], &[0xFF, 0xD8, 0xFF]);
+    assert_eq!(v["sha256"], sha256_hex(&stored));
+    let (s, again) = post_json(
+        &d,
+        "/api/capture",
+        &json!({"image": b64(&p), "id": "from-png"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(again, v);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_get_their_code_and_leave_nothing() {
+    let d = Daemon::start(&[("MAX_CAPTURE_BYTES", "200KB")]);
+    let img = jpeg(100, 100, 6);
+    let mut truncated = img.clone();
+    truncated.truncate(img.len() * 2 / 3);
+    let big = {
+        // Noise compresses badly: a JPEG over 200 KB.
+        let im = image::RgbImage::from_fn(800, 600, |x, y| {
+            let v = (x * 7919 + y * 104729) ^ (x * y);
+            image::Rgb([v as u8, (v >> 3) as u8, (v >> 7) as u8])
+        });
+        let mut out = Vec::new();
+        im.write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+            &mut out, 100,
+        ))
+        .unwrap();
+        assert!(
+            out.len() > 200 * 1024,
+            "test image too small: {}",
+            out.len()
+        );
+        out
+    };
+    let cases: Vec<(&str, Value, StatusCode, &str)> = vec![
+        (
+            "bad base64",
+            json!({"image": "%%%not base64%%%"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_base64",
+        ),
+        (
+            "bad data url",
+            json!({"image": "data:image/jpeg,abc"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_base64",
+        ),
+        (
+            "no image",
+            json!({"id": "x"}),
+            StatusCode::BAD_REQUEST,
+            "missing_image",
+        ),
+        (
+            "not an image",
+            json!({"image": b64(b"hello, this is plain text, not a photo")}),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_image",
+        ),
+        (
+            "truncated jpeg",
+            json!({"image": b64(&truncated)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_image",
+        ),
+        (
+            "oversize",
+            json!({"image": b64(&big)}),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            "slash id",
+            json!({"image": b64(&img), "id": "a/b"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        ),
+        (
+            "dotdot id",
+            json!({"image": b64(&img), "id": ".."}),
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        ),
+        (
+            "traversal id",
+            json!({"image": b64(&img), "id": "../../etc/passwd"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        ),
+        (
+            "nul id",
+            json!({"image": b64(&img), "id": "a\u{0}b"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        ),
+        (
+            "long id",
+            json!({"image": b64(&img), "id": "x".repeat(65)}),
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        ),
+        (
+            "bad taken_at",
+            json!({"image": b64(&img), "taken_at": "yesterday"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_taken_at",
+        ),
+        (
+            "bad background",
+            json!({"image": b64(&img), "background_id": "../x"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_background_id",
+        ),
+    ];
+    for (name, body, status, want) in cases {
+        let (s, v) = post_json(&d, "/api/capture", &body).await;
+        assert_eq!(s, status, "{name}: {v}");
+        assert_eq!(code(&v), want, "{name}: {v}");
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+        assert_nothing_stored(&d);
+    }
+    // Raw bodies.
+    let (s, v) = post_raw(&d, "/api/capture", "image/jpeg", big.clone()).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
+    let (s, v) = post_raw(&d, "/api/capture", "image/jpeg", truncated.clone()).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_image")
+    );
+    let (s, v) = post_raw(&d, "/api/capture", "image/jpeg", b"GIF89a....".to_vec()).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_image")
+    );
+    let (s, v) = post_raw(&d, "/api/capture?id=..%2Fx", "image/jpeg", img.clone()).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_id"));
+    let (s, v) = post_raw(&d, "/api/capture", "text/plain", img.clone()).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+    );
+    let (s, v) = post_raw(
+        &d,
+        "/api/capture",
+        "application/json",
+        b"{not json".to_vec(),
+    )
+    .await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_json"));
+    // A huge declared body is refused before it is read.
+    let r = client()
+        .post(d.url("/api/capture"))
+        .header("content-type", "image/jpeg")
+        .body(vec![0u8; 4 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_nothing_stored(&d);
+
+    // Reads of bad or unknown ids.
+    for (path, status) in [
+        (
+            "/api/download/0123456789abcdef0123456789abcdef",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/uploads/0123456789abcdef0123456789abcdef.jpg",
+            StatusCode::NOT_FOUND,
+        ),
+        ("/uploads/notajpg.png", StatusCode::NOT_FOUND),
+        (
+            "/api/download/a%2F..%2F..%2Fcatalog.sqlite3",
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/uploads/..%2Fcatalog.sqlite3.jpg", StatusCode::BAD_REQUEST),
+        ("/api/download/a%00b", StatusCode::BAD_REQUEST),
+        ("/nope", StatusCode::NOT_FOUND),
+    ] {
+        let r = client().get(d.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        let v: Value = r.json().await.unwrap();
+        assert!(v["error"]["code"].is_string(), "{path}: {v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_mixed_items_and_status() {
+    let d = Daemon::start(&[]);
+    let good1 = jpeg(50, 40, 7);
+    let good2 = png(30, 30, 8);
+    let body = json!({"captures": [
+        {"image": b64(&good1), "id": "b-one"},
+        {"image": "!!!"},
+        {"image": b64(b"not an image at all")},
+        {"image": b64(&good2), "id": "b-two"},
+        {"image": b64(&good1), "id": "bad/id"},
+        "not an object",
+        {"image": b64(&jpeg(50, 40, 9)), "id": "b-one"},
+    ]});
+    let (s, v) = post_json(&d, "/api/capture-batch", &body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let r = v["results"].as_array().unwrap();
+    let statuses: Vec<i64> = r.iter().map(|x| x["status"].as_i64().unwrap()).collect();
+    assert_eq!(statuses, vec![201, 400, 415, 201, 400, 400, 409]);
+    for (i, x) in r.iter().enumerate() {
+        assert_eq!(x["index"], i);
+    }
+    assert_eq!(r[0]["id"], "b-one");
+    assert_eq!(r[1]["error"]["code"], "invalid_base64");
+    assert_eq!(r[2]["error"]["code"], "unsupported_image");
+    assert_eq!(r[4]["error"]["code"], "invalid_id");
+    assert_eq!(r[6]["error"]["code"], "id_conflict");
+    assert_eq!(files_in(&d.uploads_dir()), vec!["b-one.jpg", "b-two.jpg"]);
+    assert_eq!(row_count(&d), 2);
+
+    let r = client()
+        .get(d.url("/api/captures/status?ids=b-one,b-two,unknown-id"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["b-one"]["exists"], true);
+    assert_eq!(v["b-two"]["exists"], true);
+    assert_eq!(
+        v["unknown-id"],
+        json!({"exists": false, "is_synced": false})
+    );
+    // No remote configured: every configured remote (none) has it, so it is synced.
+    let mut synced = false;
+    for _ in 0..100 {
+        let v: Value = client()
+            .get(d.url("/api/captures/status?ids=b-one"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["b-one"]["is_synced"] == true {
+            synced = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(synced);
+    for (q, want) in [
+        ("", "missing_ids"),
+        ("?ids=a/b", "invalid_id"),
+        ("?ids=..", "invalid_id"),
+    ] {
+        let r = client()
+            .get(d.url(&format!("/api/captures/status{q}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(code(&v), want);
+    }
+    let (s, v) = post_json(&d, "/api/capture-batch", &json!({"nope": []})).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_json"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_below_reserve_is_507_and_health_down() {
+    let d = Daemon::start(&[("KIOSK_DISK_RESERVE", "100000000GB")]);
+    let (s, v) = post_json(&d, "/api/capture", &json!({"image": b64(&jpeg(40, 40, 1))})).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
+    );
+    let (s, v) = post_raw(&d, "/api/capture?id=r1", "image/jpeg", jpeg(40, 40, 2)).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
+    );
+    assert_nothing_stored(&d);
+    let r = client().get(d.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "down");
+    assert_eq!(v["checks"]["disk"]["status"], "down");
+    assert_eq!(v["checks"]["local_db"]["status"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_defaults_cors_and_generated_keys() {
+    let d = Daemon::start(&[
+        ("KIOSK_CORS_ORIGINS", "http://localhost:3000"),
+        ("REDIS_URL", "redis://localhost:6379/0"),
+    ]);
+    let r = client().get(d.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["kiosk_id"], "test-kiosk");
+    for c in [
+        "local_db",
+        "disk",
+        "outbox",
+        "scheduler",
+        "remote_db",
+        "remote_storage",
+        "sms",
+    ] {
+        assert!(v["checks"][c]["status"].is_string(), "{c}: {v}");
+    }
+    assert_eq!(v["checks"]["sms"]["configured"], false);
+    assert_eq!(v["checks"]["remote_db"]["configured"], false);
+    assert!(v["checks"]["disk"]["free_bytes"].as_u64().unwrap() > 0);
+
+    let pre = |origin: &str| {
+        client()
+            .request(reqwest::Method::OPTIONS, d.url("/api/capture"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let r = pre("http://localhost:3000").await.unwrap();
+    assert_eq!(
+        r.headers().get("access-control-allow-origin").unwrap(),
+        "http://localhost:3000"
+    );
+    let r = pre("http://evil.example").await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    assert!(d.log_text().contains("REDIS_URL is set but ignored"));
+
+    // No ADMIN_API_KEY given in this env? The harness gives one; SECRET_KEY is generated.
+    let key = d.data_dir().join("secret_key");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(std::fs::read_to_string(&key).unwrap().trim().len(), 64);
+    assert!(!d
+        .log_text()
+        .contains(std::fs::read_to_string(&key).unwrap().trim()));
+}
+
+#[test]
+fn bad_configuration_exits_64_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (k, v) in [
+        ("KIOSK_LISTEN", "not-an-address"),
+        ("RETENTION_DAYS", "-3"),
+        ("MAX_CAPTURE_BYTES", "lots"),
+        ("REMOTE_DATABASE_URL", "mysql://root:topsecretpw@db/x"),
+        ("KIOSK_CORS_ORIGINS", "*"),
+    ] {
+        for cmd in ["check-config", "serve"] {
+            let (code, out, err) = run_cli(
+                &[cmd],
+                &[(k, v), ("KIOSK_DATA_DIR", dir.path().to_str().unwrap())],
+                dir.path(),
+            );
+            assert_eq!(code, 64, "{k}={v} {cmd}: {out}{err}");
+            let lines: Vec<&str> = err.lines().collect();
+            assert_eq!(lines.len(), 1, "{err}");
+            assert!(lines[0].contains(k), "{err}");
+            assert!(!err.contains("topsecretpw"));
+        }
+    }
+    // A .env file is read; the environment wins over it.
+    std::fs::write(
+        dir.path().join(".env"),
+        "RETENTION_DAYS=12\nKIOSK_ID=from-dotenv\n",
+    )
+    .unwrap();
+    let (code, out, _) = run_cli(&["check-config"], &[("KIOSK_ID", "from-env")], dir.path());
+    assert_eq!(code, 0);
+    assert!(out.contains("from-env") && out.contains("12"), "{out}");
+    let (code, _, err) = run_cli(
+        &["check-config", "--env-file", "/nonexistent/x.env"],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(code, 64, "{err}");
+}

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Install what the integration tests need on a fresh Debian (12+) machine, as root:
+#   - PostgreSQL server binaries (initdb, pg_ctl, postgres, psql) — package `postgresql`
+#   - nginx with the WebDAV module — package `nginx-light` (falls back to `nginx`)
+#   - curl
+# Idempotent: does nothing (and no `apt-get update`) when everything is already there.
+# The tests start their own throw-away PostgreSQL cluster and nginx on loopback, so the
+# Debian system services are kept from starting (policy-rc.d during install) and are
+# stopped/disabled afterwards in case they were started anyway.
+set -euo pipefail
+
+log() { printf 'install-test-deps: %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    log "must run as root (apt-get install); try: sudo $0" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+
+have_pg_server() {
+    local d
+    for d in /usr/lib/postgresql/*/bin; do
+        if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && [ -x "$d/postgres" ]; then
+            return 0
+        fi
+    done
+    return 1
+}
+
+have_nginx_dav() {
+    local bin
+    bin="$(command -v nginx || true)"
+    [ -z "$bin" ] && [ -x /usr/sbin/nginx ] && bin=/usr/sbin/nginx
+    [ -n "$bin" ] || return 1
+    # The dav module is either compiled in or available as a dynamic module; the
+    # Debian nginx-light / nginx builds compile it in.
+    "$bin" -V 2>&1 | grep -q -- '--with-http_dav_module'
+}
+
+missing=()
+have_pg_server || missing+=(postgresql)
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+have_nginx_dav || missing+=(nginx)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    log "everything already installed (postgresql server, psql, nginx with dav, curl)"
+    exit 0
+fi
+
+log "missing: ${missing[*]}"
+
+# Keep Debian's maintainer scripts from starting postgresql/nginx system services.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+    log "creating temporary $policy (exit 101) so services do not autostart"
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    created_policy=1
+fi
+cleanup() {
+    if [ "$created_policy" -eq 1 ]; then
+        log "removing temporary $policy"
+        rm -f "$policy"
+    fi
+}
+trap cleanup EXIT
+
+log "apt-get update"
+apt-get update -q
+
+pkgs=()
+for m in "${missing[@]}"; do
+    case "$m" in
+    nginx)
+        if apt-cache show nginx-light >/dev/null 2>&1 &&
+            [ -n "$(apt-cache policy nginx-light | awk '/Candidate:/ {print $2}' | grep -v '(none)' || true)" ]; then
+            pkgs+=(nginx-light)
+        else
+            log "nginx-light not available, falling back to nginx"
+            pkgs+=(nginx)
+        fi
+        ;;
+    *) pkgs+=("$m") ;;
+    esac
+done
+
+log "apt-get install ${pkgs[*]}"
+apt-get install -y -q --no-install-recommends "${pkgs[@]}"
+
+# Make sure no system service was left running (the tests use their own instances).
+for svc in nginx postgresql; do
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        if systemctl is-active --quiet "$svc" 2>/dev/null; then
+            log "stopping system service $svc"
+            systemctl stop "$svc" || true
+        fi
+        if systemctl is-enabled --quiet "$svc" 2>/dev/null; then
+            log "disabling system service $svc"
+            systemctl disable --quiet "$svc" || true
+        fi
+    elif [ -x "/etc/init.d/$svc" ]; then
+        "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+    fi
+done
+if command -v pg_lsclusters >/dev/null 2>&1; then
+    # Debian may have created (and started) a default cluster: stop any running one.
+    pg_lsclusters --no-header 2>/dev/null | while read -r ver name _port status _rest; do
+        if [ "$status" = "online" ]; then
+            log "stopping Debian cluster $ver/$name"
+            pg_ctlcluster "$ver" "$name" stop || true
+        fi
+    done
+fi
+
+if ! have_pg_server; then
+    log "PostgreSQL server binaries still missing after install" >&2
+    exit 1
+fi
+if ! have_nginx_dav; then
+    log "nginx with http_dav_module still missing after install" >&2
+    exit 1
+fi
+log "done: postgresql $(ls -d /usr/lib/postgresql/*/bin | sed 's#.*/postgresql/\([^/]*\)/bin#\1#' | sort -V | tail -n1), $(nginx -v 2>&1 || /usr/sbin/nginx -v 2>&1)"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The full test suite, on a fresh Debian machine or a developer's: installs what the tests
+# need (PostgreSQL server binaries, nginx with WebDAV, systemd-analyze, mkfs tools,
+# oelint-adv), then runs formatting, lints and every test.
+#
+#   tools/test.sh            everything
+#   tools/test.sh --quick    skip fmt/clippy (tests only)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+if [ "$(id -u)" -eq 0 ]; then
+    bash tools/install-test-deps.sh
+    [ -f tools/install-packaging-deps.sh ] && bash tools/install-packaging-deps.sh
+else
+    echo "test.sh: not root: assuming the test dependencies are installed (tools/install-test-deps.sh)"
+fi
+
+if [ "$quick" -eq 0 ]; then
+    echo "== cargo fmt --check"
+    cargo fmt --all -- --check
+    echo "== cargo clippy"
+    cargo clippy --all-targets --locked -- -D warnings
+fi
+
+[ -x tools/check-packaging.sh ] && { echo "== packaging checks"; bash tools/check-packaging.sh; }
+
+echo "== cargo test"
+# Test binaries run one after another; tests inside a binary run in parallel, each with
+# its own daemon, PostgreSQL cluster and nginx on free loopback ports.
+cargo test --locked --all-targets -- --test-threads=4
