@@ -26,6 +26,7 @@ pub struct App {
     pub sync_state: crate::sync::SyncState,
     /// Notified whenever captures become synced (SMS jobs waiting on them listen).
     pub sync_events: tokio::sync::Notify,
+    pub auth_failures: crate::api::admin::AuthFailures,
 }
 
 impl App {

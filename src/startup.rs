@@ -90,6 +90,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
         remote_db,
         sync_state,
         sync_events: tokio::sync::Notify::new(),
+        auth_failures: Default::default(),
     }))
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP API: router, limits, CORS, and the server loop with its timeouts.
 
+pub mod admin;
 pub mod capture;
 pub mod error;
 pub mod files;
@@ -35,7 +36,12 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The full router (public routes; admin routes are merged in by `admin`).
 pub fn router(app: SharedApp) -> Router {
     let cors = cors_layer(&app.config.cors_origins);
+    let admin = admin::routes().route_layer(axum::middleware::from_fn_with_state(
+        app.clone(),
+        admin::require_admin,
+    ));
     Router::new()
+        .merge(admin)
         .route("/api/capture", post(capture::post_capture))
         .route("/api/capture-batch", post(capture::post_batch))
         .route("/api/captures/status", get(capture::get_status))

@@ -36,7 +36,7 @@ pub struct SyncSnapshot {
 
 /// First and longest wait between attempts at a remote that is down.
 pub const REMOTE_BACKOFF_BASE: Duration = Duration::from_secs(1);
-pub const REMOTE_BACKOFF_CAP: Duration = Duration::from_secs(30);
+pub const REMOTE_BACKOFF_CAP: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default)]
 pub struct SyncState {

@@ -411,9 +411,14 @@ http {{
         format!("http://127.0.0.1:{port}/uploads/")
     }
 
-    /// `http://127.0.0.1:{port}/{path}` — e.g. `url_for("uploads/a.jpg")`,
-    /// `url_for("/full/")`. A leading `/` is optional.
+    /// URL of a file under `/uploads/`: `url_for("a.jpg")` is `base_url() + "a.jpg"`,
+    /// stored at `root().join("a.jpg")`. A leading `/` is ignored.
     pub fn url_for(&self, path: &str) -> String {
+        format!("{}{}", self.base_url(), path.trim_start_matches('/'))
+    }
+
+    /// Any URL on this server: `server_url("/full/x.jpg")`. A leading `/` is optional.
+    pub fn server_url(&self, path: &str) -> String {
         format!(
             "http://127.0.0.1:{}/{}",
             self.port,
@@ -423,12 +428,12 @@ http {{
 
     /// `http://127.0.0.1:{port}/forbidden/` (403 for everything).
     pub fn forbidden_url(&self) -> String {
-        self.url_for("forbidden/")
+        self.server_url("forbidden/")
     }
 
     /// `http://127.0.0.1:{port}/full/` (507 for everything).
     pub fn full_url(&self) -> String {
-        self.url_for("full/")
+        self.server_url("full/")
     }
 
     /// The directory on disk behind `/uploads/` (`base_url() + "a.jpg"` is
