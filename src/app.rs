@@ -27,11 +27,12 @@ pub struct App {
     /// Notified whenever captures become synced (SMS jobs waiting on them listen).
     pub sync_events: tokio::sync::Notify,
     pub auth_failures: crate::api::admin::AuthFailures,
+    pub settings: crate::settings::Settings,
 }
 
 impl App {
     pub fn disk_reserve_bytes(&self) -> u64 {
-        self.config.disk_reserve_bytes
+        self.settings.get().kiosk_disk_reserve
     }
 }
 

@@ -531,12 +531,14 @@ mod tests {
             ("PUBLIC_BASE_URL", "vps/uploads"),
             ("KIOSK_CORS_ORIGINS", "http://a/b"),
             ("KIOSK_ID", "bad id"),
-            ("OVH_APP_KEY", "only-one"),
             ("KIOSK_LOG", "[[["),
         ] {
             let e = Config::from_vars(&vars(&[(k, v)])).unwrap_err();
             assert!(e.to_string().starts_with(k), "{k}={v}: {e}");
         }
+        // A partial OVH configuration names the first missing variable.
+        let e = Config::from_vars(&vars(&[("OVH_APP_KEY", "only-one")])).unwrap_err();
+        assert!(e.to_string().starts_with("OVH_APP_SECRET: is unset"), "{e}");
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! | [`outbox`] | sled job queue: push, claim with lease, backoff, dead letter — the schedule |
 //! | [`sync`] | the job runner, WebDAV uploads, remote PostgreSQL and its migrations |
 //! | [`sms`] | OVH client (signing, time delta), phone numbers |
+//! | [`settings`] | run-time settings (`/admin/config`), SMS segment counting |
 //! | [`health`] | `/health` checks and the aggregate status |
 //! | [`startup`] | opening stores, reconciling files with rows, rebuilding the outbox |
 //! | [`systemd`] | sd_notify: READY, WATCHDOG, STOPPING |
@@ -33,6 +34,7 @@ pub mod health;
 pub mod ids;
 pub mod logging;
 pub mod outbox;
+pub mod settings;
 pub mod sms;
 pub mod startup;
 pub mod storage;

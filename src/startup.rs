@@ -72,6 +72,9 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
             message,
         })?;
 
+    let stored = catalog.write_blocking(|c| catalog::all_settings(c))?;
+    let settings = crate::settings::overlay(crate::settings::RuntimeSettings::from_config(&config), &stored);
+
     reconcile(&catalog, &uploads)?;
     rebuild_outbox(&catalog, &outbox, clock.now_ms())?;
 
@@ -91,6 +94,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
         sync_state,
         sync_events: tokio::sync::Notify::new(),
         auth_failures: Default::default(),
+        settings: crate::settings::Settings::new(settings),
     }))
 }
 

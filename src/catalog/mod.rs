@@ -51,6 +51,42 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX captures_created ON captures(created_ms);
     CREATE INDEX captures_unsynced ON captures(synced_ms) WHERE synced_ms IS NULL;
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 2: SMS requests. `phone` holds the clear number only until the SMS is sent, failed
+    // or expired; `phone_hmac` (keyed with SECRET_KEY) stays for limits, stats, erasure.
+    "CREATE TABLE sms (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        capture_id TEXT NOT NULL,
+        phone TEXT,
+        phone_hmac TEXT NOT NULL,
+        phone_masked TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        tag TEXT NOT NULL UNIQUE,
+        ovh_ids TEXT,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        attempt_started_ms INTEGER,
+        sent_ms INTEGER
+    );
+    CREATE INDEX sms_capture ON sms(capture_id);
+    CREATE INDEX sms_phone ON sms(phone_hmac, created_ms);
+    CREATE INDEX sms_created ON sms(created_ms);
+    CREATE INDEX sms_open ON sms(status) WHERE status NOT IN ('sent', 'failed', 'expired');",
+    // 3: backgrounds offered by the touchscreen app.
+    "CREATE TABLE backgrounds (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        position INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE INDEX captures_background ON captures(background_id);",
 ];
 
 #[derive(Clone)]

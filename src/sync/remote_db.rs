@@ -35,6 +35,36 @@ pub const REMOTE_MIGRATIONS: &[&str] = &[
         PRIMARY KEY (kiosk_id, id)
     );
     CREATE INDEX IF NOT EXISTS kiosk_captures_created ON kiosk_captures (created_at);",
+    // 2: SMS log, without clear phone numbers (an HMAC only, for erasure requests).
+    "CREATE TABLE IF NOT EXISTS kiosk_sms_log (
+        kiosk_id TEXT NOT NULL,
+        sms_id TEXT NOT NULL,
+        capture_id TEXT NOT NULL,
+        phone_hmac TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        sent_at TIMESTAMPTZ,
+        last_error TEXT,
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (kiosk_id, sms_id)
+    );
+    CREATE INDEX IF NOT EXISTS kiosk_sms_log_capture ON kiosk_sms_log (kiosk_id, capture_id);",
+    // 3: heartbeats: the last report per kiosk, and a bounded history.
+    "CREATE TABLE IF NOT EXISTS kiosk_heartbeats (
+        kiosk_id TEXT PRIMARY KEY,
+        seen_at TIMESTAMPTZ NOT NULL,
+        status TEXT NOT NULL,
+        version TEXT NOT NULL,
+        report JSONB NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS kiosk_heartbeat_history (
+        kiosk_id TEXT NOT NULL,
+        seen_at TIMESTAMPTZ NOT NULL,
+        status TEXT NOT NULL,
+        report JSONB NOT NULL,
+        PRIMARY KEY (kiosk_id, seen_at)
+    );",
 ];
 
 const MIGRATION_LOCK_KEY: i64 = 0x0005_e1f1_ec10_5c00;
