@@ -21,7 +21,7 @@ pub struct App {
     pub admin_api_key: Secret,
     pub secret_key: Secret,
     pub id_locks: IdLocks,
-    pub webdav: Option<crate::sync::webdav::WebDav>,
+    pub remote_files: Option<crate::sync::RemoteFiles>,
     pub remote_db: Option<crate::sync::remote_db::RemoteDb>,
     pub sync_state: crate::sync::SyncState,
     /// Notified whenever captures become synced (SMS jobs waiting on them listen).

@@ -300,3 +300,55 @@ pub async fn ingest(
     tracing::info!(capture_id = %row.id, bytes = row.bytes, "capture stored");
     Ok((StatusCode::CREATED, CaptureAnswer::from(&row)))
 }
+
+/// What deleting one capture did.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DeleteReceipt {
+    pub id: String,
+    /// The local file and row were removed.
+    pub local_removed: bool,
+    /// A job to delete the remote copies was queued (remotes configured).
+    pub remote_pending: bool,
+    /// SMS requests for this capture that were still open and are now cancelled.
+    pub sms_cancelled: usize,
+}
+
+/// Deletes a capture now: row (with its open SMS requests) and file locally, and queues
+/// the deletion of its remote copies. Idempotent: deleting an unknown id removes nothing.
+/// Used by `DELETE /admin/captures/{id}`, retention cleanup and GDPR erasure.
+pub async fn delete_capture(app: &App, id: &str) -> ApiResult<DeleteReceipt> {
+    let _guard = app.id_locks.lock(id).await;
+    let lookup = id.to_string();
+    let (removed, sms_cancelled) = app
+        .catalog
+        .write(move |c| {
+            let tx = c.transaction()?;
+            let cancelled = catalog::cancel_sms_for_capture(&tx, &lookup, "capture deleted")?;
+            let removed = catalog::delete_capture_row(&tx, &lookup)?;
+            tx.commit()?;
+            Ok((removed, cancelled))
+        })
+        .await?;
+    let uploads = app.uploads.clone();
+    let file_id = id.to_string();
+    let file_removed = tokio::task::spawn_blocking(move || uploads.remove(&file_id))
+        .await
+        .map_err(|e| ApiError::internal(format!("storage task failed: {e}")))??;
+    let now = app.clock.now_ms();
+    app.outbox.cancel(JobKind::Sync, id)?;
+    let remote = app.remote_files.is_some() || app.remote_db.is_some();
+    if remote && (removed || file_removed) {
+        app.outbox.push_durable(JobKind::RemoteDelete, id, now, now).await?;
+    } else {
+        app.outbox.flush().await?;
+    }
+    if removed {
+        tracing::info!(capture_id = %id, "capture deleted");
+    }
+    Ok(DeleteReceipt {
+        id: id.to_string(),
+        local_removed: removed || file_removed,
+        remote_pending: remote && (removed || file_removed),
+        sms_cancelled,
+    })
+}

@@ -28,6 +28,7 @@ pub mod api;
 pub mod app;
 pub mod capture;
 pub mod catalog;
+pub mod cleanup;
 pub mod clock;
 pub mod config;
 pub mod health;

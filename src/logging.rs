@@ -20,9 +20,20 @@ fn under_journald() -> bool {
     std::env::var_os("JOURNAL_STREAM").is_some()
 }
 
+static HANDLE: std::sync::OnceLock<ReloadHandle> = std::sync::OnceLock::new();
+
+/// Changes the process-wide log filter (no-op when logging was not initialised here).
+pub fn set_level(spec: &str) -> Result<(), String> {
+    match HANDLE.get() {
+        Some(h) => set_filter(h, spec),
+        None => Ok(()),
+    }
+}
+
 /// Installs the global subscriber once; returns a handle to change the level later.
 pub fn init(spec: &str) -> Option<ReloadHandle> {
     let (filter_layer, handle) = reload::Layer::new(filter(spec));
+    let _ = HANDLE.set(handle.clone());
     let registry = tracing_subscriber::registry().with(filter_layer);
     #[cfg(feature = "journald")]
     if under_journald() {
@@ -49,6 +60,7 @@ pub fn init(spec: &str) -> Option<ReloadHandle> {
 
 /// Applies a new filter, e.g. from `/admin/config` or SIGHUP.
 pub fn set_filter(handle: &ReloadHandle, spec: &str) -> Result<(), String> {
-    let f = EnvFilter::try_new(format!("{spec},sled=warn")).map_err(|e| e.to_string())?;
+    let f = EnvFilter::try_new(format!("{spec},sled=warn,hyper=warn,reqwest=warn,tokio_postgres=warn"))
+        .map_err(|e| e.to_string())?;
     handle.reload(f).map_err(|e| e.to_string())
 }

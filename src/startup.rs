@@ -53,10 +53,10 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
     let catalog = Catalog::open(&config.data_dir.join("catalog.sqlite3"))?;
     let outbox = open_outbox(&config.data_dir.join("outbox"))?;
 
-    let webdav = config
+    let remote_files = config
         .remote_storage
         .as_ref()
-        .map(crate::sync::webdav::WebDav::new)
+        .map(crate::sync::RemoteFiles::new)
         .transpose()
         .map_err(|message| StartError::Remote {
             var: "REMOTE_STORAGE_URL",
@@ -78,7 +78,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
     reconcile(&catalog, &uploads)?;
     rebuild_outbox(&catalog, &outbox, clock.now_ms())?;
 
-    let sync_state = crate::sync::SyncState::new(remote_db.is_some(), webdav.is_some());
+    let sync_state = crate::sync::SyncState::new(remote_db.is_some(), remote_files.is_some());
     Ok(Arc::new(App {
         config: Arc::new(config),
         catalog,
@@ -89,7 +89,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
         admin_api_key,
         secret_key,
         id_locks: Default::default(),
-        webdav,
+        remote_files,
         remote_db,
         sync_state,
         sync_events: tokio::sync::Notify::new(),

@@ -175,3 +175,12 @@ pub fn mark_synced(conn: &Connection, id: &str, at_ms: i64) -> Result<(), Catalo
 pub fn delete_capture_row(conn: &Connection, id: &str) -> Result<bool, CatalogError> {
     Ok(conn.execute("DELETE FROM captures WHERE id = ?1", [id])? > 0)
 }
+
+/// Marks open SMS requests of a capture as cancelled and forgets their clear numbers.
+pub fn cancel_sms_for_capture(conn: &Connection, capture_id: &str, reason: &str) -> Result<usize, CatalogError> {
+    Ok(conn.execute(
+        "UPDATE sms SET status = 'cancelled', phone = NULL, last_error = ?2
+         WHERE capture_id = ?1 AND status NOT IN ('sent', 'failed', 'expired', 'cancelled')",
+        params![capture_id, reason],
+    )?)
+}

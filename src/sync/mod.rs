@@ -16,6 +16,43 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use webdav::RemoteFileError;
+
+/// Where image files are copied: one of the supported remote stores.
+#[derive(Debug, Clone)]
+pub enum RemoteFiles {
+    WebDav(webdav::WebDav),
+}
+
+impl RemoteFiles {
+    pub fn new(storage: &crate::config::RemoteStorage) -> Result<RemoteFiles, String> {
+        match storage {
+            crate::config::RemoteStorage::WebDav { .. } => Ok(RemoteFiles::WebDav(webdav::WebDav::new(storage)?)),
+        }
+    }
+
+    /// Uploads the local file `path` as `{id}.jpg` (idempotent).
+    pub async fn put(&self, id: &str, path: &std::path::Path) -> Result<(), RemoteFileError> {
+        match self {
+            RemoteFiles::WebDav(w) => w.put(id, path).await,
+        }
+    }
+
+    /// Deletes `{id}.jpg`; a missing file is success.
+    pub async fn delete(&self, id: &str) -> Result<(), RemoteFileError> {
+        match self {
+            RemoteFiles::WebDav(w) => w.delete(id).await,
+        }
+    }
+
+    /// A cheap reachability check.
+    pub async fn probe(&self) -> Result<(), RemoteFileError> {
+        match self {
+            RemoteFiles::WebDav(w) => w.probe().await,
+        }
+    }
+}
+
 /// What `/health` shows of one remote.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RemoteSnapshot {

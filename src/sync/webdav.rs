@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use crate::config::RemoteStorage;
 
 #[derive(Debug, thiserror::Error)]
-pub enum WebDavError {
+pub enum RemoteFileError {
     /// The remote, not this file, is the problem (unreachable, refusing, full,
     /// misconfigured): hold every upload back.
     #[error("remote storage: {0}")]
@@ -64,14 +64,14 @@ impl WebDav {
     }
 
     /// Uploads `path` as `{id}.jpg`, streaming it.
-    pub async fn put(&self, id: &str, path: &Path) -> Result<(), WebDavError> {
+    pub async fn put(&self, id: &str, path: &Path) -> Result<(), RemoteFileError> {
         let file = match tokio::fs::File::open(path).await {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(WebDavError::LocalMissing(path.display().to_string()))
+                return Err(RemoteFileError::LocalMissing(path.display().to_string()))
             }
             Err(e) => {
-                return Err(WebDavError::LocalMissing(format!(
+                return Err(RemoteFileError::LocalMissing(format!(
                     "{}: {e}",
                     path.display()
                 )))
@@ -80,7 +80,7 @@ impl WebDav {
         let len = file
             .metadata()
             .await
-            .map_err(|e| WebDavError::LocalMissing(e.to_string()))?
+            .map_err(|e| RemoteFileError::LocalMissing(e.to_string()))?
             .len();
         let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
             file,
@@ -93,34 +93,34 @@ impl WebDav {
             .body(body)
             .send()
             .await
-            .map_err(|e| WebDavError::Remote(describe(&e)))?;
+            .map_err(|e| RemoteFileError::Remote(describe(&e)))?;
         match resp.status() {
             s if s.is_success() => Ok(()),
-            s => Err(WebDavError::Remote(status_message("PUT", s))),
+            s => Err(RemoteFileError::Remote(status_message("PUT", s))),
         }
     }
 
     /// Deletes `{id}.jpg`; a missing file is success.
-    pub async fn delete(&self, id: &str) -> Result<(), WebDavError> {
+    pub async fn delete(&self, id: &str) -> Result<(), RemoteFileError> {
         let resp = self
             .auth(self.client.delete(self.url_for(id)))
             .send()
             .await
-            .map_err(|e| WebDavError::Remote(describe(&e)))?;
+            .map_err(|e| RemoteFileError::Remote(describe(&e)))?;
         match resp.status() {
             s if s.is_success() || s == StatusCode::NOT_FOUND || s == StatusCode::GONE => Ok(()),
-            s => Err(WebDavError::Remote(status_message("DELETE", s))),
+            s => Err(RemoteFileError::Remote(status_message("DELETE", s))),
         }
     }
 
     /// A cheap reachability probe (any HTTP answer means the server is there).
-    pub async fn probe(&self) -> Result<(), WebDavError> {
+    pub async fn probe(&self) -> Result<(), RemoteFileError> {
         self.auth(self.client.head(&self.base))
             .timeout(Duration::from_secs(3))
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| WebDavError::Remote(describe(&e)))
+            .map_err(|e| RemoteFileError::Remote(describe(&e)))
     }
 }
 

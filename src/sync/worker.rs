@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::webdav::WebDavError;
+use super::webdav::RemoteFileError;
 use super::Remote;
 use crate::app::App;
 use crate::catalog::{self, CaptureRow};
@@ -133,7 +133,7 @@ async fn run_sync_batch(app: &Arc<App>, jobs: Vec<Job>) {
 
     // 1. Files.
     let mut file_done: Vec<(Job, CaptureRow)> = Vec::new();
-    if let Some(dav) = app.webdav.clone() {
+    if let Some(dav) = app.remote_files.clone() {
         let now = app.clock.now_ms();
         if let Some(until) = app.sync_state.held_until(Remote::Storage, now) {
             for (job, _) in &work {
@@ -149,7 +149,7 @@ async fn run_sync_batch(app: &Arc<App>, jobs: Vec<Job>) {
                 need.push((job, row));
             }
         }
-        let results: Vec<((Job, CaptureRow), Result<(), WebDavError>)> =
+        let results: Vec<((Job, CaptureRow), Result<(), RemoteFileError>)> =
             futures_util::stream::iter(need)
                 .map(|(job, row)| {
                     let dav = dav.clone();
@@ -172,11 +172,11 @@ async fn run_sync_batch(app: &Arc<App>, jobs: Vec<Job>) {
                     uploaded.push(row.id.clone());
                     file_done.push((job, row));
                 }
-                Err(WebDavError::Remote(msg)) => {
+                Err(RemoteFileError::Remote(msg)) => {
                     remote_failed.get_or_insert(msg);
                     failed_jobs.push(job);
                 }
-                Err(WebDavError::LocalMissing(msg)) => {
+                Err(RemoteFileError::LocalMissing(msg)) => {
                     // Nothing to upload, ever: mark it and stop trying; start-up
                     // reconciliation has already logged the missing file loudly.
                     tracing::error!(capture_id = %row.id, "cannot sync, local file missing: {msg}");
@@ -290,7 +290,7 @@ async fn run_sync_batch(app: &Arc<App>, jobs: Vec<Job>) {
 /// Deletes a capture's remote copies (the local part is already done).
 async fn run_remote_delete(app: &Arc<App>, job: Job) {
     let now = app.clock.now_ms();
-    if let Some(dav) = app.webdav.clone() {
+    if let Some(dav) = app.remote_files.clone() {
         if let Some(until) = app.sync_state.held_until(Remote::Storage, now) {
             hold_job(app, &job, until);
             return;
