@@ -28,6 +28,9 @@ pub struct App {
     pub sync_events: tokio::sync::Notify,
     pub auth_failures: crate::api::admin::AuthFailures,
     pub settings: crate::settings::Settings,
+    pub sms_client: Option<crate::sms::ovh::OvhClient>,
+    pub sms_health: crate::sms::SmsHealth,
+    pub scheduler: crate::scheduler::SchedulerState,
 }
 
 impl App {

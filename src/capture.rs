@@ -277,9 +277,21 @@ pub async fn ingest(
         source_sha256,
         source_format: format.as_str().to_string(),
     };
+    // A wall clock before the build date is not set yet (no RTC, no NTP so far): keep
+    // what lets the real time be recomputed later.
+    let suspect = (!crate::clock::is_sane(created_ms))
+        .then(|| (app.clock.boot_id(), app.clock.monotonic_ms()));
     let row = match app
         .catalog
-        .write(move |c| catalog::insert_capture(c, &new))
+        .write(move |c| {
+            let tx = c.transaction()?;
+            let row = catalog::insert_capture(&tx, &new)?;
+            if let Some((boot, mono)) = &suspect {
+                catalog::mark_clock_suspect(&tx, &row.id, boot, *mono)?;
+            }
+            tx.commit()?;
+            Ok(row)
+        })
         .await
     {
         Ok(row) => row,
@@ -338,7 +350,9 @@ pub async fn delete_capture(app: &App, id: &str) -> ApiResult<DeleteReceipt> {
     app.outbox.cancel(JobKind::Sync, id)?;
     let remote = app.remote_files.is_some() || app.remote_db.is_some();
     if remote && (removed || file_removed) {
-        app.outbox.push_durable(JobKind::RemoteDelete, id, now, now).await?;
+        app.outbox
+            .push_durable(JobKind::RemoteDelete, id, now, now)
+            .await?;
     } else {
         app.outbox.flush().await?;
     }

@@ -1,10 +1,27 @@
-//! Retention and erasure: removing captures (file, row, pending jobs) locally now, and
-//! their remote copies through outbox jobs that retry until done.
+//! Retention and erasure: captures are removed locally now — file, catalog row, SMS rows,
+//! pending jobs — and their remote copies (PostgreSQL rows, remote file, SMS log) through
+//! outbox jobs that retry until done.
+//!
+//! Retention wins over sync: a capture never synced is still deleted on time, and that is
+//! counted and logged. Work goes in batches of [`BATCH`] captures, each its own
+//! transaction, so the API stays responsive during a large cleanup.
+//!
+//! Clocks: a capture taken while the wall clock was not sane is never aged from that
+//! time. Once the clock is sane, [`fix_clocks`] recomputes its time from the monotonic
+//! clock when it was taken during the current boot, or else sets it to the first sane time
+//! seen (so it is neither deleted at once nor kept forever). No cleanup runs while the
+//! clock itself is not sane.
 
 use serde::Serialize;
 
-use crate::api::error::ApiResult;
+use crate::api::error::{ApiError, ApiResult};
 use crate::app::App;
+use crate::catalog;
+use crate::clock;
+use crate::outbox::JobKind;
+
+/// Captures per transaction.
+pub const BATCH: usize = 500;
 
 /// What a cleanup run removed.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -12,13 +29,199 @@ pub struct CleanupReport {
     pub removed: usize,
     /// Of which never synced (retention wins over sync).
     pub removed_unsynced: usize,
+    pub sms_removed: usize,
     pub remote_deletions_pending: usize,
+    pub clocks_fixed: usize,
     pub retention_days: u32,
-    pub cutoff: String,
+    pub cutoff: Option<String>,
+    /// Set when the run did nothing on purpose (e.g. the clock is not set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// What removing a set of captures did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Removal {
+    pub removed: usize,
+    pub sms_removed: usize,
+    pub remote_deletions_pending: usize,
+}
+
+/// Removes captures: rows and SMS rows in one transaction, then files, then jobs.
+pub async fn remove_captures(app: &App, ids: Vec<String>) -> ApiResult<Removal> {
+    if ids.is_empty() {
+        return Ok(Removal::default());
+    }
+    let del = ids.clone();
+    let (removed, sms_removed) = app
+        .catalog
+        .write(move |c| catalog::delete_captures_and_sms(c, &del))
+        .await?;
+    let uploads = app.uploads.clone();
+    let files = ids.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), crate::storage::StorageError> {
+        for id in &files {
+            let p = uploads.path_for(id);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::error!(capture_id = %id, "cannot remove the capture file: {e}"),
+            }
+        }
+        crate::storage::sync_dir(uploads.dir()).map_err(|e| crate::storage::StorageError::Io {
+            path: uploads.dir().to_path_buf(),
+            source: e,
+        })
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("cleanup task failed: {e}")))??;
+    let remote = app.remote_files.is_some() || app.remote_db.is_some();
+    let now = app.clock.now_ms();
+    for id in &ids {
+        app.outbox.cancel(JobKind::Sync, id)?;
+        if remote {
+            app.outbox.push(JobKind::RemoteDelete, id, now, now)?;
+        }
+    }
+    app.outbox.flush().await?;
+    Ok(Removal {
+        removed,
+        sms_removed,
+        remote_deletions_pending: if remote { ids.len() } else { 0 },
+    })
+}
+
+/// Recomputes the time of captures flagged while the clock was not sane. Returns how many
+/// were fixed; nothing happens while the clock is still not sane.
+pub async fn fix_clocks(app: &App) -> ApiResult<usize> {
+    let now = app.clock.now_ms();
+    if !clock::is_sane(now) {
+        return Ok(0);
+    }
+    let suspects = app.catalog.read(catalog::clock_suspects).await?;
+    if suspects.is_empty() {
+        return Ok(0);
+    }
+    let boot = app.clock.boot_id();
+    let mono_now = app.clock.monotonic_ms();
+    let fixes: Vec<(String, i64)> = suspects
+        .into_iter()
+        .map(|(id, b, mono)| match (b, mono) {
+            // Same boot: the monotonic clock tells how long ago it was taken.
+            (Some(b), Some(m)) if b == boot && m <= mono_now => (id, now - (mono_now - m)),
+            // Boot gone: age it from now, the first sane time seen.
+            _ => (id, now),
+        })
+        .collect();
+    let n = fixes.len();
+    app.catalog
+        .write(move |c| {
+            let tx = c.transaction()?;
+            for (id, t) in &fixes {
+                catalog::fix_capture_time(&tx, id, *t)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+    tracing::warn!(
+        captures = n,
+        "times of captures taken before the clock was set have been recomputed"
+    );
+    Ok(n)
 }
 
 /// Removes every capture older than the retention now.
 pub async fn run(app: &App) -> ApiResult<CleanupReport> {
-    let _ = app;
-    Ok(CleanupReport::default())
+    let settings = app.settings.get();
+    let now = app.clock.now_ms();
+    let mut report = CleanupReport {
+        retention_days: settings.retention_days,
+        ..Default::default()
+    };
+    if !clock::is_sane(now) {
+        report.skipped =
+            Some("the system clock is not set (before the build date): cleanup postponed".into());
+        tracing::warn!("cleanup postponed: the system clock is not set");
+        return Ok(report);
+    }
+    report.clocks_fixed = fix_clocks(app).await?;
+    let cutoff = now - settings.retention_days as i64 * 86_400_000;
+    report.cutoff = Some(catalog::format_ms(cutoff));
+    loop {
+        let batch = app
+            .catalog
+            .read(move |c| catalog::expired_captures(c, cutoff, BATCH))
+            .await?;
+        if batch.is_empty() {
+            break;
+        }
+        let unsynced = batch.iter().filter(|(_, synced)| !synced).count();
+        let ids: Vec<String> = batch.into_iter().map(|(id, _)| id).collect();
+        let r = remove_captures(app, ids).await?;
+        report.removed += r.removed;
+        report.removed_unsynced += unsynced;
+        report.sms_removed += r.sms_removed;
+        report.remote_deletions_pending += r.remote_deletions_pending;
+        tokio::task::yield_now().await;
+    }
+    let summary = format!("removed {}", report.removed);
+    let _ = app
+        .catalog
+        .write(move |c| catalog::set_schedule_last_run(c, "cleanup", now, &summary))
+        .await;
+    if report.removed_unsynced > 0 {
+        tracing::warn!(
+            removed = report.removed,
+            never_synced = report.removed_unsynced,
+            "retention cleanup removed captures that were never synced (retention wins over sync)"
+        );
+    }
+    tracing::info!(
+        removed = report.removed,
+        sms = report.sms_removed,
+        remote_pending = report.remote_deletions_pending,
+        retention_days = report.retention_days,
+        "retention cleanup done"
+    );
+    Ok(report)
+}
+
+/// The receipt of a GDPR erasure.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErasureReceipt {
+    pub phone: String,
+    pub captures_removed: Vec<String>,
+    pub sms_removed: usize,
+    pub remote_deletions_pending: usize,
+    pub erased_at: String,
+}
+
+/// Removes every capture sent to this number, locally now and remotely through the outbox.
+pub async fn erase_phone(app: &App, raw_phone: &str) -> ApiResult<ErasureReceipt> {
+    let e164 =
+        crate::sms::phone::normalize(raw_phone, crate::sms::phone::Region::FR).map_err(|e| {
+            ApiError::bad_request("invalid_phone", format!("phone number not understood: {e}"))
+        })?;
+    let hmac = crate::sms::phone_hmac(app.secret_key.expose(), &e164);
+    let ids = app
+        .catalog
+        .read(move |c| catalog::captures_for_phone(c, &hmac))
+        .await?;
+    let mut removal = Removal::default();
+    for chunk in ids.chunks(BATCH) {
+        let r = remove_captures(app, chunk.to_vec()).await?;
+        removal.removed += r.removed;
+        removal.sms_removed += r.sms_removed;
+        removal.remote_deletions_pending += r.remote_deletions_pending;
+    }
+    let masked = crate::sms::phone::mask(&e164);
+    tracing::info!(phone = %masked, captures = ids.len(), "GDPR erasure done");
+    Ok(ErasureReceipt {
+        phone: masked,
+        captures_removed: ids,
+        sms_removed: removal.sms_removed,
+        remote_deletions_pending: removal.remote_deletions_pending,
+        erased_at: catalog::format_ms(app.clock.now_ms()),
+    })
 }

@@ -59,6 +59,9 @@ pub enum RemoteStorage {
         user: Option<String>,
         password: Option<Secret>,
     },
+    /// S3-compatible object storage (`s3://bucket/prefix`); the secret key is kept in a
+    /// [`Secret`].
+    S3(crate::sync::s3::S3Config),
 }
 
 impl fmt::Debug for RemoteStorage {
@@ -69,15 +72,18 @@ impl fmt::Debug for RemoteStorage {
                 .field("base", base)
                 .field("user", &user.as_ref().map(|_| "<set>"))
                 .finish(),
+            RemoteStorage::S3(c) => f.debug_tuple("S3").field(c).finish(),
         }
     }
 }
 
 impl RemoteStorage {
-    /// The URL without credentials, safe to show.
-    pub fn display_url(&self) -> &str {
+    /// The URL without credentials, safe to show (for S3: `s3://bucket/prefix` with the
+    /// endpoint and region).
+    pub fn display_url(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            RemoteStorage::WebDav { base, .. } => base,
+            RemoteStorage::WebDav { base, .. } => std::borrow::Cow::Borrowed(base),
+            RemoteStorage::S3(c) => std::borrow::Cow::Owned(c.display_url()),
         }
     }
 }
@@ -114,6 +120,8 @@ pub struct Config {
     pub disk_reserve_bytes: u64,
     pub cors_origins: Vec<String>,
     pub log_filter: String,
+    /// Timeout of one OVH API call (`OVH_TIMEOUT_SECS`).
+    pub ovh_timeout_secs: u64,
 }
 
 /// Where a variable's value comes from: the process environment plus the `.env` file.
@@ -229,7 +237,7 @@ impl Config {
             })
             .transpose()?;
         let remote_storage = get("REMOTE_STORAGE_URL")
-            .map(|v| parse_remote_storage(&v))
+            .map(|v| parse_remote_storage(&v, &get))
             .transpose()?;
         let public_base_url = get("PUBLIC_BASE_URL")
             .map(|v| parse_http_base("PUBLIC_BASE_URL", &v).map(|(base, _, _)| base))
@@ -269,6 +277,18 @@ impl Config {
                 .map(|o| parse_origin(o).map_err(|m| ConfigError::new("KIOSK_CORS_ORIGINS", m)))
                 .collect::<Result<Vec<_>, _>>()?,
         };
+        let ovh_timeout_secs = match get("OVH_TIMEOUT_SECS") {
+            None => 15,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if (1..=300).contains(&n) => n,
+                _ => {
+                    return Err(ConfigError::new(
+                        "OVH_TIMEOUT_SECS",
+                        format!("'{v}' is not a number of seconds between 1 and 300"),
+                    ))
+                }
+            },
+        };
         let log_filter = get("KIOSK_LOG")
             .or_else(|| get("RUST_LOG"))
             .unwrap_or_else(|| "info".into());
@@ -293,6 +313,7 @@ impl Config {
             disk_reserve_bytes,
             cors_origins,
             log_filter,
+            ovh_timeout_secs,
         })
     }
 
@@ -417,11 +438,21 @@ fn parse_http_base(
     Ok((base, user, password))
 }
 
-fn parse_remote_storage(v: &str) -> Result<RemoteStorage, ConfigError> {
+/// `http(s)://…` (WebDAV) or `s3://…` (S3-compatible; defaults from the `AWS_*`
+/// variables through `get`).
+fn parse_remote_storage(
+    v: &str,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<RemoteStorage, ConfigError> {
     if v.starts_with("s3://") {
+        return crate::sync::s3::S3Config::from_url(v, get)
+            .map(RemoteStorage::S3)
+            .map_err(|m| ConfigError::new("REMOTE_STORAGE_URL", m));
+    }
+    if !v.starts_with("http://") && !v.starts_with("https://") {
         return Err(ConfigError::new(
             "REMOTE_STORAGE_URL",
-            "s3:// storage is not supported by this build yet; use a WebDAV http(s):// URL",
+            "must start with http:// or https:// (WebDAV) or s3:// (S3-compatible storage)",
         ));
     }
     let (base, user, password) = parse_http_base("REMOTE_STORAGE_URL", v)?;
@@ -560,6 +591,60 @@ mod tests {
         let e =
             Config::from_vars(&vars(&[("REMOTE_DATABASE_URL", "pg://u:hunter2pw@x")])).unwrap_err();
         assert!(!e.to_string().contains("hunter2pw"));
+    }
+
+    #[test]
+    fn s3_storage() {
+        let c = Config::from_vars(&vars(&[
+            (
+                "REMOTE_STORAGE_URL",
+                "s3://kiosk-photos/captures?endpoint=https://s3.fr-par.scw.cloud&region=fr-par",
+            ),
+            ("AWS_ACCESS_KEY_ID", "SCWEXAMPLEKEY0000000"),
+            ("AWS_SECRET_ACCESS_KEY", "s3-secret/With+Slash99"),
+        ]))
+        .unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("s3-secret/With+Slash99"), "secret in {dbg}");
+        let Some(RemoteStorage::S3(s3)) = &c.remote_storage else {
+            panic!("not S3: {dbg}");
+        };
+        assert_eq!(s3.bucket, "kiosk-photos");
+        assert_eq!(s3.prefix, "captures");
+        assert!(s3.path_style);
+        assert_eq!(
+            c.remote_storage.as_ref().unwrap().display_url(),
+            "s3://kiosk-photos/captures?endpoint=https://s3.fr-par.scw.cloud&region=fr-par&path_style=true"
+        );
+
+        // Credentials in the URL; no Debug, display or error shows them.
+        let c = Config::from_vars(&vars(&[(
+            "REMOTE_STORAGE_URL",
+            "s3://AKIAURLKEY00000:url-secret-42@bucket-1",
+        )]))
+        .unwrap();
+        let r = c.remote_storage.unwrap();
+        assert!(!format!("{r:?}").contains("url-secret-42"));
+        assert!(!r.display_url().contains("url-secret-42"));
+        assert_eq!(
+            r.display_url(),
+            "s3://bucket-1?endpoint=https://s3.us-east-1.amazonaws.com&region=us-east-1&path_style=false"
+        );
+
+        // No credentials at all.
+        let e = Config::from_vars(&vars(&[("REMOTE_STORAGE_URL", "s3://bucket-1/p")])).unwrap_err();
+        assert!(e.to_string().starts_with("REMOTE_STORAGE_URL: "), "{e}");
+        assert!(e.to_string().contains("AWS_ACCESS_KEY_ID"), "{e}");
+        // Bad values never echo the secret.
+        for url in [
+            "s3://AKIAX:url-secret-42@b",
+            "s3://AKIAX:url-secret-42@bucket-1?bogus=1",
+            "s3://AKIAX:url-secret-42@bucket-1?endpoint=ftp://h",
+        ] {
+            let e = Config::from_vars(&vars(&[("REMOTE_STORAGE_URL", url)])).unwrap_err();
+            assert!(e.to_string().starts_with("REMOTE_STORAGE_URL: "), "{e}");
+            assert!(!e.to_string().contains("url-secret-42"), "{e}");
+        }
     }
 
     #[test]

@@ -19,7 +19,11 @@
 //! | [`sync`] | the job runner, WebDAV uploads, remote PostgreSQL and its migrations |
 //! | [`sms`] | OVH client (signing, time delta), phone numbers |
 //! | [`settings`] | run-time settings (`/admin/config`), SMS segment counting |
-//! | [`health`] | `/health` checks and the aggregate status |
+//! | [`scheduler`], [`cleanup`] | recurring tasks (timer loop), retention, erasure, clock fix-up |
+//! | [`health`] | `/health` checks and the aggregate status, the cached remote probes |
+//! | [`heartbeat`], [`fleet`] | health reports into the remote database; `selfie-kiosk fleet` |
+//! | [`diag`] | `selfie-kiosk diag`: the technicians' bundle (and `GET /admin/diag`) |
+//! | [`export`] | the Excel export: chunked catalog reads → constant-memory workbook → streamed file |
 //! | [`startup`] | opening stores, reconciling files with rows, rebuilding the outbox |
 //! | [`systemd`] | sd_notify: READY, WATCHDOG, STOPPING |
 //! | [`clock`], [`ids`] | injected time, ids and randomness |
@@ -31,10 +35,15 @@ pub mod catalog;
 pub mod cleanup;
 pub mod clock;
 pub mod config;
+pub mod diag;
+pub mod export;
+pub mod fleet;
 pub mod health;
+pub mod heartbeat;
 pub mod ids;
 pub mod logging;
 pub mod outbox;
+pub mod scheduler;
 pub mod settings;
 pub mod sms;
 pub mod startup;
@@ -88,7 +97,11 @@ pub async fn run_app(
     let workers = CancellationToken::new();
 
     tracker.spawn(sync::worker::run(app.clone(), workers.clone()));
+    tracker.spawn(scheduler::run(app.clone(), workers.clone()));
+    tracker.spawn(sms::credits_loop(app.clone(), workers.clone()));
     tracker.spawn(systemd::watchdog_loop(workers.clone()));
+    tracker.spawn(health::probe_loop(app.clone(), workers.clone()));
+    tracker.spawn(heartbeat::run(app.clone(), workers.clone()));
 
     if let Some(hl) = health_listener {
         let router = api::health_router(app.clone());

@@ -34,7 +34,9 @@ pub fn set_level(spec: &str) -> Result<(), String> {
 pub fn init(spec: &str) -> Option<ReloadHandle> {
     let (filter_layer, handle) = reload::Layer::new(filter(spec));
     let _ = HANDLE.set(handle.clone());
-    let registry = tracing_subscriber::registry().with(filter_layer);
+    let registry = tracing_subscriber::registry()
+        .with(filter_layer)
+        .with(recent_layer());
     #[cfg(feature = "journald")]
     if under_journald() {
         match tracing_journald::layer() {
@@ -60,7 +62,76 @@ pub fn init(spec: &str) -> Option<ReloadHandle> {
 
 /// Applies a new filter, e.g. from `/admin/config` or SIGHUP.
 pub fn set_filter(handle: &ReloadHandle, spec: &str) -> Result<(), String> {
-    let f = EnvFilter::try_new(format!("{spec},sled=warn,hyper=warn,reqwest=warn,tokio_postgres=warn"))
-        .map_err(|e| e.to_string())?;
+    let f = EnvFilter::try_new(format!(
+        "{spec},sled=warn,hyper=warn,reqwest=warn,tokio_postgres=warn"
+    ))
+    .map_err(|e| e.to_string())?;
     handle.reload(f).map_err(|e| e.to_string())
+}
+
+/// Formatted lines kept in memory for diagnostics (`GET /admin/diag`, `selfie-kiosk diag`).
+pub const RECENT_LOG_LINES: usize = 2000;
+/// Longer lines are cut (a log line is never this long; a runaway one must not eat memory).
+const RECENT_LOG_LINE_MAX: usize = 4096;
+
+static RECENT: std::sync::Mutex<std::collections::VecDeque<String>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+
+/// The last [`RECENT_LOG_LINES`] log lines of this process, oldest first. Logs never hold
+/// secrets, but callers that ship them elsewhere still scrub them (see `crate::diag`).
+pub fn recent_logs() -> Vec<String> {
+    RECENT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .cloned()
+        .collect()
+}
+
+fn recent_layer<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer()
+        .with_writer(RecentLogs)
+        .with_ansi(false)
+}
+
+/// A `MakeWriter` whose writers push each formatted event into [`RECENT`] when dropped
+/// (the fmt layer makes one writer per event).
+#[derive(Clone, Copy)]
+struct RecentLogs;
+
+struct RecentWriter(Vec<u8>);
+
+impl std::io::Write for RecentWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() < RECENT_LOG_LINE_MAX {
+            self.0.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for RecentWriter {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.0);
+        let mut ring = RECENT.lock().unwrap_or_else(|p| p.into_inner());
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            if ring.len() >= RECENT_LOG_LINES {
+                ring.pop_front();
+            }
+            ring.push_back(line.chars().take(RECENT_LOG_LINE_MAX).collect());
+        }
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RecentLogs {
+    type Writer = RecentWriter;
+    fn make_writer(&'a self) -> Self::Writer {
+        RecentWriter(Vec::new())
+    }
 }

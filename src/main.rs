@@ -31,6 +31,28 @@ enum Command {
     Serve,
     /// Validate the configuration and print it (secrets hidden).
     CheckConfig,
+    /// Check the OVH SMS credentials, credits and sender, then send one test SMS.
+    SmsTest {
+        /// Phone number to text (French national or international format).
+        phone: String,
+        /// Check everything but send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Fleet status from the remote database: every kiosk's last heartbeat.
+    Fleet {
+        /// Print a JSON array instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Seconds without a heartbeat after which a kiosk is shown STALE.
+        #[arg(long, value_name = "SECS", default_value_t = selfie_kiosk::fleet::DEFAULT_STALE_AFTER_S)]
+        stale_after: u64,
+    },
+    /// Write a diagnostics bundle (tar.gz and summary.txt) into DIR, e.g. onto a USB stick.
+    Diag {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -41,7 +63,12 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig => check_config(&config),
-        Command::Serve => serve(config),
+        Command::Serve => serve(config, cli.env_file),
+        Command::Fleet { json, stale_after } => {
+            selfie_kiosk::fleet::cli(&config, json, stale_after)
+        }
+        Command::Diag { out } => selfie_kiosk::diag::cli(&config, &out),
+        Command::SmsTest { phone, dry_run } => sms_test(&config, &phone, dry_run),
     }
 }
 
@@ -110,7 +137,30 @@ fn check_config(c: &Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn serve(config: Config) -> ExitCode {
+fn sms_test(config: &Config, phone: &str, dry_run: bool) -> ExitCode {
+    selfie_kiosk::install_crypto();
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        eprintln!("selfie-kiosk: cannot start the runtime");
+        return ExitCode::FAILURE;
+    };
+    match rt.block_on(selfie_kiosk::sms::sms_test(config, phone, dry_run)) {
+        Ok(lines) => {
+            for l in lines {
+                println!("{l}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sms-test: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: Config, env_file: Option<PathBuf>) -> ExitCode {
     let _log = selfie_kiosk::logging::init(&config.log_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -147,6 +197,7 @@ fn serve(config: Config) -> ExitCode {
         };
         let shutdown = CancellationToken::new();
         tokio::spawn(wait_for_signal(shutdown.clone()));
+        tokio::spawn(reload_log_level_on_sighup(env_file));
         match selfie_kiosk::run(config, listener, health, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -175,4 +226,44 @@ async fn wait_for_signal(shutdown: CancellationToken) {
         _ = int.recv() => tracing::info!("SIGINT received"),
     }
     shutdown.cancel();
+}
+
+/// SIGHUP: applies `KIOSK_LOG` (or `RUST_LOG`) again, without a restart. The env file
+/// (`--env-file`, else `./.env`) wins over the process environment here: the environment
+/// was fixed at start (under systemd it was itself loaded from that file), so only the
+/// file can carry a change.
+async fn reload_log_level_on_sighup(env_file: Option<PathBuf>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let spec = log_spec_from_file(env_file.as_deref()).map_or_else(
+            || {
+                Config::load(env_file.as_deref())
+                    .map(|c| c.log_filter)
+                    .map_err(|e| e.to_string())
+            },
+            Ok,
+        );
+        match spec.and_then(|s| selfie_kiosk::logging::set_level(&s).map(|()| s)) {
+            Ok(s) => tracing::info!(filter = %s, "SIGHUP: log filter reloaded"),
+            Err(e) => tracing::warn!("SIGHUP: log filter not changed: {e}"),
+        }
+    }
+}
+
+fn log_spec_from_file(env_file: Option<&std::path::Path>) -> Option<String> {
+    let path = env_file
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".env"));
+    let vars: std::collections::HashMap<String, String> = dotenvy::from_path_iter(&path)
+        .ok()?
+        .filter_map(Result::ok)
+        .collect();
+    ["KIOSK_LOG", "RUST_LOG"]
+        .iter()
+        .find_map(|k| vars.get(*k).map(|v| v.trim().to_string()))
+        .filter(|v| !v.is_empty())
 }

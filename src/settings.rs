@@ -167,10 +167,15 @@ pub fn check_template(t: &str) -> Result<(), String> {
     if !t.contains("{link}") {
         return Err("must contain {link}".into());
     }
-    let sample = t.replace("{link}", "https://vps.example.com/uploads/0123456789abcdef0123456789abcdef.jpg");
+    let sample = t.replace(
+        "{link}",
+        "https://vps.example.com/uploads/0123456789abcdef0123456789abcdef.jpg",
+    );
     let segments = sms_segments(&sample);
     if segments > 3 {
-        return Err(format!("too long: {segments} SMS segments with a typical link (at most 3)"));
+        return Err(format!(
+            "too long: {segments} SMS segments with a typical link (at most 3)"
+        ));
     }
     Ok(())
 }
@@ -250,13 +255,19 @@ mod tests {
 
     #[test]
     fn validates_each_key() {
-        let mut s = RuntimeSettings::from_config(&Config::with_data_dir(std::path::Path::new("/tmp")));
+        let mut s =
+            RuntimeSettings::from_config(&Config::with_data_dir(std::path::Path::new("/tmp")));
         assert!(s.set("retention_days", &json!(7)).is_ok());
         assert_eq!(s.retention_days, 7);
-        assert_eq!(s.set("retention_days", &json!(0)).unwrap_err().key, "retention_days");
+        assert_eq!(
+            s.set("retention_days", &json!(0)).unwrap_err().key,
+            "retention_days"
+        );
         assert!(s.set("nope", &json!(1)).is_err());
         assert!(s.set("sms_template", &json!("no link")).is_err());
-        assert!(s.set("sms_template", &json!("x".repeat(600) + "{link}")).is_err());
+        assert!(s
+            .set("sms_template", &json!("x".repeat(600) + "{link}"))
+            .is_err());
         assert!(s.set("sms_template", &json!("Photo: {link}")).is_ok());
         assert!(s.set("kiosk_disk_reserve", &json!("10MB")).is_ok());
         assert_eq!(s.kiosk_disk_reserve, 10 * 1024 * 1024);

@@ -73,7 +73,16 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
         })?;
 
     let stored = catalog.write_blocking(|c| catalog::all_settings(c))?;
-    let settings = crate::settings::overlay(crate::settings::RuntimeSettings::from_config(&config), &stored);
+    let settings = crate::settings::overlay(
+        crate::settings::RuntimeSettings::from_config(&config),
+        &stored,
+    );
+
+    let sms_client =
+        crate::sms::client_from_config(&config).map_err(|message| StartError::Remote {
+            var: "OVH_ENDPOINT",
+            message,
+        })?;
 
     reconcile(&catalog, &uploads)?;
     rebuild_outbox(&catalog, &outbox, clock.now_ms())?;
@@ -95,6 +104,9 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
         sync_events: tokio::sync::Notify::new(),
         auth_failures: Default::default(),
         settings: crate::settings::Settings::new(settings),
+        sms_client,
+        sms_health: Default::default(),
+        scheduler: Default::default(),
     }))
 }
 
@@ -205,6 +217,19 @@ pub fn rebuild_outbox(catalog: &Catalog, outbox: &Outbox, now_ms: i64) -> Result
     }
     if added > 0 {
         tracing::warn!(jobs = added, "sync jobs rebuilt from the catalog");
+    }
+    let open_sms = catalog.write_blocking(|c| catalog::open_sms(c))?;
+    let mut sms_added = 0;
+    for row in &open_sms {
+        if outbox.get(JobKind::Sms, &row.id).map_err(map)?.is_none() {
+            outbox
+                .push(JobKind::Sms, &row.id, row.created_ms, now_ms)
+                .map_err(map)?;
+            sms_added += 1;
+        }
+    }
+    if sms_added > 0 {
+        tracing::warn!(jobs = sms_added, "SMS jobs rebuilt from the catalog");
     }
     Ok(())
 }

@@ -3,6 +3,10 @@
 #   - PostgreSQL server binaries (initdb, pg_ctl, postgres, psql) — package `postgresql`
 #   - nginx with the WebDAV module — package `nginx-light` (falls back to `nginx`)
 #   - curl
+#   - moto (S3-compatible server for tests/s3.rs) — PyPI `moto[server]`, into a venv at
+#     .venv-tools/ unless a working `moto_server` is already on PATH
+#   - LibreOffice Calc, headless (soffice) — package `libreoffice-calc-nogui`: the Excel
+#     export test converts the workbook with it to prove a real spreadsheet opens it
 # Idempotent: does nothing (and no `apt-get update`) when everything is already there.
 # The tests start their own throw-away PostgreSQL cluster and nginx on loopback, so the
 # Debian system services are kept from starting (policy-rc.d during install) and are
@@ -38,15 +42,42 @@ have_nginx_dav() {
     "$bin" -V 2>&1 | grep -q -- '--with-http_dav_module'
 }
 
+# moto comes from PyPI, not Debian: installed here, before the apt part (which may stop
+# early when every Debian package is there).
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+MOTO_VERSION=5.2.1
+have_moto() {
+    [ -x "$ROOT/.venv-tools/bin/moto_server" ] ||
+        moto_server --help >/dev/null 2>&1
+}
+if have_moto; then
+    log "moto_server already installed"
+else
+    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+        log "python3 with venv is needed for moto (apt-get install python3 python3-venv)" >&2
+        exit 1
+    fi
+    log "installing moto[server] $MOTO_VERSION into $ROOT/.venv-tools"
+    python3 -m venv "$ROOT/.venv-tools"
+    # Never committed: the directory ignores itself.
+    [ -f "$ROOT/.venv-tools/.gitignore" ] || printf '*\n' >"$ROOT/.venv-tools/.gitignore"
+    "$ROOT/.venv-tools/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+    if ! have_moto; then
+        log "moto_server still missing after pip install" >&2
+        exit 1
+    fi
+fi
+
 missing=()
 have_pg_server || missing+=(postgresql)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 have_nginx_dav || missing+=(nginx)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+command -v soffice >/dev/null 2>&1 || missing+=(libreoffice-calc-nogui)
 
 if [ "${#missing[@]}" -eq 0 ]; then
-    log "everything already installed (postgresql server, psql, nginx with dav, curl)"
+    log "everything already installed (postgresql server, psql, nginx with dav, curl, soffice)"
     exit 0
 fi
 
@@ -122,6 +153,10 @@ if ! have_pg_server; then
 fi
 if ! have_nginx_dav; then
     log "nginx with http_dav_module still missing after install" >&2
+    exit 1
+fi
+if ! command -v soffice >/dev/null 2>&1; then
+    log "soffice (libreoffice-calc-nogui) still missing after install" >&2
     exit 1
 fi
 log "done: postgresql $(ls -d /usr/lib/postgresql/*/bin | sed 's#.*/postgresql/\([^/]*\)/bin#\1#' | sort -V | tail -n1), $(nginx -v 2>&1 || /usr/sbin/nginx -v 2>&1)"

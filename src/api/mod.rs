@@ -1,10 +1,14 @@
 //! The HTTP API: router, limits, CORS, and the server loop with its timeouts.
 
 pub mod admin;
+pub mod backgrounds;
 pub mod capture;
+pub mod diag;
 pub mod error;
 pub mod files;
+pub mod gdpr;
 pub mod health;
+pub mod sms;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,9 +46,12 @@ pub fn router(app: SharedApp) -> Router {
     ));
     Router::new()
         .merge(admin)
+        .merge(backgrounds::public_routes())
         .route("/api/capture", post(capture::post_capture))
         .route("/api/capture-batch", post(capture::post_batch))
         .route("/api/captures/status", get(capture::get_status))
+        .route("/api/send-sms", post(sms::post_send_sms))
+        .route("/api/sms/{sms_id}", get(sms::get_sms))
         .route("/api/download/{id}", get(files::download))
         .route("/uploads/{file}", get(files::uploads))
         .route("/health", get(health::get_health))

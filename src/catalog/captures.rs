@@ -177,10 +177,110 @@ pub fn delete_capture_row(conn: &Connection, id: &str) -> Result<bool, CatalogEr
 }
 
 /// Marks open SMS requests of a capture as cancelled and forgets their clear numbers.
-pub fn cancel_sms_for_capture(conn: &Connection, capture_id: &str, reason: &str) -> Result<usize, CatalogError> {
+pub fn cancel_sms_for_capture(
+    conn: &Connection,
+    capture_id: &str,
+    reason: &str,
+) -> Result<usize, CatalogError> {
     Ok(conn.execute(
         "UPDATE sms SET status = 'cancelled', phone = NULL, last_error = ?2
          WHERE capture_id = ?1 AND status NOT IN ('sent', 'failed', 'expired', 'cancelled')",
         params![capture_id, reason],
     )?)
+}
+
+/// Flags a capture as taken while the wall clock was not sane, with what is needed to
+/// recompute its time later.
+pub fn mark_clock_suspect(
+    conn: &Connection,
+    id: &str,
+    boot_id: &str,
+    mono_ms: i64,
+) -> Result<(), CatalogError> {
+    conn.execute(
+        "UPDATE captures SET clock_suspect = 1, boot_id = ?2, mono_ms = ?3 WHERE id = ?1",
+        params![id, boot_id, mono_ms],
+    )?;
+    Ok(())
+}
+
+/// A capture with a suspect time: (id, boot id, monotonic ms at capture).
+pub type ClockSuspect = (String, Option<String>, Option<i64>);
+
+/// Captures with a suspect time.
+pub fn clock_suspects(conn: &Connection) -> Result<Vec<ClockSuspect>, CatalogError> {
+    let mut st =
+        conn.prepare_cached("SELECT id, boot_id, mono_ms FROM captures WHERE clock_suspect = 1")?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Sets a capture's corrected creation time and clears the flag.
+pub fn fix_capture_time(conn: &Connection, id: &str, created_ms: i64) -> Result<(), CatalogError> {
+    conn.execute(
+        "UPDATE captures SET created_ms = ?2, clock_suspect = 0 WHERE id = ?1",
+        params![id, created_ms],
+    )?;
+    Ok(())
+}
+
+/// Up to `limit` captures created before `cutoff_ms` (trusted times only), oldest first:
+/// (id, synced).
+pub fn expired_captures(
+    conn: &Connection,
+    cutoff_ms: i64,
+    limit: usize,
+) -> Result<Vec<(String, bool)>, CatalogError> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, synced_ms IS NOT NULL FROM captures
+         WHERE created_ms < ?1 AND clock_suspect = 0 ORDER BY created_ms LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![cutoff_ms, limit as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Deletes capture rows and their SMS rows; returns (captures, sms) removed.
+pub fn delete_captures_and_sms(
+    conn: &mut Connection,
+    ids: &[String],
+) -> Result<(usize, usize), CatalogError> {
+    let tx = conn.transaction()?;
+    let mut caps = 0;
+    let mut sms = 0;
+    {
+        let mut del_sms = tx.prepare_cached("DELETE FROM sms WHERE capture_id = ?1")?;
+        let mut del_cap = tx.prepare_cached("DELETE FROM captures WHERE id = ?1")?;
+        for id in ids {
+            sms += del_sms.execute([id])?;
+            caps += del_cap.execute([id])?;
+        }
+    }
+    tx.commit()?;
+    Ok((caps, sms))
+}
+
+pub fn schedule_last_run(conn: &Connection, task: &str) -> Result<Option<i64>, CatalogError> {
+    Ok(conn
+        .query_row(
+            "SELECT last_run_ms FROM schedule WHERE task = ?1",
+            [task],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+pub fn set_schedule_last_run(
+    conn: &Connection,
+    task: &str,
+    at_ms: i64,
+    result: &str,
+) -> Result<(), CatalogError> {
+    conn.execute(
+        "INSERT INTO schedule (task, last_run_ms, last_result) VALUES (?1, ?2, ?3)
+         ON CONFLICT(task) DO UPDATE SET last_run_ms = excluded.last_run_ms, last_result = excluded.last_result",
+        params![task, at_ms, result],
+    )?;
+    Ok(())
 }

@@ -7,11 +7,19 @@
 //! Migrations are versioned through `PRAGMA user_version`; a shipped migration is never
 //! edited, only followed by a new one.
 
+mod backgrounds;
 mod captures;
+mod listing;
 mod settings;
+mod sms;
+mod stats;
 
+pub use backgrounds::*;
 pub use captures::*;
+pub use listing::*;
 pub use settings::*;
+pub use sms::*;
+pub use stats::*;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -87,6 +95,13 @@ const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL
     );
     CREATE INDEX captures_background ON captures(background_id);",
+    // 4: honest clocks (captures taken while the wall clock was not set) and the
+    // persisted state of recurring tasks.
+    "ALTER TABLE captures ADD COLUMN clock_suspect INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE captures ADD COLUMN boot_id TEXT;
+    ALTER TABLE captures ADD COLUMN mono_ms INTEGER;
+    CREATE INDEX captures_clock_suspect ON captures(clock_suspect) WHERE clock_suspect = 1;
+    CREATE TABLE schedule (task TEXT PRIMARY KEY, last_run_ms INTEGER NOT NULL, last_result TEXT);",
 ];
 
 #[derive(Clone)]
@@ -107,6 +122,9 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // FULL in WAL mode: the WAL is fsynced at every commit, so a commit is durable.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Erased data (phone numbers once sent, deleted captures' rows) is overwritten with
+    // zeros instead of lingering in free pages.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }

@@ -53,6 +53,8 @@ pub enum JobKind {
     Sms,
     /// Delete a capture's remote copies (retention, admin delete, erasure).
     RemoteDelete,
+    /// Copy an SMS row (no phone number) to the remote SMS log.
+    SmsLog,
 }
 
 impl JobKind {
@@ -61,6 +63,7 @@ impl JobKind {
             JobKind::Sync => "sync",
             JobKind::Sms => "sms",
             JobKind::RemoteDelete => "remote_delete",
+            JobKind::SmsLog => "sms_log",
         }
     }
     /// Whether a job of this kind may be given up on. A sync job never gives up: the

@@ -8,6 +8,7 @@
 //! Errors that concern one job only (a file refused) back off that job alone.
 
 pub mod remote_db;
+pub mod s3;
 pub mod webdav;
 pub mod worker;
 
@@ -22,12 +23,16 @@ pub use webdav::RemoteFileError;
 #[derive(Debug, Clone)]
 pub enum RemoteFiles {
     WebDav(webdav::WebDav),
+    S3(s3::S3),
 }
 
 impl RemoteFiles {
     pub fn new(storage: &crate::config::RemoteStorage) -> Result<RemoteFiles, String> {
         match storage {
-            crate::config::RemoteStorage::WebDav { .. } => Ok(RemoteFiles::WebDav(webdav::WebDav::new(storage)?)),
+            crate::config::RemoteStorage::WebDav { .. } => {
+                Ok(RemoteFiles::WebDav(webdav::WebDav::new(storage)?))
+            }
+            crate::config::RemoteStorage::S3(c) => Ok(RemoteFiles::S3(s3::S3::new(c)?)),
         }
     }
 
@@ -35,6 +40,7 @@ impl RemoteFiles {
     pub async fn put(&self, id: &str, path: &std::path::Path) -> Result<(), RemoteFileError> {
         match self {
             RemoteFiles::WebDav(w) => w.put(id, path).await,
+            RemoteFiles::S3(s) => s.put(id, path).await,
         }
     }
 
@@ -42,6 +48,7 @@ impl RemoteFiles {
     pub async fn delete(&self, id: &str) -> Result<(), RemoteFileError> {
         match self {
             RemoteFiles::WebDav(w) => w.delete(id).await,
+            RemoteFiles::S3(s) => s.delete(id).await,
         }
     }
 
@@ -49,6 +56,7 @@ impl RemoteFiles {
     pub async fn probe(&self) -> Result<(), RemoteFileError> {
         match self {
             RemoteFiles::WebDav(w) => w.probe().await,
+            RemoteFiles::S3(s) => s.probe().await,
         }
     }
 }

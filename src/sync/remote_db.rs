@@ -313,3 +313,58 @@ fn rustls_config() -> rustls::ClientConfig {
         .with_root_certificates(roots)
         .with_no_client_auth()
 }
+
+impl RemoteDb {
+    /// Upserts one SMS row into the remote log (HMAC of the number only).
+    pub async fn upsert_sms_log(&self, s: &crate::catalog::SmsRow) -> Result<(), RemoteDbError> {
+        let client = self.client().await?;
+        let created = s.created_ms as f64 / 1000.0;
+        let sent = s.sent_ms.map(|m| m as f64 / 1000.0);
+        let res = tokio::time::timeout(
+            Duration::from_secs(30),
+            client.execute(
+                "INSERT INTO kiosk_sms_log (kiosk_id, sms_id, capture_id, phone_hmac, status, attempts,
+                    created_at, sent_at, last_error)
+                 VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7), to_timestamp($8), $9)
+                 ON CONFLICT (kiosk_id, sms_id) DO UPDATE SET status = excluded.status,
+                    attempts = excluded.attempts, sent_at = excluded.sent_at,
+                    last_error = excluded.last_error, updated_at = now()",
+                &[
+                    &self.kiosk_id,
+                    &s.id,
+                    &s.capture_id,
+                    &s.phone_hmac,
+                    &s.status,
+                    &(s.attempts as i32),
+                    &created,
+                    &sent,
+                    &s.last_error,
+                ],
+            ),
+        )
+        .await;
+        match res {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                self.reset().await;
+                Err(db_err(e))
+            }
+            Err(_) => {
+                self.reset().await;
+                Err(RemoteDbError::Db("query timed out".into()))
+            }
+        }
+    }
+
+    /// Deletes this kiosk's SMS log rows for the given captures (erasure, retention).
+    pub async fn delete_sms_log_for_captures(&self, ids: &[String]) -> Result<u64, RemoteDbError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM kiosk_sms_log WHERE kiosk_id = $1 AND capture_id = ANY($2)",
+                &[&self.kiosk_id, &ids],
+            )
+            .await
+            .map_err(db_err)
+    }
+}

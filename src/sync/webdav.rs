@@ -35,7 +35,10 @@ impl WebDav {
             base,
             user,
             password,
-        } = storage;
+        } = storage
+        else {
+            return Err("not a WebDAV storage URL".into());
+        };
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .read_timeout(Duration::from_secs(30))

@@ -28,6 +28,9 @@ const MAX_SLEEP: Duration = Duration::from_secs(30);
 /// Runs until `shutdown`. One instance per daemon.
 pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     let notify = app.outbox.notifier();
+    // Under a systemd watchdog, report in well within its interval even when idle.
+    let max_sleep =
+        crate::systemd::watchdog_interval().map_or(MAX_SLEEP, |w| (w / 4).min(MAX_SLEEP));
     loop {
         crate::systemd::alive();
         if shutdown.is_cancelled() {
@@ -44,9 +47,9 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
         if jobs.is_empty() {
             let wait = match app.outbox.next_due_ms() {
                 Ok(Some(t)) => {
-                    Duration::from_millis((t - now).clamp(0, MAX_SLEEP.as_millis() as i64) as u64)
+                    Duration::from_millis((t - now).clamp(0, max_sleep.as_millis() as i64) as u64)
                 }
-                _ => MAX_SLEEP,
+                _ => max_sleep,
             };
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -64,6 +67,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
             match job.kind {
                 JobKind::RemoteDelete => run_remote_delete(&app, job).await,
                 JobKind::Sms => crate::sms::run_job(&app, job).await,
+                JobKind::SmsLog => crate::sms::run_log_job(&app, job).await,
                 JobKind::Sync => {}
             }
         }
@@ -278,6 +282,10 @@ async fn run_sync_batch(app: &Arc<App>, jobs: Vec<Job>) {
                 ack(app, job);
             }
             app.sync_events.notify_waiters();
+            // SMS waiting for these captures can go now.
+            if let Err(e) = app.outbox.expedite(Some(JobKind::Sms), app.clock.now_ms()) {
+                tracing::error!("outbox expedite failed: {e}");
+            }
         }
         Err(e) => {
             for (job, _) in &file_done {
@@ -310,7 +318,12 @@ async fn run_remote_delete(app: &Arc<App>, job: Job) {
             hold_job(app, &job, until);
             return;
         }
-        if let Err(e) = db.delete_captures(std::slice::from_ref(&job.target)).await {
+        let ids = std::slice::from_ref(&job.target);
+        let res = match db.delete_captures(ids).await {
+            Ok(_) => db.delete_sms_log_for_captures(ids).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = res {
             let msg = e.to_string();
             let until = app.sync_state.failure(Remote::Db, now, &msg);
             hold_job(app, &job, until);

@@ -7,3 +7,4 @@ pub mod nginx;
 pub mod ovh;
 pub mod pg;
 pub mod proxy;
+pub mod s3;

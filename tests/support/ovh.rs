@@ -137,6 +137,8 @@ struct Inner {
     auto_send: bool,
     next_id: u64,
     status_flip: bool,
+    /// Numbers OVH reports as invalid receivers (e.g. not a real line).
+    unreachable: Vec<String>,
 }
 
 struct State {
@@ -189,6 +191,7 @@ impl OvhTestServer {
                 auto_send: true,
                 next_id: FIRST_ID,
                 status_flip: false,
+                unreachable: Vec::new(),
             }),
             requests: AtomicU64::new(0),
             time_requests: AtomicU64::new(0),
@@ -308,6 +311,11 @@ impl OvhTestServer {
 
     pub fn fault(&self) -> Fault {
         self.state.lock().fault
+    }
+
+    /// Numbers the server will list in `invalidReceivers`.
+    pub fn set_unreachable(&self, numbers: &[&str]) {
+        self.state.lock().unreachable = numbers.iter().map(|s| s.to_string()).collect();
     }
 
     /// How long a `Fault::Timeout` POST hangs.
@@ -843,8 +851,10 @@ async fn post_job(st: &State, service: &str, body: Option<Value>, raw: &[u8], no
         return ovh_error(st, StatusCode::GATEWAY_TIMEOUT, None, "Gateway timeout");
     }
 
-    let (valid, invalid): (Vec<String>, Vec<String>) =
-        receivers.into_iter().partition(|r| is_e164(r));
+    let unreachable = st.lock().unreachable.clone();
+    let (valid, invalid): (Vec<String>, Vec<String>) = receivers
+        .into_iter()
+        .partition(|r| is_e164(r) && !unreachable.contains(r));
     if valid.is_empty() {
         return reply(
             st,

@@ -1,0 +1,647 @@
+//! Backgrounds ("fonds"): pictures the admin uploads and the touchscreen app offers.
+//!
+//! Admin: `POST /admin/backgrounds` (a raw `image/jpeg`/`image/png` body with `?name=` and
+//! optional `position=`, or `multipart/form-data` with a `file` field plus `name` and
+//! `position` fields), `GET /admin/backgrounds`, `PATCH`/`DELETE /admin/backgrounds/{id}`.
+//! Public: `GET /api/backgrounds`, `GET /api/backgrounds/{id}` (the JPEG) and
+//! `GET /api/backgrounds/{id}/thumbnail`.
+//!
+//! An upload is checked like a capture (same size limit, same error codes), converted to
+//! JPEG when it is a PNG, and stored as `$KIOSK_DATA_DIR/backgrounds/{id}.jpg` plus
+//! `{id}.thumb.jpg` (at most 320 px wide), both written durably before the catalog row is
+//! inserted. A crash in between leaves files without a row; [`reconcile`] removes them (it
+//! runs before every upload, and start-up may call it too). Mutations are serialized by
+//! one lock: they are rare, and it keeps `reconcile` from racing an upload.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path as UrlPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio_util::io::ReaderStream;
+
+use super::error::{ApiError, ApiResult};
+use super::{json_response, read_body};
+use crate::app::{App, SharedApp};
+use crate::catalog::{self, BackgroundRow, NewBackground};
+use crate::ids;
+use crate::storage::image::{self as img, Format, ImageError};
+use crate::storage::{self, StorageError};
+
+/// Widest thumbnail, in pixels.
+pub const THUMBNAIL_WIDTH: u32 = 320;
+/// Tallest thumbnail (very tall pictures are bounded too).
+pub const THUMBNAIL_MAX_HEIGHT: u32 = 1280;
+pub const THUMBNAIL_QUALITY: u8 = 80;
+/// Longest background name, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+/// Room for the multipart framing and the text fields around the file.
+const MULTIPART_OVERHEAD: u64 = 64 * 1024;
+/// Temp files older than this in `.incoming` belong to no running upload.
+const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Serializes uploads, deletions and [`reconcile`].
+static MUTATIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub fn public_routes() -> Router<SharedApp> {
+    Router::new()
+        .route("/api/backgrounds", get(public_list))
+        .route("/api/backgrounds/{id}", get(get_image))
+        .route("/api/backgrounds/{id}/thumbnail", get(get_thumbnail))
+}
+
+pub fn admin_routes() -> Router<SharedApp> {
+    Router::new()
+        .route(
+            "/admin/backgrounds",
+            get(admin_list)
+                .post(upload)
+                // The body is read with our own limit (MAX_CAPTURE_BYTES), before the
+                // multipart parser sees it; axum's 2 MB default must not apply.
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/admin/backgrounds/{id}",
+            patch(patch_background).delete(delete_background),
+        )
+}
+
+/// The directory of background files.
+pub fn dir(app: &App) -> PathBuf {
+    app.config.data_dir.join("backgrounds")
+}
+
+fn image_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.jpg"))
+}
+
+fn thumb_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.thumb.jpg"))
+}
+
+/// A background as the app sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublicBackground {
+    pub id: String,
+    pub name: String,
+    pub position: i64,
+    pub width: i64,
+    pub height: i64,
+    pub url: String,
+    pub thumbnail_url: String,
+}
+
+impl From<&BackgroundRow> for PublicBackground {
+    fn from(r: &BackgroundRow) -> Self {
+        PublicBackground {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            position: r.position,
+            width: r.width,
+            height: r.height,
+            url: format!("/api/backgrounds/{}", r.id),
+            thumbnail_url: format!("/api/backgrounds/{}/thumbnail", r.id),
+        }
+    }
+}
+
+/// A background as the admin sees it: the public fields plus size, hash and date.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminBackground {
+    #[serde(flatten)]
+    pub public: PublicBackground,
+    pub bytes: i64,
+    pub sha256: String,
+    pub created_at: String,
+}
+
+impl From<&BackgroundRow> for AdminBackground {
+    fn from(r: &BackgroundRow) -> Self {
+        AdminBackground {
+            public: PublicBackground::from(r),
+            bytes: r.bytes,
+            sha256: r.sha256.clone(),
+            created_at: catalog::format_ms(r.created_ms),
+        }
+    }
+}
+
+async fn rows(app: &App) -> ApiResult<Vec<BackgroundRow>> {
+    Ok(app.catalog.read(catalog::list_backgrounds).await?)
+}
+
+/// `GET /api/backgrounds`
+async fn public_list(State(app): State<SharedApp>) -> ApiResult<Response> {
+    let list: Vec<PublicBackground> = rows(&app).await?.iter().map(Into::into).collect();
+    Ok(json_response(StatusCode::OK, &list))
+}
+
+/// `GET /admin/backgrounds`
+async fn admin_list(State(app): State<SharedApp>) -> ApiResult<Response> {
+    let list: Vec<AdminBackground> = rows(&app).await?.iter().map(Into::into).collect();
+    Ok(json_response(StatusCode::OK, &list))
+}
+
+fn check_id(id: &str) -> ApiResult<()> {
+    if ids::is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_id",
+            "not a valid background id",
+        ))
+    }
+}
+
+async fn find(app: &App, id: &str) -> ApiResult<BackgroundRow> {
+    check_id(id)?;
+    let lookup = id.to_string();
+    app.catalog
+        .read(move |c| catalog::get_background(c, &lookup))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no background with this id"))
+}
+
+/// `GET /api/backgrounds/{id}`
+async fn get_image(
+    State(app): State<SharedApp>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let row = find(&app, &id).await?;
+    let etag = format!("\"{}\"", row.sha256);
+    serve_jpeg(&image_path(&dir(&app), &row.id), &etag, &headers).await
+}
+
+/// `GET /api/backgrounds/{id}/thumbnail`
+async fn get_thumbnail(
+    State(app): State<SharedApp>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let row = find(&app, &id).await?;
+    let etag = format!("\"{}-thumb\"", row.sha256);
+    serve_jpeg(&thumb_path(&dir(&app), &row.id), &etag, &headers).await
+}
+
+/// Streams a JPEG with its ETag; 304 when the client has it already. The content behind
+/// an id never changes, so an hour of caching is safe.
+async fn serve_jpeg(path: &Path, etag: &str, headers: &HeaderMap) -> ApiResult<Response> {
+    let cache = HeaderValue::from_static("public, max-age=3600");
+    let etag_value =
+        HeaderValue::from_str(etag).map_err(|_| ApiError::internal("unprintable ETag"))?;
+    if let Some(inm) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
+        if inm.split(',').any(|t| t.trim() == etag || t.trim() == "*") {
+            let mut r = StatusCode::NOT_MODIFIED.into_response();
+            r.headers_mut().insert(header::ETAG, etag_value);
+            r.headers_mut().insert(header::CACHE_CONTROL, cache);
+            return Ok(r);
+        }
+    }
+    let file = match tokio::fs::File::open(path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::error!(path = %path.display(), "background file is missing on disk");
+            return Err(ApiError::not_found("the background's file is missing"));
+        }
+        Err(e) => {
+            return Err(ApiError::internal(format!(
+                "cannot open the background file: {e}"
+            )))
+        }
+    };
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot stat the background file: {e}")))?
+        .len();
+    let mut r = Response::new(Body::from_stream(ReaderStream::with_capacity(
+        file,
+        64 * 1024,
+    )));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::CACHE_CONTROL, cache);
+    h.insert(header::ETAG, etag_value);
+    Ok(r)
+}
+
+/// A name the app can show: trimmed, 1-100 characters, no control characters.
+fn check_name(name: Option<&str>) -> ApiResult<String> {
+    let name = name.map(str::trim).unwrap_or("");
+    if name.is_empty() {
+        return Err(ApiError::bad_request(
+            "missing_name",
+            "a background needs a name (?name=… or a multipart \"name\" field)",
+        ));
+    }
+    if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            format!(
+                "the name must be at most {MAX_NAME_CHARS} characters, without control characters"
+            ),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+const MAX_POSITION: i64 = 1_000_000;
+
+fn check_position(p: i64) -> ApiResult<i64> {
+    if (-MAX_POSITION..=MAX_POSITION).contains(&p) {
+        Ok(p)
+    } else {
+        Err(invalid_position())
+    }
+}
+
+fn invalid_position() -> ApiError {
+    ApiError::bad_request(
+        "invalid_position",
+        format!("position must be a whole number between -{MAX_POSITION} and {MAX_POSITION}"),
+    )
+}
+
+fn parse_position(s: Option<&str>) -> ApiResult<Option<i64>> {
+    match s.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s
+            .parse::<i64>()
+            .map_err(|_| invalid_position())
+            .and_then(check_position)
+            .map(Some),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct UploadQuery {
+    name: Option<String>,
+    position: Option<String>,
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| {
+            s.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+/// `POST /admin/backgrounds`
+async fn upload(State(app): State<SharedApp>, req: Request) -> ApiResult<Response> {
+    let max = app.config.max_capture_bytes;
+    let query: UploadQuery = match req.uri().query() {
+        None | Some("") => UploadQuery::default(),
+        Some(_) => {
+            axum::extract::Query::<UploadQuery>::try_from_uri(req.uri())
+                .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?
+                .0
+        }
+    };
+    let ct = content_type(req.headers());
+    let (source, name, position) = match ct.as_str() {
+        "image/jpeg" | "image/jpg" | "image/png" | "application/octet-stream" => {
+            // Cheap checks first: no need to read 25 MB to say the name is missing.
+            let name = check_name(query.name.as_deref())?;
+            let position = parse_position(query.position.as_deref())?;
+            let (_, body) = read_body(req, max).await?;
+            (body.to_vec(), name, position)
+        }
+        "multipart/form-data" => {
+            let form = read_multipart(req, max).await?;
+            let name = check_name(form.name.as_deref().or(query.name.as_deref()))?;
+            let position = parse_position(form.position.as_deref().or(query.position.as_deref()))?;
+            let file = form.file.ok_or_else(|| {
+                ApiError::bad_request("missing_file", "the form has no \"file\" field")
+            })?;
+            (file, name, position)
+        }
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("Content-Type '{other}' is not accepted (use image/jpeg, image/png or multipart/form-data)"),
+            ))
+        }
+    };
+    if source.is_empty() {
+        return Err(ApiError::bad_request("missing_file", "the image is empty"));
+    }
+    let processed = tokio::task::spawn_blocking(move || process(source))
+        .await
+        .map_err(|e| ApiError::internal(format!("image task failed: {e}")))??;
+
+    let _lock = MUTATIONS.lock().await;
+    reconcile_locked(&app).await;
+    let id = ids::new_id();
+    let bg_dir = dir(&app);
+    let reserve = app.disk_reserve_bytes();
+    let new = NewBackground {
+        id: id.clone(),
+        name,
+        position,
+        bytes: processed.jpeg.len() as i64,
+        width: processed.width as i64,
+        height: processed.height as i64,
+        sha256: processed.sha256.clone(),
+        created_ms: app.clock.now_ms(),
+    };
+    {
+        let (d, id) = (bg_dir.clone(), id.clone());
+        tokio::task::spawn_blocking(move || store_files(&d, &id, &processed, reserve))
+            .await
+            .map_err(|e| ApiError::internal(format!("storage task failed: {e}")))??;
+    }
+    let row = match app
+        .catalog
+        .write(move |c| catalog::insert_background(c, &new))
+        .await
+    {
+        Ok(row) => row,
+        Err(e) => {
+            let (d, id) = (bg_dir.clone(), id.clone());
+            let _ = tokio::task::spawn_blocking(move || remove_files(&d, &id)).await;
+            return Err(e.into());
+        }
+    };
+    tracing::info!(background_id = %row.id, name = %row.name, "background added");
+    Ok(json_response(
+        StatusCode::CREATED,
+        &AdminBackground::from(&row),
+    ))
+}
+
+#[derive(Default)]
+struct Form {
+    file: Option<Vec<u8>>,
+    name: Option<String>,
+    position: Option<String>,
+}
+
+fn invalid_multipart(e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(
+        "invalid_multipart",
+        format!("the multipart/form-data body is malformed: {e}"),
+    )
+}
+
+async fn read_multipart(req: Request, max: u64) -> ApiResult<Form> {
+    // The whole body is bounded first (413 before anything is parsed), then parsed.
+    let (parts, body) = read_body(req, max + MULTIPART_OVERHEAD).await?;
+    let req = Request::from_parts(parts, Body::from(body));
+    let mut mp = Multipart::from_request(req, &())
+        .await
+        .map_err(|e| invalid_multipart(e.body_text()))?;
+    let mut form = Form::default();
+    while let Some(field) = mp.next_field().await.map_err(invalid_multipart)? {
+        match field.name().unwrap_or("") {
+            "file" => {
+                if form.file.is_some() {
+                    return Err(ApiError::bad_request(
+                        "invalid_multipart",
+                        "the form has more than one \"file\" field",
+                    ));
+                }
+                let data = field.bytes().await.map_err(invalid_multipart)?;
+                if data.len() as u64 > max {
+                    return Err(ApiError::too_large(max));
+                }
+                form.file = Some(data.to_vec());
+            }
+            "name" => form.name = Some(field.text().await.map_err(invalid_multipart)?),
+            "position" => form.position = Some(field.text().await.map_err(invalid_multipart)?),
+            _ => {}
+        }
+    }
+    Ok(form)
+}
+
+/// A validated background: the JPEG to keep and its thumbnail.
+struct Processed {
+    jpeg: Vec<u8>,
+    thumb: Vec<u8>,
+    width: u32,
+    height: u32,
+    sha256: String,
+}
+
+fn process(source: Vec<u8>) -> Result<Processed, ImageError> {
+    let (jpeg, width, height) = match img::sniff(&source).ok_or(ImageError::NotAnImage)? {
+        Format::Jpeg => {
+            let (w, h) = img::jpeg_dimensions(&source)?;
+            (source, w, h)
+        }
+        Format::Png => img::png_to_jpeg(&source)?,
+    };
+    let thumb = thumbnail(&jpeg)?;
+    let sha256 = hex::encode(Sha256::digest(&jpeg));
+    Ok(Processed {
+        jpeg,
+        thumb,
+        width,
+        height,
+        sha256,
+    })
+}
+
+/// Decodes the JPEG (which also proves its pixel data is sound, beyond the header checks)
+/// and encodes a thumbnail at most [`THUMBNAIL_WIDTH`] wide.
+fn thumbnail(jpeg: &[u8]) -> Result<Vec<u8>, ImageError> {
+    let mut reader = image::ImageReader::with_format(Cursor::new(jpeg), image::ImageFormat::Jpeg);
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(img::MAX_PIXELS * 4);
+    reader.limits(limits);
+    let decoded = reader
+        .decode()
+        .map_err(|_| ImageError::BadJpeg("its image data cannot be decoded"))?;
+    let small = if decoded.width() > THUMBNAIL_WIDTH || decoded.height() > THUMBNAIL_MAX_HEIGHT {
+        decoded.thumbnail(THUMBNAIL_WIDTH, THUMBNAIL_MAX_HEIGHT)
+    } else {
+        decoded
+    };
+    let rgb = small.into_rgb8();
+    let mut out = Vec::new();
+    let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, THUMBNAIL_QUALITY);
+    rgb.write_with_encoder(enc)
+        .map_err(|_| ImageError::BadJpeg("cannot make a thumbnail"))?;
+    Ok(out)
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> StorageError {
+    StorageError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes both files durably (image first, thumbnail second); on failure neither stays.
+fn store_files(dir: &Path, id: &str, p: &Processed, reserve: u64) -> Result<(), StorageError> {
+    let incoming = dir.join(".incoming");
+    std::fs::create_dir_all(&incoming).map_err(|e| io_error(&incoming, e))?;
+    let free = storage::free_bytes(dir)?;
+    let need = (p.jpeg.len() + p.thumb.len()) as u64;
+    if free < reserve.saturating_add(need) {
+        return Err(StorageError::Full { free, reserve });
+    }
+    let result = (|| {
+        let tmp = incoming.join(format!("{id}.jpg.tmp"));
+        storage::write_durable(&tmp, &image_path(dir, id), &p.jpeg)?;
+        let tmp = incoming.join(format!("{id}.thumb.tmp"));
+        storage::write_durable(&tmp, &thumb_path(dir, id), &p.thumb)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(incoming.join(format!("{id}.jpg.tmp")));
+        let _ = std::fs::remove_file(incoming.join(format!("{id}.thumb.tmp")));
+        let _ = remove_files(dir, id);
+    }
+    result
+}
+
+/// Removes a background's files (missing ones are fine) and fsyncs the directory.
+fn remove_files(dir: &Path, id: &str) -> Result<(), StorageError> {
+    for p in [image_path(dir, id), thumb_path(dir, id)] {
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(&p, e)),
+        }
+    }
+    storage::sync_dir(dir).map_err(|e| io_error(dir, e))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    name: Option<String>,
+    position: Option<i64>,
+}
+
+/// `PATCH /admin/backgrounds/{id}`: `{"name"?, "position"?}`.
+async fn patch_background(
+    State(app): State<SharedApp>,
+    UrlPath(id): UrlPath<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    check_id(&id)?;
+    let (_, body) = read_body(req, 64 * 1024).await?;
+    let patch: PatchBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("expected {{\"name\"?: string, \"position\"?: integer}}: {e}"),
+        )
+    })?;
+    let name = patch.name.map(|n| check_name(Some(&n))).transpose()?;
+    let position = patch.position.map(check_position).transpose()?;
+    let row = app
+        .catalog
+        .write(move |c| catalog::update_background(c, &id, name.as_deref(), position))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no background with this id"))?;
+    Ok(json_response(StatusCode::OK, &AdminBackground::from(&row)))
+}
+
+/// `DELETE /admin/backgrounds/{id}`: the row first (the app stops offering it), then the
+/// files. Captures keep their `background_id`.
+async fn delete_background(
+    State(app): State<SharedApp>,
+    UrlPath(id): UrlPath<String>,
+) -> ApiResult<Response> {
+    check_id(&id)?;
+    let _lock = MUTATIONS.lock().await;
+    let lookup = id.clone();
+    let removed = app
+        .catalog
+        .write(move |c| catalog::delete_background_row(c, &lookup))
+        .await?;
+    if !removed {
+        return Err(ApiError::not_found("no background with this id"));
+    }
+    let (d, file_id) = (dir(&app), id.clone());
+    tokio::task::spawn_blocking(move || remove_files(&d, &file_id))
+        .await
+        .map_err(|e| ApiError::internal(format!("storage task failed: {e}")))??;
+    tracing::info!(background_id = %id, "background deleted");
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({"id": id, "deleted": true}),
+    ))
+}
+
+/// Removes background files that have no row (a crash between the files and the row) and
+/// stale temp files. Never fails: problems are logged.
+pub async fn reconcile(app: &App) {
+    let _lock = MUTATIONS.lock().await;
+    reconcile_locked(app).await;
+}
+
+async fn reconcile_locked(app: &App) {
+    let d = dir(app);
+    if !d.exists() {
+        return;
+    }
+    let known = match app.catalog.read(catalog::all_background_ids).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::warn!("background files not reconciled: {e}");
+            return;
+        }
+    };
+    let _ = tokio::task::spawn_blocking(move || sweep(&d, &known)).await;
+}
+
+fn sweep(dir: &Path, known: &[String]) {
+    let known: std::collections::HashSet<&str> = known.iter().map(String::as_str).collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut removed = 0usize;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let id = name
+            .strip_suffix(".thumb.jpg")
+            .or_else(|| name.strip_suffix(".jpg"));
+        if let Some(id) = id {
+            if !known.contains(id) && std::fs::remove_file(e.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(dir.join(".incoming")) {
+        for e in entries.flatten() {
+            let stale = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_TMP);
+            if stale && std::fs::remove_file(e.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    if removed > 0 {
+        let _ = storage::sync_dir(dir);
+        tracing::warn!(
+            removed,
+            "removed background files left without a catalog row by an interrupted upload"
+        );
+    }
+}

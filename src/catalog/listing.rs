@@ -1,0 +1,139 @@
+//! Capture listings for the admin: keyset pages for `GET /admin/captures` and chunks for
+//! the Excel export.
+//!
+//! Both walk the `seq` column (the rowid: monotonic, never reused thanks to
+//! AUTOINCREMENT), never `OFFSET`: a page is `seq < cursor` newest first, a chunk is
+//! `seq > after` oldest first. Captures inserted meanwhile get a larger `seq`, so they
+//! never shift a page boundary; each existing capture shows up exactly once.
+
+use rusqlite::{params, Connection, Row};
+
+use super::CatalogError;
+
+/// Filters shared by the listing and the export. Times are Unix milliseconds, `to_ms`
+/// exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaptureFilter {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub synced: Option<bool>,
+    pub has_sms: Option<bool>,
+}
+
+impl Default for CaptureFilter {
+    fn default() -> Self {
+        CaptureFilter {
+            from_ms: i64::MIN,
+            to_ms: i64::MAX,
+            synced: None,
+            has_sms: None,
+        }
+    }
+}
+
+/// A capture as the admin sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureListItem {
+    pub seq: i64,
+    pub id: String,
+    pub created_ms: i64,
+    pub taken_at: Option<String>,
+    pub background_id: Option<String>,
+    /// The background's current name (`None`: none, or deleted since).
+    pub background_name: Option<String>,
+    pub bytes: i64,
+    pub width: i64,
+    pub height: i64,
+    pub sha256: String,
+    pub file_missing: bool,
+    pub synced_ms: Option<i64>,
+    pub sms_count: i64,
+}
+
+const SELECT: &str = "SELECT c.seq, c.id, c.created_ms, c.taken_at, c.background_id, b.name,
+        c.bytes, c.width, c.height, c.sha256, c.file_missing, c.synced_ms,
+        (SELECT COUNT(*) FROM sms s WHERE s.capture_id = c.id)
+    FROM captures c LEFT JOIN backgrounds b ON b.id = c.background_id";
+
+const FILTER: &str = "c.created_ms >= :from AND c.created_ms < :to
+    AND (:synced IS NULL OR (c.synced_ms IS NOT NULL) = :synced)
+    AND (:has_sms IS NULL OR EXISTS (SELECT 1 FROM sms s WHERE s.capture_id = c.id) = :has_sms)";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<CaptureListItem> {
+    Ok(CaptureListItem {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        created_ms: r.get(2)?,
+        taken_at: r.get(3)?,
+        background_id: r.get(4)?,
+        background_name: r.get(5)?,
+        bytes: r.get(6)?,
+        width: r.get(7)?,
+        height: r.get(8)?,
+        sha256: r.get(9)?,
+        file_missing: r.get::<_, i64>(10)? != 0,
+        synced_ms: r.get(11)?,
+        sms_count: r.get(12)?,
+    })
+}
+
+/// Up to `limit` captures with `seq < before`, newest first.
+pub fn list_captures_page(
+    conn: &Connection,
+    f: &CaptureFilter,
+    before_seq: i64,
+    limit: usize,
+) -> Result<Vec<CaptureListItem>, CatalogError> {
+    let mut st = conn.prepare_cached(&format!(
+        "{SELECT} WHERE c.seq < :cursor AND {FILTER} ORDER BY c.seq DESC LIMIT :limit"
+    ))?;
+    let rows = st.query_map(
+        rusqlite::named_params! {
+            ":cursor": before_seq,
+            ":from": f.from_ms,
+            ":to": f.to_ms,
+            ":synced": f.synced,
+            ":has_sms": f.has_sms,
+            ":limit": limit as i64,
+        },
+        from_row,
+    )?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Up to `limit` captures with `after < seq <= upto`, oldest first (export chunks).
+pub fn list_captures_chunk(
+    conn: &Connection,
+    f: &CaptureFilter,
+    after_seq: i64,
+    upto_seq: i64,
+    limit: usize,
+) -> Result<Vec<CaptureListItem>, CatalogError> {
+    let mut st = conn.prepare_cached(&format!(
+        "{SELECT} WHERE c.seq > :after AND c.seq <= :upto AND {FILTER}
+         ORDER BY c.seq LIMIT :limit"
+    ))?;
+    let rows = st.query_map(
+        rusqlite::named_params! {
+            ":after": after_seq,
+            ":upto": upto_seq,
+            ":from": f.from_ms,
+            ":to": f.to_ms,
+            ":synced": f.synced,
+            ":has_sms": f.has_sms,
+            ":limit": limit as i64,
+        },
+        from_row,
+    )?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The largest `seq` now (0 when empty): an export stops there, so what arrives while it
+/// runs is not half in it.
+pub fn max_capture_seq(conn: &Connection) -> Result<i64, CatalogError> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(MAX(seq), 0) FROM captures",
+        params![],
+        |r| r.get(0),
+    )?)
+}

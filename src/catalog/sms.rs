@@ -1,0 +1,187 @@
+//! SMS rows.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::CatalogError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsRow {
+    pub id: String,
+    pub capture_id: String,
+    /// The clear E.164 number: only while the SMS may still be sent.
+    pub phone: Option<String>,
+    pub phone_hmac: String,
+    pub phone_masked: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub tag: String,
+    pub ovh_ids: Option<String>,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub attempt_started_ms: Option<i64>,
+    pub sent_ms: Option<i64>,
+}
+
+const COLUMNS: &str = "id, capture_id, phone, phone_hmac, phone_masked, status, attempts, \
+    last_error, tag, ovh_ids, created_ms, expires_ms, attempt_started_ms, sent_ms";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<SmsRow> {
+    Ok(SmsRow {
+        id: r.get(0)?,
+        capture_id: r.get(1)?,
+        phone: r.get(2)?,
+        phone_hmac: r.get(3)?,
+        phone_masked: r.get(4)?,
+        status: r.get(5)?,
+        attempts: r.get(6)?,
+        last_error: r.get(7)?,
+        tag: r.get(8)?,
+        ovh_ids: r.get(9)?,
+        created_ms: r.get(10)?,
+        expires_ms: r.get(11)?,
+        attempt_started_ms: r.get(12)?,
+        sent_ms: r.get(13)?,
+    })
+}
+
+/// Statuses after which nothing more happens.
+pub const SMS_FINAL: &[&str] = &["sent", "failed", "expired", "cancelled"];
+
+pub fn insert_sms(conn: &Connection, s: &SmsRow) -> Result<(), CatalogError> {
+    conn.execute(
+        &format!("INSERT INTO sms ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+        params![
+            s.id,
+            s.capture_id,
+            s.phone,
+            s.phone_hmac,
+            s.phone_masked,
+            s.status,
+            s.attempts,
+            s.last_error,
+            s.tag,
+            s.ovh_ids,
+            s.created_ms,
+            s.expires_ms,
+            s.attempt_started_ms,
+            s.sent_ms
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn get_sms(conn: &Connection, id: &str) -> Result<Option<SmsRow>, CatalogError> {
+    let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM sms WHERE id = ?1"))?;
+    Ok(st.query_row([id], from_row).optional()?)
+}
+
+/// An open or sent request for this capture and number (a retried HTTP request).
+pub fn find_sms_for(
+    conn: &Connection,
+    capture_id: &str,
+    phone_hmac: &str,
+) -> Result<Option<SmsRow>, CatalogError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM sms WHERE capture_id = ?1 AND phone_hmac = ?2
+         AND status NOT IN ('failed', 'expired', 'cancelled') ORDER BY seq DESC LIMIT 1"
+    ))?;
+    Ok(st
+        .query_row(params![capture_id, phone_hmac], from_row)
+        .optional()?)
+}
+
+/// Counts for the abuse limits: (this number in the last hour, this capture ever,
+/// everyone in the last hour, everyone in the last day). Cancelled requests don't count.
+pub fn sms_counts(
+    conn: &Connection,
+    phone_hmac: &str,
+    capture_id: &str,
+    now_ms: i64,
+) -> Result<(i64, i64, i64, i64), CatalogError> {
+    let hour = now_ms - 3_600_000;
+    let day = now_ms - 86_400_000;
+    Ok(conn.query_row(
+        "SELECT
+            COALESCE(SUM(CASE WHEN phone_hmac = ?1 AND created_ms > ?3 THEN 1 ELSE 0 END), 0),
+            COALESCE(SUM(CASE WHEN capture_id = ?2 THEN 1 ELSE 0 END), 0),
+            COALESCE(SUM(CASE WHEN created_ms > ?3 THEN 1 ELSE 0 END), 0),
+            COALESCE(SUM(CASE WHEN created_ms > ?4 THEN 1 ELSE 0 END), 0)
+         FROM sms WHERE status != 'cancelled' AND (created_ms > ?4 OR capture_id = ?2)",
+        params![phone_hmac, capture_id, hour, day],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?)
+}
+
+pub fn set_sms_status(
+    conn: &Connection,
+    id: &str,
+    status: &str,
+    error: Option<&str>,
+) -> Result<(), CatalogError> {
+    let forget = SMS_FINAL.contains(&status);
+    conn.execute(
+        "UPDATE sms SET status = ?2, last_error = COALESCE(?3, last_error),
+            phone = CASE WHEN ?4 THEN NULL ELSE phone END
+         WHERE id = ?1",
+        params![id, status, error, forget],
+    )?;
+    Ok(())
+}
+
+/// Records that an attempt is starting (before the OVH call): a crash from here on is
+/// resolved by looking the tag up at OVH before any resend.
+pub fn start_sms_attempt(conn: &Connection, id: &str, now_ms: i64) -> Result<(), CatalogError> {
+    conn.execute(
+        "UPDATE sms SET status = 'sending', attempts = attempts + 1, attempt_started_ms = ?2 WHERE id = ?1",
+        params![id, now_ms],
+    )?;
+    Ok(())
+}
+
+/// The previous attempt is known not to have reached OVH.
+pub fn clear_sms_attempt(
+    conn: &Connection,
+    id: &str,
+    status: &str,
+    error: &str,
+) -> Result<(), CatalogError> {
+    conn.execute(
+        "UPDATE sms SET status = ?2, last_error = ?3, attempt_started_ms = NULL WHERE id = ?1",
+        params![id, status, error],
+    )?;
+    Ok(())
+}
+
+pub fn mark_sms_sent(
+    conn: &Connection,
+    id: &str,
+    now_ms: i64,
+    ovh_ids: &str,
+) -> Result<(), CatalogError> {
+    conn.execute(
+        "UPDATE sms SET status = 'sent', sent_ms = ?2, ovh_ids = ?3, phone = NULL, last_error = NULL WHERE id = ?1",
+        params![id, now_ms, ovh_ids],
+    )?;
+    Ok(())
+}
+
+/// SMS requests not final (start-up rebuild of their jobs).
+pub fn open_sms(conn: &Connection) -> Result<Vec<SmsRow>, CatalogError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM sms WHERE status NOT IN ('sent', 'failed', 'expired', 'cancelled') ORDER BY seq"
+    ))?;
+    let rows = st.query_map([], from_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Capture ids that were sent to a number (by HMAC) — GDPR erasure.
+pub fn captures_for_phone(
+    conn: &Connection,
+    phone_hmac: &str,
+) -> Result<Vec<String>, CatalogError> {
+    let mut st =
+        conn.prepare_cached("SELECT DISTINCT capture_id FROM sms WHERE phone_hmac = ?1")?;
+    let rows = st.query_map([phone_hmac], |r| r.get(0))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}

@@ -1,0 +1,148 @@
+//! Heartbeats: the kiosk's health report, written to the shared remote database so staff
+//! see the whole fleet (`selfie-kiosk fleet`, `psql`, Grafana).
+//!
+//! Every [`interval`] (env `KIOSK_HEARTBEAT_SECS`, default 60 s), while the remote database
+//! answers, the report is upserted into `kiosk_heartbeats` (one row per kiosk) and appended
+//! to `kiosk_heartbeat_history`, which is pruned to the newest [`HISTORY_KEEP`] rows of this
+//! kiosk. `seen_at` is the *server's* `now()`: many boards have no RTC, and staleness must be
+//! judged on one clock. When the database does not answer the beat is skipped quietly (the
+//! health report already says the remote is unreachable).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+
+/// History rows kept per kiosk (about 16 hours at the default interval).
+pub const HISTORY_KEEP: i64 = 1_000;
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// Longest one beat may take (connect + three statements).
+const BEAT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The heartbeat interval from `KIOSK_HEARTBEAT_SECS` (whole seconds, at least 1; an
+/// unparsable value falls back to the default with a warning).
+pub fn interval() -> Duration {
+    parse_interval(std::env::var("KIOSK_HEARTBEAT_SECS").ok().as_deref())
+}
+
+fn parse_interval(v: Option<&str>) -> Duration {
+    match v.map(str::trim).filter(|s| !s.is_empty()) {
+        None => DEFAULT_INTERVAL,
+        Some(s) => match s.parse::<u64>() {
+            Ok(n) => Duration::from_secs(n.max(1)),
+            Err(_) => {
+                tracing::warn!(
+                    "KIOSK_HEARTBEAT_SECS='{s}' is not a whole number of seconds; using {}",
+                    DEFAULT_INTERVAL.as_secs()
+                );
+                DEFAULT_INTERVAL
+            }
+        },
+    }
+}
+
+/// Sends heartbeats until `shutdown`. Returns at once without a remote database.
+pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
+    if app.remote_db.is_none() {
+        return;
+    }
+    let every = interval();
+    let mut failing = false;
+    loop {
+        let res = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = tokio::time::timeout(BEAT_TIMEOUT, beat(&app)) => r,
+        };
+        match res {
+            Ok(Ok(())) => {
+                if failing {
+                    tracing::info!("heartbeats reach the remote database again");
+                }
+                failing = false;
+            }
+            Ok(Err(e)) => {
+                if !failing {
+                    tracing::info!("heartbeat not sent: {e}");
+                }
+                failing = true;
+            }
+            Err(_) => {
+                if !failing {
+                    tracing::info!("heartbeat not sent: the remote database did not answer");
+                }
+                failing = true;
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// One heartbeat: upsert, append, prune.
+pub async fn beat(app: &App) -> Result<(), String> {
+    let Some(db) = app.remote_db.as_ref() else {
+        return Ok(());
+    };
+    let report = crate::health::report(app).await;
+    // As text, cast to jsonb by the server (no serde feature needed in tokio-postgres).
+    let json = serde_json::to_string(&report).map_err(|e| e.to_string())?;
+    let status = report.status.as_str();
+    let kiosk = app.config.kiosk_id.as_str();
+    let client = db.client().await.map_err(|e| e.to_string())?;
+    let res = async {
+        client
+            .execute(
+                "INSERT INTO kiosk_heartbeats (kiosk_id, seen_at, status, version, report)
+                 VALUES ($1, now(), $2, $3, $4::text::jsonb)
+                 ON CONFLICT (kiosk_id) DO UPDATE SET seen_at = excluded.seen_at,
+                    status = excluded.status, version = excluded.version,
+                    report = excluded.report",
+                &[&kiosk, &status, &report.version, &json],
+            )
+            .await?;
+        client
+            .execute(
+                "INSERT INTO kiosk_heartbeat_history (kiosk_id, seen_at, status, report)
+                 VALUES ($1, now(), $2, $3::text::jsonb) ON CONFLICT DO NOTHING",
+                &[&kiosk, &status, &json],
+            )
+            .await?;
+        // Keep the newest HISTORY_KEEP rows of this kiosk (index scan on the primary key).
+        client
+            .execute(
+                "DELETE FROM kiosk_heartbeat_history
+                 WHERE kiosk_id = $1 AND seen_at < (
+                    SELECT seen_at FROM kiosk_heartbeat_history WHERE kiosk_id = $1
+                    ORDER BY seen_at DESC OFFSET $2 LIMIT 1)",
+                &[&kiosk, &(HISTORY_KEEP - 1)],
+            )
+            .await
+    }
+    .await;
+    match res {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            db.reset().await;
+            Err(format!("remote database: {e}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interval_parsing() {
+        assert_eq!(parse_interval(None), DEFAULT_INTERVAL);
+        assert_eq!(parse_interval(Some("")), DEFAULT_INTERVAL);
+        assert_eq!(parse_interval(Some("1")), Duration::from_secs(1));
+        assert_eq!(parse_interval(Some("0")), Duration::from_secs(1));
+        assert_eq!(parse_interval(Some(" 300 ")), Duration::from_secs(300));
+        assert_eq!(parse_interval(Some("abc")), DEFAULT_INTERVAL);
+    }
+}
