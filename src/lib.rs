@@ -93,6 +93,8 @@ pub async fn run_app(
     health_listener: Option<TcpListener>,
     shutdown: CancellationToken,
 ) {
+    // Background files left by an upload a crash interrupted before its row.
+    api::backgrounds::reconcile(&app).await;
     let tracker = TaskTracker::new();
     let workers = CancellationToken::new();
 

@@ -87,7 +87,7 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
     // No configured origin: no CORS headers at all, so browsers keep same-origin only.
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(list))
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
         .allow_headers([
             header::CONTENT_TYPE,
             header::AUTHORIZATION,
