@@ -27,9 +27,14 @@ use selfie_kiosk::storage::image::{jpeg_dimensions, png_dimensions, png_to_jpeg,
 use support::daemon::{Daemon, ADMIN_KEY};
 use support::images;
 
+/// `cases` scaled by `$HOSTILE_CASES_MULT` (default 1) for a longer hunt by hand.
 fn cfg(cases: u32) -> PtConfig {
+    let mult: u32 = std::env::var("HOSTILE_CASES_MULT")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(1);
     PtConfig {
-        cases,
+        cases: cases.saturating_mul(mult.max(1)),
         failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
         ..PtConfig::default()
     }
@@ -949,7 +954,7 @@ fn live_random_bodies_capture_and_batch() {
     let d = live_daemon();
     let statuses = std::cell::RefCell::new(HashMap::<u16, usize>::new());
     let t = Instant::now();
-    let mut runner = proptest::test_runner::TestRunner::new(cfg(150));
+    let mut runner = proptest::test_runner::TestRunner::new(cfg(300));
     let single = d.url("/api/capture");
     runner
         .run(
@@ -961,6 +966,7 @@ fn live_random_bodies_capture_and_batch() {
             },
         )
         .unwrap();
+    let mut runner = proptest::test_runner::TestRunner::new(cfg(200));
     let batch = d.url("/api/capture-batch");
     let batch_shape = prop_oneof![
         4 => proptest::collection::vec(capture_object(), 0..5).prop_map(|v| json!({"captures": v})),
@@ -1009,16 +1015,22 @@ fn live_random_bodies_send_sms() {
         "prop-capture".to_string()
     });
     let shape = (
-        proptest::option::of(prop_oneof![
-            Just(json!(id)),
-            json_value(),
-            "[A-Za-z0-9_-]{1,70}".prop_map(Value::String)
-        ]),
-        proptest::option::of(prop_oneof![
-            json_value(),
-            "(\\+33|0)[67][0-9 ]{8,10}".prop_map(Value::String),
-            "[0-9+() .-]{0,20}".prop_map(Value::String),
-        ]),
+        proptest::option::weighted(
+            0.85,
+            prop_oneof![
+                4 => Just(json!(id)),
+                1 => json_value(),
+                1 => "[A-Za-z0-9_-]{1,70}".prop_map(Value::String)
+            ],
+        ),
+        proptest::option::weighted(
+            0.85,
+            prop_oneof![
+                1 => json_value(),
+                4 => "(\\+33 ?|0)6( ?[0-9]{2}){4}".prop_map(Value::String),
+                1 => "[0-9+() .-]{0,20}".prop_map(Value::String),
+            ],
+        ),
         proptest::collection::hash_map("[a-z_]{1,8}", json_value(), 0..2),
     )
         .prop_map(|(c, p, noise)| {
@@ -1034,7 +1046,7 @@ fn live_random_bodies_send_sms() {
     let url = d.url("/api/send-sms");
     let statuses = std::cell::RefCell::new(HashMap::<u16, usize>::new());
     let t = Instant::now();
-    let mut runner = proptest::test_runner::TestRunner::new(cfg(200));
+    let mut runner = proptest::test_runner::TestRunner::new(cfg(300));
     runner
         .run(
             &(body_bytes(shape.boxed()), content_type()),
@@ -1070,7 +1082,7 @@ fn live_random_bodies_admin_config() {
         .prop_map(|m| Value::Object(m.into_iter().collect()));
     let statuses = std::cell::RefCell::new(HashMap::<u16, usize>::new());
     let t = Instant::now();
-    let mut runner = proptest::test_runner::TestRunner::new(cfg(200));
+    let mut runner = proptest::test_runner::TestRunner::new(cfg(300));
     runner
         .run(
             &(body_bytes(shape.boxed()), content_type()),
