@@ -29,13 +29,20 @@ const DAY_MS: i64 = 86_400_000;
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn small_jpeg(seed: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(48, 32, |x, y| image::Rgb([(x * 5 + seed) as u8, (y * 7) as u8, seed as u8]));
+    let img = image::RgbImage::from_fn(48, 32, |x, y| {
+        image::Rgb([(x * 5 + seed) as u8, (y * 7) as u8, seed as u8])
+    });
     let mut out = Vec::new();
-    img.write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)).unwrap();
+    img.write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+        &mut out, 90,
+    ))
+    .unwrap();
     out
 }
 
@@ -55,7 +62,11 @@ async fn probe(client: reqwest::Client, base: String, stop: Arc<AtomicBool>) -> 
     while !stop.load(Ordering::Relaxed) {
         let t = Instant::now();
         let ok = if i % 2 == 0 {
-            client.get(format!("{base}/health")).send().await.map(|r| r.status().as_u16() < 500)
+            client
+                .get(format!("{base}/health"))
+                .send()
+                .await
+                .map(|r| r.status().as_u16() < 500)
         } else {
             client
                 .post(format!("{base}/api/capture"))
@@ -123,10 +134,17 @@ async fn main() {
     for i in 0..rows {
         std::fs::write(uploads.join(format!("{:032x}.jpg", i as u128 + 1)), &jpeg).unwrap();
     }
-    println!("generated {rows} expired captures (rows + files) in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "generated {rows} expired captures (rows + files) in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
 
     // 2. The daemon, nothing expiring yet.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = Command::new(&bin)
         .arg("serve")
         .env("KIOSK_DATA_DIR", &data)
@@ -139,13 +157,22 @@ async fn main() {
         .spawn()
         .expect("start the daemon (build it: cargo build --release)");
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
     let t = Instant::now();
     while client.get(format!("{base}/health")).send().await.is_err() {
-        assert!(t.elapsed() < Duration::from_secs(120), "daemon did not start");
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "daemon did not start"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    println!("daemon ready after {:.1} s (start-up reconciliation of {rows} files)", t.elapsed().as_secs_f64());
+    println!(
+        "daemon ready after {:.1} s (start-up reconciliation of {rows} files)",
+        t.elapsed().as_secs_f64()
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let h = tokio::spawn(probe(client.clone(), base.clone(), stop.clone()));
@@ -181,19 +208,44 @@ async fn main() {
     // 4. Nothing old left.
     let left_files = std::fs::read_dir(&uploads)
         .unwrap()
-        .filter(|e| e.as_ref().map(|e| e.file_name().to_string_lossy().starts_with("0000")).unwrap_or(false))
+        .filter(|e| {
+            e.as_ref()
+                .map(|e| e.file_name().to_string_lossy().starts_with("0000"))
+                .unwrap_or(false)
+        })
         .count();
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     let _ = child.wait();
 
-    let (b50, b99, bmax) = (pct(&mut baseline, 0.5), pct(&mut baseline, 0.99), pct(&mut baseline, 1.0));
-    let (d50, d99, dmax) = (pct(&mut during, 0.5), pct(&mut during, 0.99), pct(&mut during, 1.0));
+    let (b50, b99, bmax) = (
+        pct(&mut baseline, 0.5),
+        pct(&mut baseline, 0.99),
+        pct(&mut baseline, 1.0),
+    );
+    let (d50, d99, dmax) = (
+        pct(&mut during, 0.5),
+        pct(&mut during, 0.99),
+        pct(&mut during, 1.0),
+    );
     println!();
     println!("cleanup of {removed} expired captures: {took:.2} s ({:.0} captures/s), old files left: {left_files}", removed as f64 / took);
     println!("API latency (GET /health + POST /api/capture 2 KB, back to back):");
-    println!("  at rest          n={:5}  p50 {b50:7.2} ms  p99 {b99:7.2} ms  max {bmax:7.2} ms", baseline.len());
-    println!("  during cleanup   n={:5}  p50 {d50:7.2} ms  p99 {d99:7.2} ms  max {dmax:7.2} ms", during.len());
-    println!("  ratio during/rest: p50 {:.2}x, p99 {:.2}x", d50 / b50.max(0.001), d99 / b99.max(0.001));
+    println!(
+        "  at rest          n={:5}  p50 {b50:7.2} ms  p99 {b99:7.2} ms  max {bmax:7.2} ms",
+        baseline.len()
+    );
+    println!(
+        "  during cleanup   n={:5}  p50 {d50:7.2} ms  p99 {d99:7.2} ms  max {dmax:7.2} ms",
+        during.len()
+    );
+    println!(
+        "  ratio during/rest: p50 {:.2}x, p99 {:.2}x",
+        d50 / b50.max(0.001),
+        d99 / b99.max(0.001)
+    );
     println!(
         "{}",
         serde_json::json!({"bench": "cleanup", "rows": rows, "removed": removed, "seconds": took,

@@ -30,11 +30,14 @@ pub struct CaptureMeta {
 }
 
 /// The answer for a stored capture.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CaptureAnswer {
     pub id: String,
+    /// `/uploads/{id}.jpg`
     pub url: String,
+    /// `/api/download/{id}`
     pub download_url: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
     pub bytes: i64,
     pub width: i64,
@@ -314,7 +317,7 @@ pub async fn ingest(
 }
 
 /// What deleting one capture did.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct DeleteReceipt {
     pub id: String,
     /// The local file and row were removed.

@@ -24,7 +24,7 @@ use crate::outbox::JobKind;
 pub const BATCH: usize = 500;
 
 /// What a cleanup run removed.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct CleanupReport {
     pub removed: usize,
     /// Of which never synced (retention wins over sync).
@@ -188,7 +188,7 @@ pub async fn run(app: &App) -> ApiResult<CleanupReport> {
 }
 
 /// The receipt of a GDPR erasure.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErasureReceipt {
     pub phone: String,
     pub captures_removed: Vec<String>,

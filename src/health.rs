@@ -39,7 +39,7 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a database connection started by a probe may go on after the probe gave up.
 const CONNECT_IN_BACKGROUND: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Ok,
@@ -57,14 +57,16 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One check: its status and its own figures next to it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Check {
     pub status: Status,
     #[serde(flatten)]
+    #[schema(ignore)]
     pub details: Value,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Report {
     pub status: Status,
     pub version: &'static str,

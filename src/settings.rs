@@ -14,7 +14,7 @@ use crate::config::Config;
 /// photo's public URL.
 pub const DEFAULT_SMS_TEMPLATE: &str = "Votre photo est prête ! Téléchargez-la ici : {link}";
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct RuntimeSettings {
     /// GDPR retention, local and remote.
     pub retention_days: u32,

@@ -374,3 +374,31 @@ async fn admin_sync_needs_the_key_and_drains_now() {
     let v: Value = r.json().await.unwrap();
     assert!(v["pending"].is_number());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sync_can_be_paused_and_resumed_at_run_time() {
+    let pg = PgCluster::new();
+    let nginx = Nginx::start();
+    let (pg_url, dav_url) = (pg.url(), nginx.base_url());
+    let d = Daemon::start(&remote_env(&pg_url, &dav_url));
+    let c = client();
+    let put = |v: bool| {
+        c.put(d.url("/admin/config"))
+            .header("x-api-key", ADMIN_KEY)
+            .json(&json!({"sync_enabled": v}))
+            .send()
+    };
+    assert_eq!(put(false).await.unwrap().status(), StatusCode::OK);
+    let want = post_many(&d, 5, 9).await;
+    let ids: Vec<String> = want.keys().cloned().collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(unsynced(&d, &ids).await, 5, "sync is paused");
+    assert!(nginx.stored_files().is_empty());
+    assert_eq!(put(true).await.unwrap().status(), StatusCode::OK);
+    let took = wait_synced(&d, &ids, Duration::from_secs(10)).await;
+    assert!(
+        took < Duration::from_secs(5),
+        "resuming should drain at once, took {took:?}"
+    );
+    assert_remote_exactly_once(&pg, &nginx, &want);
+}

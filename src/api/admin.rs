@@ -27,12 +27,14 @@ use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 use tokio_util::io::ReaderStream;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use super::{json_response, read_body};
@@ -40,15 +42,16 @@ use crate::app::{App, SharedApp};
 use crate::catalog::{self, CaptureFilter, CaptureListItem, DAY_MS, HOUR_MS};
 use crate::settings::SettingError;
 
-pub fn routes() -> Router<SharedApp> {
-    Router::new()
-        .route("/admin/sync", post(post_sync))
-        .route("/admin/cleanup", post(post_cleanup))
-        .route("/admin/config", get(get_config).put(put_config))
-        .route("/admin/captures", get(list_captures))
-        .route("/admin/captures/{id}", delete(delete_capture))
-        .route("/admin/stats", get(get_stats))
-        .route("/admin/export/excel", get(get_export_excel))
+/// The admin group (the caller puts it behind [`require_admin`]).
+pub fn routes() -> OpenApiRouter<SharedApp> {
+    OpenApiRouter::new()
+        .routes(routes!(post_sync))
+        .routes(routes!(post_cleanup))
+        .routes(routes!(get_config, put_config))
+        .routes(routes!(list_captures))
+        .routes(routes!(delete_capture))
+        .routes(routes!(get_stats))
+        .routes(routes!(get_export_excel))
         .merge(super::backgrounds::admin_routes())
         .merge(super::diag::routes())
         .merge(super::gdpr::routes())
@@ -132,18 +135,50 @@ pub async fn require_admin(
     Ok(next.run(req).await)
 }
 
+/// What `POST /admin/sync` answers.
+#[derive(Debug, Serialize, ToSchema)]
+struct SyncAnswer {
+    /// Jobs made due now.
+    expedited: usize,
+    /// Jobs pending in the outbox.
+    pending: usize,
+}
+
 /// `POST /admin/sync`: retry every pending remote job now.
+#[utoipa::path(
+    post,
+    path = "/admin/sync",
+    tag = "admin",
+    summary = "Retry every pending remote job now",
+    responses(
+        (status = 202, description = "The jobs are due now", body = SyncAnswer),
+        (status = 503, description = "`outbox_unavailable`"),
+    )
+)]
 async fn post_sync(State(app): State<SharedApp>) -> ApiResult<Response> {
     app.sync_state.reset();
-    let n = app.outbox.expedite(None, app.clock.now_ms())?;
+    let expedited = app.outbox.expedite(None, app.clock.now_ms())?;
     let stats = app.outbox.stats()?;
     Ok(json_response(
         StatusCode::ACCEPTED,
-        &serde_json::json!({"expedited": n, "pending": stats.pending}),
+        &SyncAnswer {
+            expedited,
+            pending: stats.pending,
+        },
     ))
 }
 
 /// `POST /admin/cleanup`: apply the retention now.
+#[utoipa::path(
+    post,
+    path = "/admin/cleanup",
+    tag = "admin",
+    summary = "Apply the retention now",
+    responses(
+        (status = 200, description = "What was removed", body = crate::cleanup::CleanupReport),
+        (status = 503, description = "`catalog_unavailable`, `outbox_unavailable`, `storage_error`"),
+    )
+)]
 async fn post_cleanup(State(app): State<SharedApp>) -> ApiResult<Response> {
     let report = crate::cleanup::run(&app).await?;
     Ok(json_response(StatusCode::OK, &report))
@@ -212,7 +247,131 @@ fn config_view(app: &App) -> Value {
     })
 }
 
+/// The shape of `GET`/`PUT /admin/config` (built as JSON by `config_view`).
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only
+struct ConfigView {
+    /// What `PUT /admin/config` may change.
+    settings: crate::settings::RuntimeSettings,
+    /// From the environment; secrets only as "set"/"unset".
+    read_only: ConfigFacts,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only
+struct ConfigFacts {
+    kiosk_id: String,
+    version: String,
+    listen: String,
+    health_listen: Option<String>,
+    data_dir: String,
+    uploads_dir: String,
+    max_capture_bytes: u64,
+    cors_origins: Vec<String>,
+    remote_database: RemoteDatabaseFacts,
+    remote_storage: RemoteStorageFacts,
+    public_base_url: Option<String>,
+    sms: SmsFacts,
+    secrets: SecretFacts,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only
+struct RemoteDatabaseFacts {
+    configured: bool,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only
+struct RemoteStorageFacts {
+    configured: bool,
+    /// Without credentials.
+    url: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only
+struct SmsFacts {
+    configured: bool,
+    endpoint: Option<String>,
+    service_name: Option<String>,
+    sender: Option<String>,
+}
+
+/// `"set"` or `"unset"`: all that is ever said about a secret.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documentation only
+enum Presence {
+    Set,
+    Unset,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only
+struct SecretFacts {
+    admin_api_key: Presence,
+    secret_key: Presence,
+    remote_database_url: Presence,
+    remote_storage_password: Presence,
+    ovh_app_key: Presence,
+    ovh_app_secret: Presence,
+    ovh_consumer_key: Presence,
+}
+
+/// A partial object of run-time settings, for `PUT /admin/config` (the keys are those of
+/// `RuntimeSettings`; any other key is refused).
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only: the body is read as a JSON object
+struct SettingsChange {
+    #[schema(nullable = false, minimum = 1, maximum = 3650)]
+    retention_days: Option<u32>,
+    /// UTC.
+    #[schema(nullable = false, minimum = 0, maximum = 23)]
+    cleanup_hour: Option<u32>,
+    #[schema(nullable = false)]
+    sync_enabled: Option<bool>,
+    #[schema(nullable = false)]
+    sms_enabled: Option<bool>,
+    /// Must contain `{link}`; at most 3 SMS segments.
+    #[schema(nullable = false)]
+    sms_template: Option<String>,
+    #[schema(nullable = false, minimum = 0, maximum = 100)]
+    sms_per_phone_per_hour: Option<u32>,
+    #[schema(nullable = false, minimum = 0, maximum = 100)]
+    sms_per_capture: Option<u32>,
+    #[schema(nullable = false, minimum = 0, maximum = 100000)]
+    sms_per_hour: Option<u32>,
+    #[schema(nullable = false, minimum = 0, maximum = 1000000)]
+    sms_per_day: Option<u32>,
+    #[schema(nullable = false, minimum = 1, maximum = 10080)]
+    sms_expiry_minutes: Option<u32>,
+    #[schema(nullable = false)]
+    sms_credits_low: Option<f64>,
+    #[schema(nullable = false)]
+    kiosk_disk_reserve: Option<SizeSetting>,
+    /// A log filter (`RUST_LOG` syntax).
+    #[schema(nullable = false)]
+    kiosk_log: Option<String>,
+}
+
+/// A size: bytes, or text such as `"64MB"` (`B`, `KB`, `MB`, `GB`, binary units).
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)] // documentation only
+#[serde(untagged)]
+enum SizeSetting {
+    Bytes(u64),
+    Text(String),
+}
+
 /// `GET /admin/config`
+#[utoipa::path(
+    get,
+    path = "/admin/config",
+    tag = "admin",
+    summary = "The effective configuration",
+    responses((status = 200, description = "Run-time settings and read-only facts", body = ConfigView))
+)]
 async fn get_config(State(app): State<SharedApp>) -> ApiResult<Response> {
     Ok(json_response(StatusCode::OK, &config_view(&app)))
 }
@@ -235,6 +394,23 @@ fn invalid_setting(e: &SettingError) -> Response {
 /// `PUT /admin/config`: a partial object of run-time settings. Every key is validated
 /// before anything is stored; then all are stored in one transaction and take effect at
 /// once. Answers like `GET`.
+#[utoipa::path(
+    put,
+    path = "/admin/config",
+    tag = "admin",
+    summary = "Change run-time settings",
+    description = "Any of the keys; all are validated before any is stored, then all take \
+                   effect at once, without a restart.",
+    request_body(content = SettingsChange, content_type = "application/json",
+        example = json!({"retention_days": 14})),
+    responses(
+        (status = 200, description = "The configuration now", body = ConfigView),
+        (status = 400, description = "`invalid_json` (not a JSON object), `body_read_error`"),
+        (status = 413, description = "`payload_too_large`"),
+        (status = 422, description = "`invalid_setting`: an unknown key or a bad value (the error has a `key` field)"),
+        (status = 503, description = "`catalog_unavailable`"),
+    )
+)]
 async fn put_config(State(app): State<SharedApp>, req: Request) -> ApiResult<Response> {
     let (_, body) = read_body(req, 64 * 1024).await?;
     let value: Value = serde_json::from_slice(&body).map_err(|e| {
@@ -277,7 +453,13 @@ async fn put_config(State(app): State<SharedApp>, req: Request) -> ApiResult<Res
         }
     }
     if new.sync_enabled && !old.sync_enabled {
-        app.outbox.notifier().notify_one();
+        // Jobs held while sync was off are due again now.
+        if let Err(e) = app
+            .outbox
+            .expedite(Some(crate::outbox::JobKind::Sync), app.clock.now_ms())
+        {
+            tracing::error!("outbox expedite failed: {e}");
+        }
     }
     let keys: Vec<&String> = changes.keys().collect();
     tracing::info!(?keys, "run-time settings changed");
@@ -360,9 +542,10 @@ fn parse_range(from: Option<&str>, to: Option<&str>) -> ApiResult<(i64, i64)> {
     Ok((from_ms, to_ms))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct CaptureItem {
     id: String,
+    #[schema(format = DateTime)]
     created_at: String,
     taken_at: Option<String>,
     bytes: i64,
@@ -401,9 +584,39 @@ impl From<CaptureListItem> for CaptureItem {
     }
 }
 
+/// One page of `GET /admin/captures`.
+#[derive(Debug, Serialize, ToSchema)]
+struct CapturePage {
+    /// Newest first.
+    items: Vec<CaptureItem>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
+}
+
 /// `GET /admin/captures`: newest first, `{"items": […], "next_cursor": "…" | null}`.
 /// The cursor is the `seq` of the last item: captures that arrive while a client pages
 /// have larger ones, so each capture that existed is seen exactly once.
+#[utoipa::path(
+    get,
+    path = "/admin/captures",
+    tag = "admin",
+    summary = "List captures, newest first, by pages",
+    description = "Dates are RFC 3339 date-times or `YYYY-MM-DD` days (UTC); `from` and `to` \
+                   are inclusive (a day means the whole day).",
+    params(
+        ("from" = Option<String>, Query, description = "Created at or after"),
+        ("to" = Option<String>, Query, description = "Created at or before"),
+        ("synced" = Option<bool>, Query),
+        ("has_sms" = Option<bool>, Query),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Default 50"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = CapturePage),
+        (status = 400, description = "`invalid_query`, `invalid_from`, `invalid_to`, `invalid_range`, `invalid_synced`, `invalid_has_sms`, `invalid_limit`, `invalid_cursor`"),
+        (status = 503, description = "`catalog_unavailable`"),
+    )
+)]
 async fn list_captures(State(app): State<SharedApp>, uri: Uri) -> ApiResult<Response> {
     let q: ListQuery = query(&uri)?;
     let (from_ms, to_ms) = parse_range(q.from.as_deref(), q.to.as_deref())?;
@@ -448,11 +661,25 @@ async fn list_captures(State(app): State<SharedApp>, uri: Uri) -> ApiResult<Resp
     let items: Vec<CaptureItem> = rows.into_iter().map(Into::into).collect();
     Ok(json_response(
         StatusCode::OK,
-        &json!({"items": items, "next_cursor": next_cursor}),
+        &CapturePage { items, next_cursor },
     ))
 }
 
 /// `DELETE /admin/captures/{id}`: file and row now, remote copies through the outbox.
+#[utoipa::path(
+    delete,
+    path = "/admin/captures/{id}",
+    tag = "admin",
+    summary = "Delete a capture",
+    description = "File and row now, remote copies through the outbox.",
+    params(("id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 200, description = "Deleted", body = crate::capture::DeleteReceipt),
+        (status = 400, description = "`invalid_id`"),
+        (status = 404, description = "`not_found`"),
+        (status = 503, description = "`catalog_unavailable`, `outbox_unavailable`, `storage_error`"),
+    )
+)]
 async fn delete_capture(
     State(app): State<SharedApp>,
     Path(id): Path<String>,
@@ -502,7 +729,90 @@ fn series(
         .collect()
 }
 
+/// The shape of `GET /admin/stats` (built as JSON by [`get_stats`]).
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only
+struct Stats {
+    #[schema(format = DateTime)]
+    generated_at: String,
+    /// All captures.
+    captures: catalog::CaptureTotals,
+    today: StatsToday,
+    sms: StatsSms,
+    /// The last 30 days (UTC), oldest first, zero where nothing happened.
+    per_day: Vec<StatsDay>,
+    /// The last 48 hours, oldest first.
+    per_hour: Vec<StatsHour>,
+    /// Most used first.
+    per_background: Vec<catalog::BackgroundCount>,
+    outbox: StatsOutbox,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only
+struct StatsToday {
+    /// `YYYY-MM-DD`
+    date: String,
+    captures: i64,
+    synced: i64,
+    sms_sent: i64,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only
+struct StatsSms {
+    total: i64,
+    sent: i64,
+    failed: i64,
+    pending: i64,
+    expired: i64,
+    cancelled: i64,
+    /// Every internal status with its count.
+    by_status: HashMap<String, i64>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only
+struct StatsDay {
+    /// `YYYY-MM-DD`
+    date: String,
+    captures: i64,
+    synced: i64,
+    sms_sent: i64,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only
+struct StatsHour {
+    /// `YYYY-MM-DDTHH:00:00Z`
+    hour: String,
+    captures: i64,
+    synced: i64,
+    sms_sent: i64,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only
+struct StatsOutbox {
+    pending: usize,
+    leased: usize,
+    dead: usize,
+    oldest_created_at: Option<String>,
+    /// Pending jobs per kind.
+    by_kind: HashMap<String, usize>,
+}
+
 /// `GET /admin/stats`: every figure is an SQL aggregate; no row is loaded.
+#[utoipa::path(
+    get,
+    path = "/admin/stats",
+    tag = "admin",
+    summary = "Statistics",
+    responses(
+        (status = 200, description = "Totals, per day, per hour, SMS, backgrounds, outbox", body = Stats),
+        (status = 503, description = "`catalog_unavailable`, `outbox_unavailable`"),
+    )
+)]
 async fn get_stats(State(app): State<SharedApp>) -> ApiResult<Response> {
     let now = app.clock.now_ms();
     let today = now - now.rem_euclid(DAY_MS);
@@ -575,6 +885,28 @@ struct ExportQuery {
 }
 
 /// `GET /admin/export/excel[?from=…&to=…]`: the workbook as an attachment.
+#[utoipa::path(
+    get,
+    path = "/admin/export/excel",
+    tag = "admin",
+    summary = "The captures as an Excel workbook",
+    params(
+        ("from" = Option<String>, Query, description = "RFC 3339 or `YYYY-MM-DD`, inclusive"),
+        ("to" = Option<String>, Query, description = "RFC 3339 or `YYYY-MM-DD`, inclusive"),
+    ),
+    responses(
+        (status = 200, description = "The workbook, as an attachment",
+            content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers(
+                ("Content-Disposition" = String),
+                ("X-Export-Rows" = u64, description = "Rows written"),
+                ("X-Export-Truncated" = Option<u64>, description = "Rows left out (the sheet is full)"),
+            )),
+        (status = 400, description = "`invalid_query`, `invalid_from`, `invalid_to`, `invalid_range`"),
+        (status = 429, description = "`export_busy`: another export is running"),
+        (status = 503, description = "`catalog_unavailable`"),
+    )
+)]
 async fn get_export_excel(State(app): State<SharedApp>, uri: Uri) -> ApiResult<Response> {
     let q: ExportQuery = query(&uri)?;
     let (from_ms, to_ms) = parse_range(q.from.as_deref(), q.to.as_deref())?;

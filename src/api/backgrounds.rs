@@ -20,11 +20,12 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path as UrlPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio_util::io::ReaderStream;
+use utoipa::ToSchema;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use super::{json_response, read_body};
@@ -49,27 +50,22 @@ const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(600);
 /// Serializes uploads, deletions and [`reconcile`].
 static MUTATIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-pub fn public_routes() -> Router<SharedApp> {
-    Router::new()
-        .route("/api/backgrounds", get(public_list))
-        .route("/api/backgrounds/{id}", get(get_image))
-        .route("/api/backgrounds/{id}/thumbnail", get(get_thumbnail))
+pub fn public_routes() -> OpenApiRouter<SharedApp> {
+    OpenApiRouter::new()
+        .routes(routes!(public_list))
+        .routes(routes!(get_image))
+        .routes(routes!(get_thumbnail))
 }
 
-pub fn admin_routes() -> Router<SharedApp> {
-    Router::new()
-        .route(
-            "/admin/backgrounds",
-            get(admin_list)
-                .post(upload)
+pub fn admin_routes() -> OpenApiRouter<SharedApp> {
+    OpenApiRouter::new()
+        .routes(
+            routes!(admin_list, upload)
                 // The body is read with our own limit (MAX_CAPTURE_BYTES), before the
                 // multipart parser sees it; axum's 2 MB default must not apply.
                 .layer(DefaultBodyLimit::disable()),
         )
-        .route(
-            "/admin/backgrounds/{id}",
-            patch(patch_background).delete(delete_background),
-        )
+        .routes(routes!(patch_background, delete_background))
 }
 
 /// The directory of background files.
@@ -86,14 +82,17 @@ fn thumb_path(dir: &Path, id: &str) -> PathBuf {
 }
 
 /// A background as the app sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PublicBackground {
     pub id: String,
     pub name: String,
+    /// Display order (smaller first).
     pub position: i64,
     pub width: i64,
     pub height: i64,
+    /// `/api/backgrounds/{id}`
     pub url: String,
+    /// `/api/backgrounds/{id}/thumbnail`
     pub thumbnail_url: String,
 }
 
@@ -112,12 +111,13 @@ impl From<&BackgroundRow> for PublicBackground {
 }
 
 /// A background as the admin sees it: the public fields plus size, hash and date.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AdminBackground {
     #[serde(flatten)]
     pub public: PublicBackground,
     pub bytes: i64,
     pub sha256: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -137,12 +137,32 @@ async fn rows(app: &App) -> ApiResult<Vec<BackgroundRow>> {
 }
 
 /// `GET /api/backgrounds`
+#[utoipa::path(
+    get,
+    path = "/api/backgrounds",
+    tag = "backgrounds",
+    summary = "The backgrounds to offer",
+    responses(
+        (status = 200, description = "In display order", body = Vec<PublicBackground>),
+        (status = 503, description = "`catalog_unavailable`"),
+    )
+)]
 async fn public_list(State(app): State<SharedApp>) -> ApiResult<Response> {
     let list: Vec<PublicBackground> = rows(&app).await?.iter().map(Into::into).collect();
     Ok(json_response(StatusCode::OK, &list))
 }
 
 /// `GET /admin/backgrounds`
+#[utoipa::path(
+    get,
+    path = "/admin/backgrounds",
+    tag = "admin",
+    summary = "The backgrounds, with size, hash and date",
+    responses(
+        (status = 200, description = "In display order", body = Vec<AdminBackground>),
+        (status = 503, description = "`catalog_unavailable`"),
+    )
+)]
 async fn admin_list(State(app): State<SharedApp>) -> ApiResult<Response> {
     let list: Vec<AdminBackground> = rows(&app).await?.iter().map(Into::into).collect();
     Ok(json_response(StatusCode::OK, &list))
@@ -169,6 +189,24 @@ async fn find(app: &App, id: &str) -> ApiResult<BackgroundRow> {
 }
 
 /// `GET /api/backgrounds/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/backgrounds/{id}",
+    tag = "backgrounds",
+    summary = "A background's JPEG",
+    params(
+        ("id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
+    ),
+    responses(
+        (status = 200, description = "The JPEG", content_type = "image/jpeg",
+            headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 304, description = "Not modified (`If-None-Match`)"),
+        (status = 400, description = "`invalid_id`"),
+        (status = 404, description = "`not_found`"),
+        (status = 503, description = "`catalog_unavailable`"),
+    )
+)]
 async fn get_image(
     State(app): State<SharedApp>,
     UrlPath(id): UrlPath<String>,
@@ -180,6 +218,24 @@ async fn get_image(
 }
 
 /// `GET /api/backgrounds/{id}/thumbnail`
+#[utoipa::path(
+    get,
+    path = "/api/backgrounds/{id}/thumbnail",
+    tag = "backgrounds",
+    summary = "A background's thumbnail (JPEG, at most 320 px wide)",
+    params(
+        ("id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
+    ),
+    responses(
+        (status = 200, description = "The JPEG", content_type = "image/jpeg",
+            headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 304, description = "Not modified (`If-None-Match`)"),
+        (status = 400, description = "`invalid_id`"),
+        (status = 404, description = "`not_found`"),
+        (status = 503, description = "`catalog_unavailable`"),
+    )
+)]
 async fn get_thumbnail(
     State(app): State<SharedApp>,
     UrlPath(id): UrlPath<String>,
@@ -304,7 +360,48 @@ fn content_type(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
+/// The multipart form of `POST /admin/backgrounds`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only: the form is read field by field
+struct UploadForm {
+    /// The JPEG or PNG image.
+    #[schema(value_type = String, content_media_type = "application/octet-stream")]
+    file: Vec<u8>,
+    /// 1-100 characters, no control characters (or `?name=`).
+    name: Option<String>,
+    /// Display order, -1000000 to 1000000 (or `?position=`).
+    position: Option<String>,
+}
+
 /// `POST /admin/backgrounds`
+#[utoipa::path(
+    post,
+    path = "/admin/backgrounds",
+    tag = "admin",
+    summary = "Upload a background",
+    description = "A raw `image/jpeg`/`image/png` body with `?name=` (and `position=`), or \
+                   `multipart/form-data` with a `file` field plus `name` and `position`. \
+                   Checked like a capture; PNG is converted to JPEG.",
+    params(
+        ("name" = Option<String>, Query, description = "Required with a raw body"),
+        ("position" = Option<String>, Query, description = "A whole number, -1000000 to 1000000"),
+    ),
+    request_body(content(
+        (UploadForm = "multipart/form-data"),
+        ("image/jpeg"),
+        ("image/png"),
+        ("application/octet-stream"),
+    )),
+    responses(
+        (status = 201, description = "Stored", body = AdminBackground),
+        (status = 400, description = "`missing_name`, `invalid_name`, `invalid_position`, `missing_file`, `invalid_multipart`, `invalid_query`, `body_read_error`"),
+        (status = 413, description = "`payload_too_large`, `image_too_large`"),
+        (status = 415, description = "`unsupported_media_type`, `unsupported_image`"),
+        (status = 422, description = "`invalid_image`"),
+        (status = 503, description = "`catalog_unavailable`, `storage_error`"),
+        (status = 507, description = "`insufficient_storage`"),
+    )
+)]
 async fn upload(State(app): State<SharedApp>, req: Request) -> ApiResult<Response> {
     let max = app.config.max_capture_bytes;
     let query: UploadQuery = match req.uri().query() {
@@ -526,14 +623,31 @@ fn remove_files(dir: &Path, id: &str) -> Result<(), StorageError> {
     storage::sync_dir(dir).map_err(|e| io_error(dir, e))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PatchBody {
+    /// 1-100 characters, no control characters.
     name: Option<String>,
+    /// -1000000 to 1000000.
     position: Option<i64>,
 }
 
 /// `PATCH /admin/backgrounds/{id}`: `{"name"?, "position"?}`.
+#[utoipa::path(
+    patch,
+    path = "/admin/backgrounds/{id}",
+    tag = "admin",
+    summary = "Rename or reorder a background",
+    params(("id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    request_body(content = PatchBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The background now", body = AdminBackground),
+        (status = 400, description = "`invalid_json`, `invalid_id`, `invalid_name`, `invalid_position`, `body_read_error`"),
+        (status = 404, description = "`not_found`"),
+        (status = 413, description = "`payload_too_large`"),
+        (status = 503, description = "`catalog_unavailable`"),
+    )
+)]
 async fn patch_background(
     State(app): State<SharedApp>,
     UrlPath(id): UrlPath<String>,
@@ -557,8 +671,30 @@ async fn patch_background(
     Ok(json_response(StatusCode::OK, &AdminBackground::from(&row)))
 }
 
+/// What `DELETE /admin/backgrounds/{id}` answers.
+#[derive(Debug, Serialize, ToSchema)]
+struct DeletedBackground {
+    id: String,
+    /// Always `true`.
+    deleted: bool,
+}
+
 /// `DELETE /admin/backgrounds/{id}`: the row first (the app stops offering it), then the
 /// files. Captures keep their `background_id`.
+#[utoipa::path(
+    delete,
+    path = "/admin/backgrounds/{id}",
+    tag = "admin",
+    summary = "Delete a background",
+    description = "Captures made with it keep their `background_id`.",
+    params(("id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 200, description = "Deleted", body = DeletedBackground),
+        (status = 400, description = "`invalid_id`"),
+        (status = 404, description = "`not_found`"),
+        (status = 503, description = "`catalog_unavailable`, `storage_error`"),
+    )
+)]
 async fn delete_background(
     State(app): State<SharedApp>,
     UrlPath(id): UrlPath<String>,
@@ -580,7 +716,7 @@ async fn delete_background(
     tracing::info!(background_id = %id, "background deleted");
     Ok(json_response(
         StatusCode::OK,
-        &serde_json::json!({"id": id, "deleted": true}),
+        &DeletedBackground { id, deleted: true },
     ))
 }
 

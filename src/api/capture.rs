@@ -5,12 +5,14 @@ use std::collections::BTreeMap;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorDetail};
+use super::openapi::EXAMPLE_JPEG_BASE64;
 use super::{json_response, read_body};
 use crate::app::SharedApp;
-use crate::capture::{self, CaptureMeta};
+use crate::capture::{self, CaptureAnswer, CaptureMeta};
 use crate::catalog;
 use crate::ids;
 
@@ -21,11 +23,21 @@ pub const MAX_STATUS_IDS: usize = 500;
 /// Most items in one batch.
 pub const MAX_BATCH_ITEMS: usize = 100;
 
-#[derive(Debug, Deserialize)]
+/// One capture as JSON.
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CaptureJson {
+    /// The JPEG or PNG image: base64 (standard or URL-safe alphabet, padding optional) or
+    /// a `data:image/…;base64,` URL. Missing: 400 `missing_image`.
+    #[schema(required = true, nullable = false, example = json!(EXAMPLE_JPEG_BASE64))]
     pub image: Option<String>,
+    /// A client-chosen id; absent: the daemon makes one (32 lowercase hex characters).
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub id: Option<String>,
+    /// The background the photo was composed with.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub background_id: Option<String>,
+    /// When the photo was taken, RFC 3339.
+    #[schema(format = DateTime)]
     pub taken_at: Option<String>,
 }
 
@@ -78,6 +90,39 @@ fn item_from_json(j: CaptureJson, max: u64) -> ApiResult<(Vec<u8>, CaptureMeta)>
     Ok((bytes, meta))
 }
 
+/// `POST /api/capture`
+#[utoipa::path(
+    post,
+    path = "/api/capture",
+    tag = "captures",
+    summary = "Store one capture",
+    description = "A JSON body, or the raw image (`image/jpeg`, `image/png`, \
+                   `application/octet-stream`) with `id`, `background_id`, `taken_at` as query \
+                   parameters. PNG is converted to JPEG. A 201 means the photo is on disk for good. \
+                   The same id with the same bytes again answers 200 with the same answer.",
+    params(
+        ("id" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "Raw bodies only: the client-chosen id"),
+        ("background_id" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "Raw bodies only"),
+        ("taken_at" = Option<String>, Query, format = DateTime, description = "Raw bodies only: RFC 3339"),
+    ),
+    request_body(content(
+        (CaptureJson = "application/json"),
+        ("image/jpeg"),
+        ("image/png"),
+        ("application/octet-stream"),
+    )),
+    responses(
+        (status = 201, description = "Stored", body = CaptureAnswer),
+        (status = 200, description = "Already stored with this id and these bytes (a retried request)", body = CaptureAnswer),
+        (status = 400, description = "`invalid_json`, `invalid_base64`, `missing_image`, `invalid_id`, `invalid_background_id`, `invalid_taken_at`, `invalid_query`, `body_read_error`"),
+        (status = 409, description = "`id_conflict`: this id is taken by other bytes"),
+        (status = 413, description = "`payload_too_large`, `image_too_large`"),
+        (status = 415, description = "`unsupported_image` (not a JPEG or PNG), `unsupported_media_type`"),
+        (status = 422, description = "`invalid_image`: truncated or corrupt"),
+        (status = 503, description = "`catalog_unavailable`, `outbox_unavailable`, `storage_error`"),
+        (status = 507, description = "`insufficient_storage`: the disk is full"),
+    )
+)]
 pub async fn post_capture(State(app): State<SharedApp>, req: Request) -> ApiResult<Response> {
     let max = app.config.max_capture_bytes;
     let query = req.uri().query().unwrap_or("").to_string();
@@ -138,11 +183,54 @@ fn serde_urlencoded_query<T: serde::de::DeserializeOwned + Default>(q: &str) -> 
     Ok(v)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct BatchJson {
+    /// Each item is checked on its own: a bad one does not fail the others.
+    #[schema(value_type = Vec<CaptureJson>, max_items = 100)]
     pub captures: Vec<serde_json::Value>,
 }
 
+/// The answer of `POST /api/capture-batch`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchAnswer {
+    /// One per item, in order.
+    pub results: Vec<BatchItem>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchItem {
+    /// The item's position in `captures`.
+    pub index: usize,
+    /// The HTTP status the item would have had alone (201, 200, 400, 409, 413, …).
+    pub status: u16,
+    /// Stored items: the capture id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Stored items: what `POST /api/capture` answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureAnswer>,
+    /// Refused items: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ErrorDetail>)]
+    pub error: Option<serde_json::Value>,
+}
+
+/// `POST /api/capture-batch`
+#[utoipa::path(
+    post,
+    path = "/api/capture-batch",
+    tag = "captures",
+    summary = "Store several captures",
+    description = "Up to 100 captures as JSON; each gets its own result.",
+    request_body(content = BatchJson, content_type = "application/json",
+        example = json!({"captures": [{"image": EXAMPLE_JPEG_BASE64}]})),
+    responses(
+        (status = 200, description = "One result per item", body = BatchAnswer),
+        (status = 400, description = "`invalid_json`, `body_read_error`"),
+        (status = 413, description = "`payload_too_large`, `too_many_items`"),
+        (status = 415, description = "`unsupported_media_type`: not JSON"),
+    )
+)]
 pub async fn post_batch(State(app): State<SharedApp>, req: Request) -> ApiResult<Response> {
     let max = app.config.max_capture_bytes;
     let limit = json_limit(max).max(64 * 1024 * 1024);
@@ -175,29 +263,56 @@ pub async fn post_batch(State(app): State<SharedApp>, req: Request) -> ApiResult
         }
         .await;
         results.push(match outcome {
-            Ok((status, answer)) => serde_json::json!({
-                "index": index, "status": status.as_u16(), "id": answer.id, "capture": answer,
-            }),
-            Err(e) => serde_json::json!({
-                "index": index, "status": e.status.as_u16(), "error": e.to_json(),
-            }),
+            Ok((status, answer)) => BatchItem {
+                index,
+                status: status.as_u16(),
+                id: Some(answer.id.clone()),
+                capture: Some(answer),
+                error: None,
+            },
+            Err(e) => BatchItem {
+                index,
+                status: e.status.as_u16(),
+                id: None,
+                capture: None,
+                error: Some(e.to_json()),
+            },
         });
     }
-    Ok(json_response(
-        StatusCode::OK,
-        &serde_json::json!({ "results": results }),
-    ))
+    Ok(json_response(StatusCode::OK, &BatchAnswer { results }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct StatusQuery {
     pub ids: Option<String>,
 }
 
-pub async fn get_status(
-    State(app): State<SharedApp>,
-    Query(q): Query<StatusQuery>,
-) -> ApiResult<Response> {
+/// What `GET /api/captures/status` says of one id.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaptureStatus {
+    pub exists: bool,
+    /// Every configured remote has it.
+    pub is_synced: bool,
+}
+
+/// `GET /api/captures/status`
+#[utoipa::path(
+    get,
+    path = "/api/captures/status",
+    tag = "captures",
+    summary = "Whether captures exist and are synced",
+    params(
+        ("ids" = String, Query, description = "Comma-separated ids, at most 500", example = "a1,b2"),
+    ),
+    responses(
+        (status = 200, description = "One entry per asked id; unknown ids are `exists: false`",
+            body = BTreeMap<String, CaptureStatus>),
+        (status = 400, description = "`missing_ids`, `too_many_ids`, `invalid_id`, `invalid_query`"),
+        (status = 503, description = "`catalog_unavailable`"),
+    )
+)]
+pub async fn get_status(State(app): State<SharedApp>, req: Request) -> ApiResult<Response> {
+    let q: StatusQuery = serde_urlencoded_query(req.uri().query().unwrap_or(""))?;
     let raw = q.ids.unwrap_or_default();
     let wanted: Vec<String> = raw
         .split(',')
@@ -231,10 +346,10 @@ pub async fn get_status(
         let row = rows.iter().find(|r| r.id == id);
         out.insert(
             id,
-            serde_json::json!({
-                "exists": row.is_some(),
-                "is_synced": row.is_some_and(|r| r.synced_ms.is_some()),
-            }),
+            CaptureStatus {
+                exists: row.is_some(),
+                is_synced: row.is_some_and(|r| r.synced_ms.is_some()),
+            },
         );
     }
     Ok(json_response(StatusCode::OK, &out))

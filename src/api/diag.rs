@@ -5,16 +5,51 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::json_response;
 use crate::app::SharedApp;
 
-pub fn routes() -> Router<SharedApp> {
-    Router::new().route("/admin/diag", get(get_diag))
+pub fn routes() -> OpenApiRouter<SharedApp> {
+    OpenApiRouter::new().routes(routes!(get_diag))
 }
 
+/// The shape of `GET /admin/diag` (built as JSON by [`crate::diag::daemon_snapshot`]).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only
+struct DiagSnapshot {
+    daemon: DiagDaemon,
+    health: crate::health::Report,
+    /// Outbox summary (or `{"error"}`).
+    outbox: Value,
+    /// Catalog summary (or `{"error"}`).
+    catalog: Value,
+    /// The effective configuration, secrets as "set"/"unset".
+    config: Value,
+    /// Recent log lines, scrubbed.
+    logs: Vec<String>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only
+struct DiagDaemon {
+    pid: u32,
+    version: String,
+    uptime_s: u64,
+}
+
+/// `GET /admin/diag`
+#[utoipa::path(
+    get,
+    path = "/admin/diag",
+    tag = "admin",
+    summary = "What `selfie-kiosk diag` needs from the running daemon",
+    description = "Health, outbox and catalog summaries, configuration and recent logs, \
+                   scrubbed of secrets and phone numbers.",
+    responses((status = 200, description = "The snapshot", body = DiagSnapshot))
+)]
 async fn get_diag(State(app): State<SharedApp>) -> Response {
     let snapshot = crate::diag::daemon_snapshot(&app).await;
     json_response(StatusCode::OK, &snapshot)

@@ -12,6 +12,25 @@ use crate::app::SharedApp;
 use crate::catalog;
 use crate::ids;
 
+/// `GET /api/download/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/download/{id}",
+    tag = "files",
+    summary = "A capture's JPEG, as an attachment",
+    params(
+        ("id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
+    ),
+    responses(
+        (status = 200, description = "The JPEG", content_type = "image/jpeg",
+            headers(("ETag" = String, description = "The quoted sha256"), ("Cache-Control" = String), ("Content-Disposition" = String))),
+        (status = 304, description = "Not modified (`If-None-Match`)"),
+        (status = 400, description = "`invalid_id`"),
+        (status = 404, description = "`not_found`: no such capture, or its file is missing"),
+        (status = 503, description = "`catalog_unavailable`"),
+    )
+)]
 pub async fn download(
     State(app): State<SharedApp>,
     Path(id): Path<String>,
@@ -20,6 +39,25 @@ pub async fn download(
     serve_capture(&app, &id, &headers, true).await
 }
 
+/// `GET /uploads/{id}.jpg`
+#[utoipa::path(
+    get,
+    path = "/uploads/{file}",
+    tag = "files",
+    summary = "A capture's JPEG (the `url` of a capture)",
+    params(
+        ("file" = String, Path, description = "`{id}.jpg`", pattern = "^[A-Za-z0-9_-]{1,64}\\.jpg$"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
+    ),
+    responses(
+        (status = 200, description = "The JPEG", content_type = "image/jpeg",
+            headers(("ETag" = String, description = "The quoted sha256"), ("Cache-Control" = String))),
+        (status = 304, description = "Not modified (`If-None-Match`)"),
+        (status = 400, description = "`invalid_id`"),
+        (status = 404, description = "`not_found`: not `{id}.jpg`, no such capture, or its file is missing"),
+        (status = 503, description = "`catalog_unavailable`"),
+    )
+)]
 pub async fn uploads(
     State(app): State<SharedApp>,
     Path(file): Path<String>,

@@ -4,23 +4,40 @@
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::post;
-use axum::Router;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use super::{json_response, read_body};
 use crate::app::SharedApp;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct EraseRequest {
+    /// E.164, or a French national number.
+    #[schema(example = "+33612345678")]
     phone: String,
 }
 
-pub fn routes() -> Router<SharedApp> {
-    Router::new().route("/admin/gdpr/erase", post(post_erase))
+pub fn routes() -> OpenApiRouter<SharedApp> {
+    OpenApiRouter::new().routes(routes!(post_erase))
 }
 
+/// `POST /admin/gdpr/erase`
+#[utoipa::path(
+    post,
+    path = "/admin/gdpr/erase",
+    tag = "admin",
+    summary = "Erase everything sent to a phone number",
+    description = "Every capture sent to that number: locally now, remotely through the outbox.",
+    request_body(content = EraseRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The receipt", body = crate::cleanup::ErasureReceipt),
+        (status = 400, description = "`invalid_json`, `invalid_phone`, `body_read_error`"),
+        (status = 413, description = "`payload_too_large`"),
+        (status = 503, description = "`catalog_unavailable`, `outbox_unavailable`, `storage_error`"),
+    )
+)]
 async fn post_erase(State(app): State<SharedApp>, req: Request) -> ApiResult<Response> {
     let (_, body) = read_body(req, 16 * 1024).await?;
     let r: EraseRequest = serde_json::from_slice(&body).map_err(|_| {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod files;
 pub mod gdpr;
 pub mod health;
+pub mod openapi;
 pub mod sms;
 
 use std::sync::Arc;
@@ -17,14 +18,15 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::SharedApp;
 use error::ApiError;
@@ -37,25 +39,54 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time a keep-alive connection may sit idle between requests.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The full router (public routes; admin routes are merged in by `admin`).
+/// Every route the daemon serves, each registered together with its OpenAPI operation:
+/// `routes!` takes the method and the path from the handler's `#[utoipa::path]` and adds
+/// the handler to the router and the operation to the document in one call, so the router
+/// and `/openapi.json` cannot disagree. No route is added any other way (`tests/openapi.rs`
+/// checks the sources for plain `.route(` calls). `guard_admin` wraps the admin group: the
+/// server passes the `require_admin` route layer, [`openapi()`] nothing (the layer changes
+/// no route; the group's security is documented by [`openapi::require_admin_key`]).
+fn documented_routes(
+    guard_admin: impl FnOnce(OpenApiRouter<SharedApp>) -> OpenApiRouter<SharedApp>,
+) -> OpenApiRouter<SharedApp> {
+    let mut admin = admin::routes();
+    openapi::require_admin_key(admin.get_openapi_mut());
+    OpenApiRouter::with_openapi(openapi::base())
+        .merge(guard_admin(admin))
+        .merge(backgrounds::public_routes())
+        .routes(routes!(capture::post_capture))
+        .routes(routes!(capture::post_batch))
+        .routes(routes!(capture::get_status))
+        .routes(routes!(sms::post_send_sms))
+        .routes(routes!(sms::get_sms))
+        .routes(routes!(files::download))
+        .routes(routes!(files::uploads))
+        .routes(routes!(health::get_health))
+        // Public, like /health: the API is on localhost and the document holds no secret.
+        .routes(routes!(openapi::get_openapi_json))
+}
+
+/// The OpenAPI document of [`router`], exactly what `GET /openapi.json` serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    openapi::finish(documented_routes(|admin| admin).into_openapi())
+}
+
+/// The full router: public routes, the admin group behind `require_admin`, and
+/// `/openapi.json` describing them all.
 pub fn router(app: SharedApp) -> Router {
     let cors = cors_layer(&app.config.cors_origins);
-    let admin = admin::routes().route_layer(axum::middleware::from_fn_with_state(
-        app.clone(),
-        admin::require_admin,
-    ));
-    Router::new()
-        .merge(admin)
-        .merge(backgrounds::public_routes())
-        .route("/api/capture", post(capture::post_capture))
-        .route("/api/capture-batch", post(capture::post_batch))
-        .route("/api/captures/status", get(capture::get_status))
-        .route("/api/send-sms", post(sms::post_send_sms))
-        .route("/api/sms/{sms_id}", get(sms::get_sms))
-        .route("/api/download/{id}", get(files::download))
-        .route("/uploads/{file}", get(files::uploads))
-        .route("/health", get(health::get_health))
+    let guard = app.clone();
+    let (routes, doc) = documented_routes(move |admin| {
+        admin.route_layer(axum::middleware::from_fn_with_state(
+            guard,
+            admin::require_admin,
+        ))
+    })
+    .split_for_parts();
+    let doc = openapi::DocJson::new(&openapi::finish(doc));
+    routes
         .fallback(fallback)
+        .layer(Extension(doc))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             BODY_TIMEOUT,
         ))
@@ -65,10 +96,10 @@ pub fn router(app: SharedApp) -> Router {
 
 /// The router of `HEALTH_LISTEN`: `/health` alone.
 pub fn health_router(app: SharedApp) -> Router {
-    Router::new()
-        .route("/health", get(health::get_health))
-        .fallback(fallback)
-        .with_state(app)
+    let (routes, _) = OpenApiRouter::new()
+        .routes(routes!(health::get_health))
+        .split_for_parts();
+    routes.fallback(fallback).with_state(app)
 }
 
 async fn fallback(method: Method) -> ApiError {
@@ -87,7 +118,13 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
     // No configured origin: no CORS headers at all, so browsers keep same-origin only.
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(list))
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allow_headers([
             header::CONTENT_TYPE,
             header::AUTHORIZATION,

@@ -8,13 +8,36 @@ use serde::Deserialize;
 use super::error::{ApiError, ApiResult};
 use super::{json_response, read_body};
 use crate::app::SharedApp;
+use crate::sms::SmsAnswer;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SendSms {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub capture_id: String,
+    /// E.164, or a French national number.
+    #[schema(example = "06 12 34 56 78")]
     pub phone: String,
 }
 
+/// `POST /api/send-sms`
+#[utoipa::path(
+    post,
+    path = "/api/send-sms",
+    tag = "sms",
+    summary = "Text a guest the link to their photo",
+    description = "Recorded now, sent once the capture is in remote storage. The same capture \
+                   and number again answer 200 with the same request, not a second text.",
+    request_body(content = SendSms, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Recorded; will be sent", body = SmsAnswer),
+        (status = 200, description = "The same request already exists", body = SmsAnswer),
+        (status = 400, description = "`invalid_json`, `invalid_id`, `invalid_phone`, `premium_number`, `body_read_error`"),
+        (status = 404, description = "`capture_not_found`"),
+        (status = 413, description = "`payload_too_large`"),
+        (status = 429, description = "`rate_limited_phone`, `rate_limited_capture`, `rate_limited_hourly`, `rate_limited_daily`"),
+        (status = 503, description = "`sms_not_configured` (or disabled), `catalog_unavailable`, `outbox_unavailable`"),
+    )
+)]
 pub async fn post_send_sms(State(app): State<SharedApp>, req: Request) -> ApiResult<Response> {
     let (_, body) = read_body(req, 16 * 1024).await?;
     let r: SendSms = serde_json::from_slice(&body).map_err(|_| {
@@ -33,6 +56,20 @@ pub async fn post_send_sms(State(app): State<SharedApp>, req: Request) -> ApiRes
     Ok(json_response(status, &answer))
 }
 
+/// `GET /api/sms/{sms_id}`
+#[utoipa::path(
+    get,
+    path = "/api/sms/{sms_id}",
+    tag = "sms",
+    summary = "Where an SMS request stands",
+    params(("sms_id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 200, description = "The request (the phone masked)", body = SmsAnswer),
+        (status = 400, description = "`invalid_id`"),
+        (status = 404, description = "`not_found`"),
+        (status = 503, description = "`catalog_unavailable`"),
+    )
+)]
 pub async fn get_sms(State(app): State<SharedApp>, Path(id): Path<String>) -> ApiResult<Response> {
     let answer = crate::sms::get(&app, &id).await?;
     Ok(json_response(StatusCode::OK, &answer))

@@ -21,7 +21,7 @@ pub const SMS_STATUSES: &[&str] = &[
     "cancelled",
 ];
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CaptureTotals {
     pub total: i64,
     pub synced: i64,
@@ -129,7 +129,7 @@ pub fn sms_by_status(
     Ok(out)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BackgroundCount {
     /// `None`: captures taken without a background.
     pub background_id: Option<String>,

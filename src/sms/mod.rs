@@ -69,11 +69,13 @@ pub fn client_from_config(
 }
 
 /// What `POST /api/send-sms` and `GET /api/sms/{id}` answer.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SmsAnswer {
     pub sms_id: String,
     pub capture_id: String,
+    #[schema(value_type = crate::api::openapi::SmsStatus)]
     pub status: &'static str,
+    /// Masked.
     pub phone: String,
     pub attempts: i64,
     #[serde(skip_serializing_if = "Option::is_none")]

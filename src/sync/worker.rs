@@ -109,6 +109,15 @@ fn remote_back(app: &App, which: &str) {
 }
 
 async fn run_sync_batch(app: &Arc<App>, jobs: Vec<Job>) {
+    if !app.settings.get().sync_enabled {
+        // Paused by the operator: keep the jobs, look again in a minute (turning sync back
+        // on through /admin/config wakes the worker at once).
+        let at = app.clock.now_ms() + 60_000;
+        for j in &jobs {
+            hold_job(app, j, at);
+        }
+        return;
+    }
     let ids: Vec<String> = jobs.iter().map(|j| j.target.clone()).collect();
     let rows = match app
         .catalog
