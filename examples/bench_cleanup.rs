@@ -61,7 +61,7 @@ async fn probe(client: reqwest::Client, base: String, stop: Arc<AtomicBool>) -> 
     let mut i = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let t = Instant::now();
-        let ok = if i % 2 == 0 {
+        let ok = if i.is_multiple_of(2) {
             client
                 .get(format!("{base}/health"))
                 .send()
