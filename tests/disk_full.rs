@@ -516,29 +516,47 @@ async fn whole_data_dir_on_a_full_disk_survives_and_restarts() {
         d.log_text()
     );
 
-    // A power cut while the disk is full: the daemon must come back (to say so in /health).
+    // A power cut while the disk is full: the daemon must come back (to say so in /health,
+    // and to run the retention cleanup that may free the space).
     d.kill9();
     let t_restart = Instant::now();
-    d.spawn();
+    let restarted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d.spawn()));
     let restart = t_restart.elapsed();
-    let health = c.get(d.url("/health")).send().await.unwrap();
-    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
-    for (id, sha) in &acked {
-        let r = c
-            .get(d.url(&format!("/api/download/{id}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            r.status(),
-            StatusCode::OK,
-            "{id} after a restart on a full disk"
-        );
-        assert_eq!(&sha256_hex(&r.bytes().await.unwrap()), sha);
+    let restart_failure = match &restarted {
+        Ok(()) => None,
+        Err(_) => Some(
+            d.log_text()
+                .lines()
+                .rev()
+                .find(|l| l.contains("cannot start") || l.contains("ERROR"))
+                .unwrap_or("(no error logged)")
+                .to_string(),
+        ),
+    };
+    if restarted.is_ok() {
+        let health = c.get(d.url("/health")).send().await.unwrap();
+        assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+        for (id, sha) in &acked {
+            let r = c
+                .get(d.url(&format!("/api/download/{id}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                r.status(),
+                StatusCode::OK,
+                "{id} after a restart on a full disk"
+            );
+            assert_eq!(&sha256_hex(&r.bytes().await.unwrap()), sha);
+        }
     }
 
     // Space freed: captures work again; a clean restart keeps everything.
     std::fs::remove_file(&junk).unwrap();
+    if restarted.is_err() {
+        d.kill9();
+        d.spawn();
+    }
     let img = big_jpeg(300 * 1024, 3000);
     let (s, v) = post_raw(&d, img.clone()).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
@@ -557,15 +575,31 @@ async fn whole_data_dir_on_a_full_disk_survives_and_restarts() {
         .json()
         .await
         .unwrap();
+    let aside: Vec<String> = std::fs::read_dir(&data)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("corrupt"))
+        .collect();
     eprintln!(
         "data dir on a full {}: {junk_bytes} bytes of junk; capture 507, /health {health_status}, \
          PUT /admin/config {put_status} {put_body} (retention now {}); restart on the full disk \
-         in {restart:?}; {rows} captures intact; {:?}",
+         in {restart:?}: {}; moved aside: {aside:?}; {rows} captures intact; {:?}",
         fs.kind,
         settings["settings"]["retention_days"],
+        restart_failure.as_deref().unwrap_or("ok"),
         t0.elapsed()
     );
     assert!(!d.log_text().contains("panicked"));
+    assert!(
+        restart_failure.is_none(),
+        "after a power cut with the disk full the daemon does not start: {}",
+        restart_failure.unwrap_or_default()
+    );
+    assert!(
+        aside.is_empty(),
+        "a healthy outbox was moved aside as corrupt: {aside:?}"
+    );
     drop(d);
     drop(fs);
 }

@@ -13,7 +13,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use support::daemon::{Daemon, ADMIN_KEY};
 
-const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
 
 fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -26,7 +28,11 @@ fn repo() -> PathBuf {
 
 async fn fetch_doc(d: &Daemon) -> Value {
     let r = client().get(d.url("/openapi.json")).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK, "GET /openapi.json (no admin key)");
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "GET /openapi.json (no admin key)"
+    );
     let ct = r.headers()["content-type"].to_str().unwrap().to_string();
     assert!(ct.starts_with("application/json"), "content-type {ct}");
     r.json().await.unwrap()

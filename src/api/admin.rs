@@ -321,7 +321,8 @@ struct SecretFacts {
 
 /// A partial object of run-time settings, for `PUT /admin/config` (the keys are those of
 /// `RuntimeSettings`; any other key is refused).
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)] // documentation only: the body is read as a JSON object
 struct SettingsChange {
     #[schema(nullable = false, minimum = 1, maximum = 3650)]

@@ -297,24 +297,32 @@ async fn known_at_ovh(
     Ok(false)
 }
 
-/// Carries out one SMS job.
-pub async fn run_job(app: &Arc<App>, job: Job) {
-    let id = job.target.clone();
-    let lookup = id.clone();
-    let row = match app
+/// The SMS row a job is about. A row that no longer exists ends the job; a catalog error
+/// retries it after `retry`.
+async fn load_row(app: &App, job: &Job, retry: Duration) -> Option<SmsRow> {
+    let lookup = job.target.clone();
+    match app
         .catalog
         .read(move |c| catalog::get_sms(c, &lookup))
         .await
     {
-        Ok(Some(r)) => r,
+        Ok(Some(r)) => Some(r),
         Ok(None) => {
-            let _ = app.outbox.ack(&job);
-            return;
+            let _ = app.outbox.ack(job);
+            None
         }
         Err(e) => {
-            reschedule(app, &job, SMS_BACKOFF_BASE, Some(&e.to_string()));
-            return;
+            reschedule(app, job, retry, Some(&e.to_string()));
+            None
         }
+    }
+}
+
+/// Carries out one SMS job.
+pub async fn run_job(app: &Arc<App>, job: Job) {
+    let id = job.target.clone();
+    let Some(row) = load_row(app, &job, SMS_BACKOFF_BASE).await else {
+        return;
     };
     if catalog::SMS_FINAL.contains(&row.status.as_str()) {
         let _ = app.outbox.ack(&job);
@@ -521,21 +529,8 @@ pub async fn run_log_job(app: &Arc<App>, job: Job) {
         let _ = app.outbox.ack(&job);
         return;
     };
-    let lookup = job.target.clone();
-    let row = match app
-        .catalog
-        .read(move |c| catalog::get_sms(c, &lookup))
-        .await
-    {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            let _ = app.outbox.ack(&job);
-            return;
-        }
-        Err(e) => {
-            reschedule(app, &job, SMS_BACKOFF_CAP, Some(&e.to_string()));
-            return;
-        }
+    let Some(row) = load_row(app, &job, SMS_BACKOFF_CAP).await else {
+        return;
     };
     match db.upsert_sms_log(&row).await {
         Ok(()) => {

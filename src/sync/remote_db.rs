@@ -184,49 +184,44 @@ impl RemoteDb {
         let height: Vec<i32> = rows.iter().map(|r| r.height as i32).collect();
         let sha: Vec<&str> = rows.iter().map(|r| r.sha256.as_str()).collect();
         let files: Vec<String> = rows.iter().map(|r| format!("{}.jpg", r.id)).collect();
-        let res = tokio::time::timeout(
-            Duration::from_secs(30),
-            client.execute(
-                "INSERT INTO kiosk_captures
-                    (kiosk_id, id, created_at, taken_at, background_id, bytes, width, height, sha256, file_name)
-                 SELECT $1, u.id, to_timestamp(u.created), u.taken, u.bg, u.bytes, u.width, u.height, u.sha, u.file
-                 FROM UNNEST($2::text[], $3::float8[], $4::text[], $5::text[], $6::int8[], $7::int4[],
-                             $8::int4[], $9::text[], $10::text[])
-                      AS u(id, created, taken, bg, bytes, width, height, sha, file)
-                 ON CONFLICT (kiosk_id, id) DO UPDATE SET
-                    created_at = excluded.created_at, taken_at = excluded.taken_at,
-                    background_id = excluded.background_id, bytes = excluded.bytes,
-                    width = excluded.width, height = excluded.height, sha256 = excluded.sha256,
-                    file_name = excluded.file_name, synced_at = now()",
-                &[&self.kiosk_id, &ids, &created, &taken, &bg, &bytes, &width, &height, &sha, &files],
-            ),
+        self.execute(
+            &client,
+            "INSERT INTO kiosk_captures
+                (kiosk_id, id, created_at, taken_at, background_id, bytes, width, height, sha256, file_name)
+             SELECT $1, u.id, to_timestamp(u.created), u.taken, u.bg, u.bytes, u.width, u.height, u.sha, u.file
+             FROM UNNEST($2::text[], $3::float8[], $4::text[], $5::text[], $6::int8[], $7::int4[],
+                         $8::int4[], $9::text[], $10::text[])
+                  AS u(id, created, taken, bg, bytes, width, height, sha, file)
+             ON CONFLICT (kiosk_id, id) DO UPDATE SET
+                created_at = excluded.created_at, taken_at = excluded.taken_at,
+                background_id = excluded.background_id, bytes = excluded.bytes,
+                width = excluded.width, height = excluded.height, sha256 = excluded.sha256,
+                file_name = excluded.file_name, synced_at = now()",
+            &[&self.kiosk_id, &ids, &created, &taken, &bg, &bytes, &width, &height, &sha, &files],
         )
-        .await;
-        match res {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => {
-                self.reset().await;
-                Err(db_err(e))
-            }
-            Err(_) => {
-                self.reset().await;
-                Err(RemoteDbError::Db("query timed out".into()))
-            }
-        }
+        .await.map(|_| ())
     }
 
     /// Deletes this kiosk's rows for `ids`.
     pub async fn delete_captures(&self, ids: &[String]) -> Result<u64, RemoteDbError> {
         let client = self.client().await?;
-        let res = tokio::time::timeout(
-            Duration::from_secs(30),
-            client.execute(
-                "DELETE FROM kiosk_captures WHERE kiosk_id = $1 AND id = ANY($2)",
-                &[&self.kiosk_id, &ids],
-            ),
+        self.execute(
+            &client,
+            "DELETE FROM kiosk_captures WHERE kiosk_id = $1 AND id = ANY($2)",
+            &[&self.kiosk_id, &ids],
         )
-        .await;
-        match res {
+        .await
+    }
+
+    /// Runs one statement with a 30 s bound; a failure or timeout forgets the connection
+    /// so the next call reconnects.
+    async fn execute(
+        &self,
+        client: &Client,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, RemoteDbError> {
+        match tokio::time::timeout(Duration::from_secs(30), client.execute(sql, params)).await {
             Ok(Ok(n)) => Ok(n),
             Ok(Err(e)) => {
                 self.reset().await;
@@ -320,40 +315,28 @@ impl RemoteDb {
         let client = self.client().await?;
         let created = s.created_ms as f64 / 1000.0;
         let sent = s.sent_ms.map(|m| m as f64 / 1000.0);
-        let res = tokio::time::timeout(
-            Duration::from_secs(30),
-            client.execute(
-                "INSERT INTO kiosk_sms_log (kiosk_id, sms_id, capture_id, phone_hmac, status, attempts,
-                    created_at, sent_at, last_error)
-                 VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7), to_timestamp($8), $9)
-                 ON CONFLICT (kiosk_id, sms_id) DO UPDATE SET status = excluded.status,
-                    attempts = excluded.attempts, sent_at = excluded.sent_at,
-                    last_error = excluded.last_error, updated_at = now()",
-                &[
-                    &self.kiosk_id,
-                    &s.id,
-                    &s.capture_id,
-                    &s.phone_hmac,
-                    &s.status,
-                    &(s.attempts as i32),
-                    &created,
-                    &sent,
-                    &s.last_error,
-                ],
-            ),
+        self.execute(
+            &client,
+            "INSERT INTO kiosk_sms_log (kiosk_id, sms_id, capture_id, phone_hmac, status, attempts,
+                created_at, sent_at, last_error)
+             VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7), to_timestamp($8), $9)
+             ON CONFLICT (kiosk_id, sms_id) DO UPDATE SET status = excluded.status,
+                attempts = excluded.attempts, sent_at = excluded.sent_at,
+                last_error = excluded.last_error, updated_at = now()",
+            &[
+                &self.kiosk_id,
+                &s.id,
+                &s.capture_id,
+                &s.phone_hmac,
+                &s.status,
+                &(s.attempts as i32),
+                &created,
+                &sent,
+                &s.last_error,
+            ],
         )
-        .await;
-        match res {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => {
-                self.reset().await;
-                Err(db_err(e))
-            }
-            Err(_) => {
-                self.reset().await;
-                Err(RemoteDbError::Db("query timed out".into()))
-            }
-        }
+        .await
+        .map(|_| ())
     }
 
     /// Deletes this kiosk's SMS log rows for the given captures (erasure, retention).
