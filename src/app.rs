@@ -34,6 +34,17 @@ pub struct App {
 }
 
 impl App {
+    /// Whether any remote (database or files) is configured, i.e. whether syncing means
+    /// anything. With none, every capture counts as synced ("every configured remote has it").
+    pub fn has_remotes(&self) -> bool {
+        self.remote_files.is_some() || self.remote_db.is_some()
+    }
+
+    /// The sync state the API reports for a row.
+    pub fn is_synced(&self, row: &crate::catalog::CaptureRow) -> bool {
+        row.synced_ms.is_some() || !self.has_remotes()
+    }
+
     pub fn disk_reserve_bytes(&self) -> u64 {
         self.settings.get().kiosk_disk_reserve
     }

@@ -85,7 +85,8 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
         })?;
 
     reconcile(&catalog, &uploads)?;
-    rebuild_outbox(&catalog, &outbox, clock.now_ms())?;
+    let remotes = remote_files.is_some() || remote_db.is_some();
+    rebuild_outbox(&catalog, &outbox, clock.now_ms(), remotes)?;
 
     let sync_state = crate::sync::SyncState::new(remote_db.is_some(), remote_files.is_some());
     Ok(Arc::new(App {
@@ -193,7 +194,12 @@ pub fn reconcile(catalog: &Catalog, uploads: &Uploads) -> Result<(), StartError>
 }
 
 /// Releases stale leases and pushes a sync job for every unsynced row.
-pub fn rebuild_outbox(catalog: &Catalog, outbox: &Outbox, now_ms: i64) -> Result<(), StartError> {
+pub fn rebuild_outbox(
+    catalog: &Catalog,
+    outbox: &Outbox,
+    now_ms: i64,
+    remotes: bool,
+) -> Result<(), StartError> {
     let map = |e: crate::outbox::OutboxError| StartError::Outbox {
         path: "outbox".into(),
         error: e.to_string(),
@@ -205,7 +211,13 @@ pub fn rebuild_outbox(catalog: &Catalog, outbox: &Outbox, now_ms: i64) -> Result
             "retrying jobs interrupted by the last stop"
         );
     }
-    let unsynced = catalog.write_blocking(|c| catalog::unsynced_captures(c))?;
+    // Without any remote there is nothing to sync (rows stay unsynced until one is
+    // configured, then this same rebuild queues them).
+    let unsynced = if remotes {
+        catalog.write_blocking(|c| catalog::unsynced_captures(c))?
+    } else {
+        Vec::new()
+    };
     let mut added = 0;
     for row in unsynced.iter().filter(|r| !r.file_missing) {
         if outbox.get(JobKind::Sync, &row.id).map_err(map)?.is_none() {

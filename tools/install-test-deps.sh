@@ -7,6 +7,8 @@
 #     .venv-tools/ unless a working `moto_server` is already on PATH
 #   - LibreOffice Calc, headless (soffice) — package `libreoffice-calc-nogui`: the Excel
 #     export test converts the workbook with it to prove a real spreadsheet opens it
+#   - schemathesis and openapi-spec-validator (tests/openapi.rs, tools/schemathesis.sh) —
+#     PyPI, into the same .venv-tools/ (the tests call them there)
 # Idempotent: does nothing (and no `apt-get update`) when everything is already there.
 # The tests start their own throw-away PostgreSQL cluster and nginx on loopback, so the
 # Debian system services are kept from starting (policy-rc.d during install) and are
@@ -64,6 +66,32 @@ else
     "$ROOT/.venv-tools/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
     if ! have_moto; then
         log "moto_server still missing after pip install" >&2
+        exit 1
+    fi
+fi
+
+SCHEMATHESIS_VERSION=4.32.5
+OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
+have_openapi_tools() {
+    [ -x "$ROOT/.venv-tools/bin/schemathesis" ] &&
+        [ -x "$ROOT/.venv-tools/bin/openapi-spec-validator" ]
+}
+if have_openapi_tools; then
+    log "schemathesis and openapi-spec-validator already installed"
+else
+    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+        log "python3 with venv is needed for schemathesis (apt-get install python3 python3-venv)" >&2
+        exit 1
+    fi
+    log "installing schemathesis $SCHEMATHESIS_VERSION and openapi-spec-validator" \
+        "$OPENAPI_SPEC_VALIDATOR_VERSION into $ROOT/.venv-tools"
+    [ -x "$ROOT/.venv-tools/bin/pip" ] || python3 -m venv "$ROOT/.venv-tools"
+    [ -f "$ROOT/.venv-tools/.gitignore" ] || printf '*\n' >"$ROOT/.venv-tools/.gitignore"
+    "$ROOT/.venv-tools/bin/pip" install -q --disable-pip-version-check \
+        "schemathesis==$SCHEMATHESIS_VERSION" \
+        "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION"
+    if ! have_openapi_tools; then
+        log "schemathesis or openapi-spec-validator still missing after pip install" >&2
         exit 1
     fi
 fi

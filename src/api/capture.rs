@@ -348,7 +348,7 @@ pub async fn get_status(State(app): State<SharedApp>, req: Request) -> ApiResult
             id,
             CaptureStatus {
                 exists: row.is_some(),
-                is_synced: row.is_some_and(|r| r.synced_ms.is_some()),
+                is_synced: row.is_some_and(|r| app.is_synced(r)),
             },
         );
     }
