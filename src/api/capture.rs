@@ -141,9 +141,14 @@ pub async fn post_capture(State(app): State<SharedApp>, req: Request) -> ApiResu
         }
         "application/json" | "" => {
             let (_, body) = read_body(req, json_limit(max)).await?;
-            let j: CaptureJson = parse_json(&body)?;
-            drop(body);
-            item_from_json(j, max)?
+            // Parsing and decoding megabytes is CPU work: off the async workers.
+            tokio::task::spawn_blocking(move || {
+                let j: CaptureJson = parse_json(&body)?;
+                drop(body);
+                item_from_json(j, max)
+            })
+            .await
+            .map_err(|e| ApiError::internal(format!("decode task failed: {e}")))??
         }
         other => {
             return Err(ApiError::new(
