@@ -137,11 +137,16 @@ impl RuntimeSettings {
                 self.sms_credits_low = n;
             }
             "kiosk_disk_reserve" => {
-                self.kiosk_disk_reserve = match v {
+                let n = match v {
                     Value::Number(n) => n.as_u64().ok_or_else(|| err(key, "must be a size"))?,
                     Value::String(s) => crate::config::parse_size(s).map_err(|m| err(key, m))?,
                     _ => return Err(err(key, "must be a size (e.g. 64MB)")),
+                };
+                // More than 1 TiB kept free is a typo, and it would refuse every capture.
+                if n > 1 << 40 {
+                    return Err(err(key, "must be at most 1 TiB"));
                 }
+                self.kiosk_disk_reserve = n;
             }
             "kiosk_log" => {
                 let s = v.as_str().ok_or_else(|| err(key, "must be a string"))?;

@@ -209,7 +209,7 @@ async fn client_loop(
         if let Some(capture_id) = acked_id.filter(|_| rng.chance(35)) {
             let k = phone_seq.fetch_add(1, Ordering::SeqCst);
             let e164 = format!("+3361234{k:04}");
-            let typed = if k % 2 == 0 {
+            let typed = if k.is_multiple_of(2) {
                 e164.clone()
             } else {
                 format!("06 12 34 {:02} {:02}", k / 100, k % 100)
@@ -610,7 +610,8 @@ async fn chaos_kills_and_flapping_remotes_lose_and_duplicate_nothing() {
     }
     assert_eq!(stored.len(), rows.len(), "files on the WebDAV server");
 
-    // SMS: final everywhere; never twice.
+    // SMS: final everywhere; never twice. Problems are collected so one run reports all.
+    let mut problems: Vec<String> = Vec::new();
     let jobs = ovh.sent_jobs();
     let mut tags = HashSet::new();
     let mut phones_texted: HashMap<String, usize> = HashMap::new();
@@ -622,14 +623,20 @@ async fn chaos_kills_and_flapping_remotes_lose_and_duplicate_nothing() {
         .collect();
     for j in &jobs {
         let tag = j.tag.clone().unwrap_or_default();
-        assert!(tags.insert(tag.clone()), "tag {tag} sent twice");
+        if !tags.insert(tag.clone()) {
+            problems.push(format!("tag {tag} sent twice"));
+        }
         for r in &j.receivers {
             *phones_texted.entry(r.clone()).or_default() += 1;
-            assert!(requested.contains(r), "{r} texted but never requested");
+            if !requested.contains(r) {
+                problems.push(format!("{r} texted but never requested"));
+            }
         }
     }
     for (p, n) in &phones_texted {
-        assert_eq!(*n, 1, "{p} texted {n} times");
+        if *n != 1 {
+            problems.push(format!("{p} texted {n} times"));
+        }
     }
     let mut sms_final: BTreeMap<String, u64> = BTreeMap::new();
     let sms_rows: Vec<(String, String)> = db
@@ -640,10 +647,12 @@ async fn chaos_kills_and_flapping_remotes_lose_and_duplicate_nothing() {
         .map(Result::unwrap)
         .collect();
     let sms_status: HashMap<String, String> = sms_rows.into_iter().collect();
+    let log_text = d.log_text();
     for (sms_id, (phone, capture_id)) in &l.sms_acked {
-        let status = sms_status
-            .get(sms_id)
-            .unwrap_or_else(|| panic!("acknowledged SMS {sms_id} lost"));
+        let Some(status) = sms_status.get(sms_id) else {
+            problems.push(format!("acknowledged SMS {sms_id} lost"));
+            continue;
+        };
         *sms_final.entry(status.clone()).or_default() += 1;
         let matching: Vec<_> = jobs
             .iter()
@@ -653,22 +662,49 @@ async fn chaos_kills_and_flapping_remotes_lose_and_duplicate_nothing() {
                     .is_some_and(|t| t.contains(sms_id.as_str()))
             })
             .collect();
+        let details = || {
+            let row: String = db
+                .query_row(
+                    "SELECT status || ' attempts=' || attempts || ' last_error=' || \
+                     IFNULL(last_error, '') FROM sms WHERE id = ?1",
+                    [sms_id],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let log: Vec<&str> = log_text
+                .lines()
+                .filter(|l| l.contains(sms_id.as_str()))
+                .collect();
+            format!("row: {row}\n    log:\n    {}", log.join("\n    "))
+        };
         match status.as_str() {
             "sent" => {
-                assert_eq!(
-                    matching.len(),
-                    1,
-                    "SMS {sms_id} sent but {} OVH jobs",
-                    matching.len()
-                );
-                assert_eq!(matching[0].receivers, vec![phone.clone()]);
-                assert!(matching[0].message.contains(&format!("{capture_id}.jpg")));
+                if matching.len() != 1 {
+                    problems.push(format!(
+                        "SMS {sms_id} sent but {} OVH jobs\n    {}",
+                        matching.len(),
+                        details()
+                    ));
+                } else if matching[0].receivers != vec![phone.clone()]
+                    || !matching[0].message.contains(&format!("{capture_id}.jpg"))
+                {
+                    problems.push(format!("SMS {sms_id}: wrong receiver or link"));
+                }
             }
-            "failed" | "expired" => assert!(
-                matching.is_empty(),
-                "SMS {sms_id} reported {status} but OVH has it"
-            ),
-            other => panic!("SMS {sms_id} still {other} after the drain"),
+            "failed" | "expired" => {
+                if !matching.is_empty() {
+                    problems.push(format!(
+                        "SMS {sms_id} reported {status} but OVH accepted it ({:?}): the guest \
+                         got a text the kiosk says {status}\n    {}",
+                        matching[0].state,
+                        details()
+                    ));
+                }
+            }
+            other => problems.push(format!(
+                "SMS {sms_id} still {other} after the drain\n    {}",
+                details()
+            )),
         }
     }
     let unanswered_sent = l
@@ -708,6 +744,12 @@ async fn chaos_kills_and_flapping_remotes_lose_and_duplicate_nothing() {
         remote_rows.len(),
         stored.len(),
         t0.elapsed()
+    );
+    assert!(
+        problems.is_empty(),
+        "{} SMS problems:\n  {}",
+        problems.len(),
+        problems.join("\n  ")
     );
     assert!(l.acked.len() >= 50, "too few captures for a meaningful run");
     assert!(!l.sms_acked.is_empty(), "no SMS request got through");

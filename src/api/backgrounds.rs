@@ -655,10 +655,13 @@ async fn patch_background(
 ) -> ApiResult<Response> {
     check_id(&id)?;
     let (_, body) = read_body(req, 64 * 1024).await?;
-    let patch: PatchBody = serde_json::from_slice(&body).map_err(|e| {
+    let patch: PatchBody = super::json_object::<PatchBody>(&body).map_err(|e| {
         ApiError::bad_request(
             "invalid_json",
-            format!("expected {{\"name\"?: string, \"position\"?: integer}}: {e}"),
+            format!(
+                "expected {{\"name\"?: string, \"position\"?: integer}}: {}",
+                e.message
+            ),
         )
     })?;
     let name = patch.name.map(|n| check_name(Some(&n))).transpose()?;

@@ -68,12 +68,7 @@ fn content_type(parts: &http::request::Parts) -> String {
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_json",
-            format!("the body is not valid JSON for this route: {e}"),
-        )
-    })
+    super::json_object(body)
 }
 
 fn item_from_json(j: CaptureJson, max: u64) -> ApiResult<(Vec<u8>, CaptureMeta)> {
@@ -260,6 +255,12 @@ pub async fn post_batch(State(app): State<SharedApp>, req: Request) -> ApiResult
     let mut results = Vec::with_capacity(batch.captures.len());
     for (index, value) in batch.captures.into_iter().enumerate() {
         let outcome = async {
+            if !value.is_object() {
+                return Err(ApiError::bad_request(
+                    "invalid_json",
+                    "item is not a capture object",
+                ));
+            }
             let j: CaptureJson = serde_json::from_value(value).map_err(|e| {
                 ApiError::bad_request("invalid_json", format!("item is not a capture object: {e}"))
             })?;

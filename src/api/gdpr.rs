@@ -40,7 +40,7 @@ pub fn routes() -> OpenApiRouter<SharedApp> {
 )]
 async fn post_erase(State(app): State<SharedApp>, req: Request) -> ApiResult<Response> {
     let (_, body) = read_body(req, 16 * 1024).await?;
-    let r: EraseRequest = serde_json::from_slice(&body).map_err(|_| {
+    let r: EraseRequest = super::json_object(&body).map_err(|_| {
         ApiError::bad_request("invalid_json", "the body must be {\"phone\": \"…\"}")
     })?;
     let receipt = crate::cleanup::erase_phone(&app, &r.phone).await?;

@@ -243,3 +243,21 @@ pub async fn serve(
 pub fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
     (status, axum::Json(body)).into_response()
 }
+
+/// Parses a JSON object body into `T`. serde would also accept a JSON array holding the
+/// fields in order; a body that is not an object is refused like any other bad JSON.
+pub fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "the body must be a JSON object",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("the body is not valid JSON for this route: {e}"),
+        )
+    })
+}

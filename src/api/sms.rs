@@ -40,7 +40,7 @@ pub struct SendSms {
 )]
 pub async fn post_send_sms(State(app): State<SharedApp>, req: Request) -> ApiResult<Response> {
     let (_, body) = read_body(req, 16 * 1024).await?;
-    let r: SendSms = serde_json::from_slice(&body).map_err(|_| {
+    let r: SendSms = super::json_object(&body).map_err(|_| {
         ApiError::bad_request(
             "invalid_json",
             "the body must be {\"capture_id\": \"…\", \"phone\": \"…\"}",
