@@ -120,9 +120,7 @@ pub fn decode_image_field(s: &str, max_bytes: u64) -> ApiResult<Vec<u8>> {
             "the image field is empty",
         ));
     }
-    if (payload.len() as u64 / 4) * 3 > max_bytes + 3 {
-        return Err(ApiError::too_large(max_bytes));
-    }
+    // The body limit already bounds `payload`; the decoded size is checked below.
     let cfg = base64::engine::GeneralPurposeConfig::new()
         .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
     // Fast path: plain standard base64, one pass. Only when that fails are line breaks
@@ -148,6 +146,9 @@ pub fn decode_image_field(s: &str, max_bytes: u64) -> ApiResult<Vec<u8>> {
             "missing_image",
             "the image field is empty",
         ));
+    }
+    if (cleaned.len() as u64 / 4) * 3 > max_bytes + 3 {
+        return Err(ApiError::too_large(max_bytes));
     }
     let url_safe = cleaned.contains(['-', '_']);
     let engine = if url_safe {

@@ -160,7 +160,13 @@ fn sms_test(config: &Config, phone: &str, dry_run: bool) -> ExitCode {
     }
 }
 
+/// Files the daemon creates are for it and its group only (keys, catalog, photos).
+fn tight_umask() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o027));
+}
+
 fn serve(config: Config, env_file: Option<PathBuf>) -> ExitCode {
+    tight_umask();
     let _log = selfie_kiosk::logging::init(&config.log_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -166,7 +166,7 @@ proptest! {
         } else {
             match r {
                 Ok(b) => prop_assert!(b == bytes, "decoded bytes differ"),
-                Err(e) => prop_assert!(false, "{style:?} {} bytes refused: {} {}", bytes.len(), e.code, e.message),
+                Err(e) => prop_assert!(false, "{style:?} {} bytes (max {max}, wrapped every {wrap_every} with {ws:?}, data URL {data_url:?}, field {} chars) refused: {} {}", bytes.len(), field.len(), e.code, e.message),
             }
         }
     }

@@ -19,8 +19,7 @@ use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -150,7 +149,20 @@ pub async fn read_body(
             return Err(ApiError::too_large(limit));
         }
     }
-    match axum::body::to_bytes(body, limit as usize).await {
+    // The whole body within BODY_TIMEOUT (tower-http's body timeout restarts at every
+    // chunk, so a client dripping one byte a second would never be cut).
+    let read = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit as usize));
+    let Ok(read) = read.await else {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+        ));
+    };
+    match read {
         Ok(b) => Ok((parts, b)),
         Err(e) => {
             let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
@@ -182,13 +194,15 @@ pub async fn serve(
     drain: Duration,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Plain HTTP/1 (the kiosk's clients speak nothing else): unlike the auto builder, it
+    // does not wait without a deadline for a first byte to sniff the protocol, so the
+    // header timeout also closes a connection that never says anything.
+    let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
         .keep_alive(true);
-    let builder = Arc::new(builder.http1_only());
+    let builder = Arc::new(builder);
     let conn_limit = Arc::new(tokio::sync::Semaphore::new(256));
     loop {
         let (stream, peer) = tokio::select! {
@@ -222,8 +236,8 @@ pub async fn serve(
                     Ok::<_, std::convert::Infallible>(resp)
                 }
             });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn.into_owned());
+        let conn = builder.serve_connection(TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _permit = permit;
             let idle = tokio::time::timeout(Duration::from_secs(3600), conn);

@@ -148,6 +148,11 @@ impl Outbox {
             .cache_capacity(8 * 1024 * 1024)
             .flush_every_ms(Some(1000))
             .open()?;
+        Outbox::from_db(db)
+    }
+
+    /// An outbox on an already opened sled database.
+    pub fn from_db(db: sled::Db) -> Result<Outbox, OutboxError> {
         Ok(Outbox {
             jobs: db.open_tree("jobs")?,
             due: db.open_tree("due")?,

@@ -598,7 +598,9 @@ impl OvhClient {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let bytes = resp.bytes().await.map_err(|e| {
-            let mut err = self.network_error(&e);
+            // The connection broke while the answer was coming: OVH may well have acted on
+            // the request, so this is never permanent (the caller's tag lookup decides).
+            let mut err = OvhError::Transient(self.network_error(&e).details().clone());
             if let OvhError::Transient(d) | OvhError::Protocol(d) = &mut err {
                 d.http_status = Some(status.as_u16());
                 d.query_id = query_id.clone();
