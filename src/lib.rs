@@ -16,8 +16,8 @@
 //! | [`catalog`] | SQLite (WAL, `synchronous=FULL`), migrations, typed queries — the truth |
 //! | [`storage`] | durable file writes, free space, image header validation, PNG → JPEG |
 //! | [`outbox`] | sled job queue: push, claim with lease, backoff, dead letter — the schedule |
-//! | [`sync`] | the job runner, WebDAV uploads, remote PostgreSQL and its migrations |
-//! | [`sms`] | OVH client (signing, time delta), phone numbers |
+//! | [`sync`] | the outbox job runner, WebDAV and S3 uploads, remote PostgreSQL and its migrations |
+//! | [`sms`] | SMS requests, abuse limits and the sending job; OVH client (signing, time delta); phone numbers |
 //! | [`settings`] | run-time settings (`/admin/config`), SMS segment counting |
 //! | [`scheduler`], [`cleanup`] | recurring tasks (timer loop), retention, erasure, clock fix-up |
 //! | [`health`] | `/health` checks and the aggregate status, the cached remote probes |
@@ -26,7 +26,8 @@
 //! | [`export`] | the Excel export: chunked catalog reads → constant-memory workbook → streamed file |
 //! | [`startup`] | opening stores, reconciling files with rows, rebuilding the outbox |
 //! | [`systemd`] | sd_notify: READY, WATCHDOG, STOPPING |
-//! | [`clock`], [`ids`] | injected time, ids and randomness |
+//! | [`clock`], [`ids`] | injected time (and the "clock not set yet" rule), ids and randomness |
+//! | [`app`], [`logging`] | the shared state; journald/stderr logging, run-time log level, recent-log buffer |
 
 pub mod api;
 pub mod app;
