@@ -18,11 +18,10 @@ use std::path::{Path, PathBuf};
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path as UrlPath, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio_util::io::ReaderStream;
 use utoipa::ToSchema;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
@@ -246,50 +245,10 @@ async fn get_thumbnail(
     serve_jpeg(&thumb_path(&dir(&app), &row.id), &etag, &headers).await
 }
 
-/// Streams a JPEG with its ETag; 304 when the client has it already. The content behind
-/// an id never changes, so an hour of caching is safe.
+/// Backgrounds: the content behind an id never changes, so an hour of public caching is
+/// safe.
 async fn serve_jpeg(path: &Path, etag: &str, headers: &HeaderMap) -> ApiResult<Response> {
-    let cache = HeaderValue::from_static("public, max-age=3600");
-    let etag_value =
-        HeaderValue::from_str(etag).map_err(|_| ApiError::internal("unprintable ETag"))?;
-    if let Some(inm) = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-    {
-        if inm.split(',').any(|t| t.trim() == etag || t.trim() == "*") {
-            let mut r = StatusCode::NOT_MODIFIED.into_response();
-            r.headers_mut().insert(header::ETAG, etag_value);
-            r.headers_mut().insert(header::CACHE_CONTROL, cache);
-            return Ok(r);
-        }
-    }
-    let file = match tokio::fs::File::open(path).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            tracing::error!(path = %path.display(), "background file is missing on disk");
-            return Err(ApiError::not_found("the background's file is missing"));
-        }
-        Err(e) => {
-            return Err(ApiError::internal(format!(
-                "cannot open the background file: {e}"
-            )))
-        }
-    };
-    let len = file
-        .metadata()
-        .await
-        .map_err(|e| ApiError::internal(format!("cannot stat the background file: {e}")))?
-        .len();
-    let mut r = Response::new(Body::from_stream(ReaderStream::with_capacity(
-        file,
-        64 * 1024,
-    )));
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(header::CACHE_CONTROL, cache);
-    h.insert(header::ETAG, etag_value);
-    Ok(r)
+    super::files::serve_jpeg(path, etag, "public, max-age=3600", headers).await
 }
 
 /// A name the app can show: trimmed, 1-100 characters, no control characters.

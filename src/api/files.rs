@@ -88,37 +88,50 @@ async fn serve_capture(
         .await?
         .ok_or_else(|| ApiError::not_found("no capture with this id"))?;
     let etag = format!("\"{}\"", row.sha256);
-    let cache = HeaderValue::from_static("private, max-age=3600");
+    let path = app.uploads.path_for(&row.id);
+    let mut r = serve_jpeg(&path, &etag, "private, max-age=3600", headers).await?;
+    if attachment && r.status() == StatusCode::OK {
+        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}.jpg\"", row.id)) {
+            r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+        }
+    }
+    Ok(r)
+}
+
+/// Streams a JPEG with its strong ETag and `cache` as Cache-Control; 304 when the client
+/// has it already (`If-None-Match`). Captures and backgrounds are served through here.
+pub(crate) async fn serve_jpeg(
+    path: &std::path::Path,
+    etag: &str,
+    cache: &'static str,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let cache = HeaderValue::from_static(cache);
+    let etag_value =
+        HeaderValue::from_str(etag).map_err(|_| ApiError::internal("unprintable ETag"))?;
     if let Some(inm) = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
     {
         if inm.split(',').any(|t| t.trim() == etag || t.trim() == "*") {
             let mut r = StatusCode::NOT_MODIFIED.into_response();
-            if let Ok(v) = HeaderValue::from_str(&etag) {
-                r.headers_mut().insert(header::ETAG, v);
-            }
+            r.headers_mut().insert(header::ETAG, etag_value);
             r.headers_mut().insert(header::CACHE_CONTROL, cache);
             return Ok(r);
         }
     }
-    let path = app.uploads.path_for(&row.id);
-    let file = match tokio::fs::File::open(&path).await {
+    let file = match tokio::fs::File::open(path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            tracing::error!(capture_id = %row.id, "capture file is missing on disk");
-            return Err(ApiError::not_found("the capture's file is missing"));
+            tracing::error!(path = %path.display(), "file is missing on disk");
+            return Err(ApiError::not_found("the file is missing on disk"));
         }
-        Err(e) => {
-            return Err(ApiError::internal(format!(
-                "cannot open the capture file: {e}"
-            )))
-        }
+        Err(e) => return Err(ApiError::internal(format!("cannot open the file: {e}"))),
     };
     let len = file
         .metadata()
         .await
-        .map_err(|e| ApiError::internal(format!("cannot stat the capture file: {e}")))?
+        .map_err(|e| ApiError::internal(format!("cannot stat the file: {e}")))?
         .len();
     let mut r = Response::new(Body::from_stream(ReaderStream::with_capacity(
         file,
@@ -128,13 +141,6 @@ async fn serve_capture(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::CACHE_CONTROL, cache);
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, v);
-    }
-    if attachment {
-        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}.jpg\"", row.id)) {
-            h.insert(header::CONTENT_DISPOSITION, v);
-        }
-    }
+    h.insert(header::ETAG, etag_value);
     Ok(r)
 }
