@@ -378,6 +378,34 @@ fn proc_status_kb(pid: u32, key: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// CPU time (user + system) a process has used so far, in ms.
+fn proc_cpu_ms(pid: u32) -> Option<f64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 * 1000.0 / clock_ticks() as f64)
+}
+
+/// Busy CPU time of the whole machine so far (all CPUs, in ms).
+fn machine_busy_ms() -> Option<f64> {
+    let s = fs::read_to_string("/proc/stat").ok()?;
+    let line = s.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
+    let busy: u64 = v.iter().take(8).sum::<u64>() - v.get(3)? - v.get(4)?;
+    Some(busy as f64 * 1000.0 / clock_ticks() as f64)
+}
+
+/// /proc counts CPU time in USER_HZ ticks, 100 per second on Linux.
+fn clock_ticks() -> u64 {
+    100
+}
+
 fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
@@ -598,6 +626,9 @@ struct ScenarioResult {
     wall: Duration,
     lat: Stats,
     peak_rss_kb: u64,
+    /// CPU ms per request: the server process, and the whole machine (client included).
+    cpu_ms: Option<f64>,
+    machine_cpu_ms: Option<f64>,
     /// Single client with a paired reference: one durable write before each request.
     paired_ref: Option<Stats>,
 }
@@ -673,6 +704,7 @@ async fn scenario(
     let next = Arc::new(AtomicUsize::new(0));
     let verify = target.verify;
     let sampler = RssSampler::start(target.pid);
+    let cpu0 = (proc_cpu_ms(target.pid), machine_busy_ms());
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -715,6 +747,9 @@ async fn scenario(
     }
     let mut wall = started.elapsed();
     let peak_rss_kb = sampler.finish(target.pid).await;
+    let per_request = |a: Option<f64>, b: Option<f64>| Some((b? - a?) / requests as f64);
+    let cpu_ms = per_request(cpu0.0, proc_cpu_ms(target.pid));
+    let machine_cpu_ms = per_request(cpu0.1, machine_busy_ms());
     if let Some(e) = first_err {
         return Err(e);
     }
@@ -735,6 +770,8 @@ async fn scenario(
         wall,
         lat: stats(&lat),
         peak_rss_kb,
+        cpu_ms,
+        machine_cpu_ms,
         paired_ref,
     })
 }
@@ -1061,6 +1098,22 @@ async fn run(args: Args, root: &Path) -> Result<()> {
             mb(r.peak_rss_kb)
         );
     }
+    println!();
+    println!("CPU per request (ms, 10 ms ticks over the scenario): server process / whole machine (client included)");
+    for (what, r) in floor
+        .iter()
+        .map(|r| ("HTTP floor", r))
+        .chain(results.iter().map(|r| ("DAEMON", r)))
+    {
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+        println!(
+            "  {:<34} {:>2} client(s): {:>6} / {:>6}",
+            format!("{what} {}", r.kind.label()),
+            r.clients,
+            f(r.cpu_ms),
+            f(r.machine_cpu_ms)
+        );
+    }
     let find = |k: Kind, c: usize| results.iter().find(|r| r.kind == k && r.clients == c);
     let peak_load_kb = results
         .iter()
@@ -1152,6 +1205,8 @@ async fn run(args: Args, root: &Path) -> Result<()> {
             "wall_s": r.wall.as_secs_f64(), "captures_per_s": r.throughput(),
             "p50_ms": r.lat.p50_ms, "p99_ms": r.lat.p99_ms, "mean_ms": r.lat.mean_ms,
             "max_ms": r.lat.max_ms, "peak_rss_mb": mb(r.peak_rss_kb),
+            "server_cpu_ms_per_request": r.cpu_ms,
+            "machine_cpu_ms_per_request": r.machine_cpu_ms,
             "paired_reference_p50_ms": r.paired_ref.map(|st| st.p50_ms),
             "paired_reference_p99_ms": r.paired_ref.map(|st| st.p99_ms),
         })
