@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
 use base64::Engine;
+use bytes::Bytes;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -20,6 +21,7 @@ use crate::catalog::{self, CaptureRow, NewCapture};
 use crate::ids;
 use crate::outbox::JobKind;
 use crate::storage::image::{self, Format};
+use crate::storage::{IncomingFile, Uploads};
 
 /// What the client sent, before validation.
 #[derive(Debug, Default, Clone)]
@@ -123,15 +125,21 @@ pub fn decode_image_field(s: &str, max_bytes: u64) -> ApiResult<Vec<u8>> {
     // The body limit already bounds `payload`; the decoded size is checked below.
     let cfg = base64::engine::GeneralPurposeConfig::new()
         .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
-    // Fast path: plain standard base64, one pass. Only when that fails are line breaks
+    // Fast path: plain standard base64 (padded or not), one SIMD pass; as strict as the
+    // general decoder (canonical trailing bits). Only when that fails are line breaks
     // removed and the URL-safe alphabet tried.
-    let standard = base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, cfg);
-    if let Ok(bytes) = standard.decode(payload.as_bytes()) {
+    let simd = if payload.len() % 4 == 0 {
+        base64_simd::STANDARD
+    } else {
+        base64_simd::STANDARD_NO_PAD
+    };
+    if let Ok(bytes) = simd.decode_to_vec(payload.as_bytes()) {
         if bytes.len() as u64 > max_bytes {
             return Err(ApiError::too_large(max_bytes));
         }
         return Ok(bytes);
     }
+    let standard = base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, cfg);
     let cleaned: std::borrow::Cow<'_, str> = if payload.bytes().any(|b| b.is_ascii_whitespace()) {
         payload
             .chars()
@@ -196,146 +204,306 @@ pub fn validate_meta(meta: &CaptureMeta) -> ApiResult<()> {
     Ok(())
 }
 
-struct Prepared {
-    jpeg: Vec<u8>,
-    width: u32,
-    height: u32,
-    sha256: String,
-    source_sha256: String,
-    format: Format,
-}
-
-fn prepare(source: Vec<u8>) -> ApiResult<Prepared> {
-    let format = image::sniff(&source).ok_or(image::ImageError::NotAnImage)?;
-    let source_sha256 = hex::encode(Sha256::digest(&source));
-    match format {
-        Format::Jpeg => {
-            let (width, height) = image::jpeg_dimensions(&source)?;
-            Ok(Prepared {
-                sha256: source_sha256.clone(),
-                source_sha256,
-                jpeg: source,
-                width,
-                height,
-                format,
-            })
-        }
-        Format::Png => {
-            let (jpeg, width, height) = image::png_to_jpeg(&source)?;
-            Ok(Prepared {
-                sha256: hex::encode(Sha256::digest(&jpeg)),
-                source_sha256,
-                jpeg,
-                width,
-                height,
-                format,
-            })
-        }
-    }
-}
-
 /// Stores one capture. Returns the status (201 new, 200 repeated) and the answer.
 pub async fn ingest(
     app: &App,
-    source: Vec<u8>,
+    source: impl Into<Bytes>,
     meta: CaptureMeta,
 ) -> ApiResult<(StatusCode, CaptureAnswer)> {
-    validate_meta(&meta)?;
-    let prepared = tokio::task::spawn_blocking(move || prepare(source))
+    let upload = Upload {
+        source: source.into(),
+        file: None,
+        digest: None,
+    };
+    ingest_upload(app, upload, meta).await
+}
+
+/// A capture body as received: its bytes, and what was done while it streamed in.
+pub struct Upload {
+    pub source: Bytes,
+    /// `source` already written (not yet fsynced) as the capture's file: a JPEG streamed
+    /// to disk as it arrived. Its id is the capture's.
+    pub file: Option<IncomingFile>,
+    /// The SHA-256 of `source`, being computed by the thread that produced it. Absent,
+    /// the capture path computes it on another thread while the file is written.
+    pub digest: Option<PendingDigest>,
+}
+
+/// A SHA-256 being computed on another thread.
+pub type PendingDigest = std::sync::mpsc::Receiver<[u8; 32]>;
+
+/// Runs `f` on the blocking pool and returns its bytes as an [`Upload`] as soon as they
+/// exist; the same thread then hashes them (while the capture path writes the file).
+pub async fn produce_then_hash<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<(Vec<u8>, T)> + Send + 'static,
+) -> ApiResult<(Upload, T)> {
+    let (out_tx, out_rx) = tokio::sync::oneshot::channel();
+    let (digest_tx, digest_rx) = std::sync::mpsc::sync_channel(1);
+    tokio::task::spawn_blocking(move || match f() {
+        Ok((bytes, extra)) => {
+            let source = Bytes::from(bytes);
+            let _ = out_tx.send(Ok((source.clone(), extra)));
+            let _ = digest_tx.send(Sha256::digest(&source).into());
+        }
+        Err(e) => {
+            let _ = out_tx.send(Err(e));
+        }
+    });
+    let (source, extra) = out_rx
         .await
-        .map_err(|e| ApiError::internal(format!("image task failed: {e}")))??;
+        .map_err(|_| ApiError::internal("the decoding task failed"))??;
+    let upload = Upload {
+        source,
+        file: None,
+        digest: Some(digest_rx),
+    };
+    Ok((upload, extra))
+}
 
-    let client_id = meta.id.is_some();
-    let id = meta.id.clone().unwrap_or_else(ids::new_id);
-    let _guard = app.id_locks.lock(&id).await;
+/// Writes a raw JPEG body to its temp file while it arrives, on a blocking thread fed
+/// chunk by chunk: when the last byte is in, little more than the fsync is left. The
+/// thread also gathers the bytes (to validate and hash them), letting go of each chunk
+/// once written. A body that is not a JPEG is only gathered (the capture path converts
+/// or refuses it).
+pub struct StreamingUpload {
+    chunks: std::sync::mpsc::Sender<Bytes>,
+    done: tokio::sync::oneshot::Receiver<(Bytes, Option<IncomingFile>)>,
+    digest: PendingDigest,
+}
 
-    if client_id {
-        let lookup = id.clone();
-        if let Some(row) = app
-            .catalog
-            .read(move |c| catalog::get_capture(c, &lookup))
-            .await?
-        {
-            if row.source_sha256 == prepared.source_sha256 {
-                return Ok((StatusCode::OK, CaptureAnswer::from(&row)));
+impl StreamingUpload {
+    /// `id`: the capture's id (the file's name); `expected`: the declared length.
+    pub fn start(app: &App, id: &str, expected: u64) -> StreamingUpload {
+        let (tx, rx) = std::sync::mpsc::channel::<Bytes>();
+        let uploads = app.uploads.clone();
+        let reserve = app.disk_reserve_bytes();
+        let id = id.to_string();
+        // Allocated here, on the runtime's worker, not on the blocking thread: glibc keeps
+        // freed megabytes in the heap arena of the thread that allocated them, and a
+        // dozen blocking threads with one arena each would hold tens of MB.
+        let mut body = Vec::with_capacity(expected.min(64 << 20) as usize);
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        let (digest_tx, digest) = std::sync::mpsc::sync_channel(1);
+        tokio::task::spawn_blocking(move || {
+            // Decided once the first bytes tell the format. A failed write (disk full,
+            // say) drops the file: the capture path then stores the gathered bytes
+            // itself and reports the error as it always does.
+            let mut file: Option<Option<IncomingFile>> = None;
+            for chunk in rx {
+                body.extend_from_slice(&chunk);
+                let written = match &mut file {
+                    None if body.len() >= 3 => {
+                        let f = (image::sniff(&body) == Some(Format::Jpeg))
+                            .then(|| uploads.begin(&id, expected, reserve).ok())
+                            .flatten()
+                            .and_then(|mut f| f.write(&body).is_ok().then_some(f));
+                        file = Some(f);
+                        continue;
+                    }
+                    Some(Some(f)) => f.write(&chunk).is_ok(),
+                    _ => true,
+                };
+                if !written {
+                    file = Some(None);
+                }
             }
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "id_conflict",
-                format!("a different capture with id {id} already exists"),
-            ));
+            // The bytes go back at once; this thread then hashes them while the capture
+            // path makes the file durable.
+            let source = Bytes::from(body);
+            let _ = done_tx.send((source.clone(), file.flatten()));
+            let _ = digest_tx.send(Sha256::digest(&source).into());
+        });
+        StreamingUpload {
+            chunks: tx,
+            done,
+            digest,
         }
     }
 
-    let created_ms = app.clock.now_ms();
-    let uploads = app.uploads.clone();
-    let reserve = app.disk_reserve_bytes();
-    let Prepared {
-        jpeg,
-        width,
-        height,
-        sha256,
-        source_sha256,
-        format,
-    } = prepared;
-    let bytes = jpeg.len() as i64;
-    let file_id = id.clone();
-    tokio::task::spawn_blocking(move || uploads.store(&file_id, &jpeg, reserve))
-        .await
-        .map_err(|e| ApiError::internal(format!("storage task failed: {e}")))??;
+    /// Hands over the next chunk (no copy).
+    pub fn feed(&mut self, chunk: Bytes) {
+        // The writer only stops early if it panicked; `finish` reports that.
+        let _ = self.chunks.send(chunk);
+    }
 
-    let new = NewCapture {
-        id: id.clone(),
-        created_ms,
-        taken_at: meta.taken_at,
-        background_id: meta.background_id,
-        bytes,
-        width: width as i64,
-        height: height as i64,
-        sha256,
-        source_sha256,
-        source_format: format.as_str().to_string(),
+    /// The body is complete: waits for the writer to catch up. (Dropped instead, on an
+    /// aborted body, the writer ends and its temp file is removed.)
+    pub async fn finish(self) -> ApiResult<Upload> {
+        drop(self.chunks);
+        let (source, file) = self
+            .done
+            .await
+            .map_err(|_| ApiError::internal("the upload task failed"))?;
+        Ok(Upload {
+            source,
+            file,
+            digest: Some(self.digest),
+        })
+    }
+}
+
+/// [`ingest`] for an [`Upload`] that may already be written.
+pub async fn ingest_upload(
+    app: &App,
+    upload: Upload,
+    meta: CaptureMeta,
+) -> ApiResult<(StatusCode, CaptureAnswer)> {
+    validate_meta(&meta)?;
+    let format = image::sniff(&upload.source).ok_or(image::ImageError::NotAnImage)?;
+
+    let client_id = meta.id.is_some();
+    let id = match (&upload.file, &meta.id) {
+        (Some(f), _) => f.id().to_string(),
+        (None, Some(id)) => id.clone(),
+        (None, None) => ids::new_id(),
     };
+    let _guard = app.id_locks.lock(&id).await;
+
+    // Hashed on another thread while the file is written and fsynced.
+    let digest_rx = match upload.digest {
+        Some(pending) => pending,
+        None => {
+            let (digest_tx, digest_rx) = std::sync::mpsc::sync_channel(1);
+            let bytes = upload.source.clone();
+            tokio::task::spawn_blocking(move || {
+                let _ = digest_tx.send(Sha256::digest(&bytes).into());
+            });
+            digest_rx
+        }
+    };
+    let created_ms = app.clock.now_ms();
     // A wall clock before the build date is not set yet (no RTC, no NTP so far): keep
     // what lets the real time be recomputed later.
     let suspect = (!crate::clock::is_sane(created_ms))
         .then(|| (app.clock.boot_id(), app.clock.monotonic_ms()));
-    let row = match app
-        .catalog
-        .write(move |c| {
-            let tx = c.transaction()?;
-            let row = catalog::insert_capture(&tx, &new)?;
-            if let Some((boot, mono)) = &suspect {
-                catalog::mark_clock_suspect(&tx, &row.id, boot, *mono)?;
-            }
-            tx.commit()?;
-            Ok(row)
-        })
+    let job = StoreJob {
+        catalog: app.catalog.clone(),
+        uploads: app.uploads.clone(),
+        reserve: app.disk_reserve_bytes(),
+        id,
+        client_id,
+        source: upload.source,
+        file: upload.file,
+        format,
+        digest: digest_rx,
+        created_ms,
+        suspect,
+        meta,
+    };
+    let stored = tokio::task::spawn_blocking(move || job.run())
         .await
-    {
-        Ok(row) => row,
-        Err(e) => {
-            // Not acknowledged: the file must not outlive the failed insert.
-            let _ = app.uploads.remove(&id);
-            return Err(e.into());
-        }
+        .map_err(|e| ApiError::internal(format!("storage task failed: {e}")))??;
+    let row = match stored {
+        Stored::Again(row) => return Ok((StatusCode::OK, CaptureAnswer::from(&row))),
+        Stored::New(row) => row,
     };
     // The row is the truth from here: a failed push is repaired at the next start. With no
     // remote configured there is nothing to do: the row stays unsynced (so a remote
     // configured later gets it) and counts as synced for the status route meanwhile.
-    if !app.has_remotes() {
-        tracing::info!(capture_id = %row.id, bytes = row.bytes, "capture stored");
-        return Ok((StatusCode::CREATED, CaptureAnswer::from(&row)));
-    }
-    if let Err(e) = app
-        .outbox
-        .push_durable(JobKind::Sync, &row.id, created_ms, created_ms)
-        .await
-    {
-        tracing::error!(capture_id = %row.id, "could not queue the sync job (rebuilt at next start): {e}");
+    if app.has_remotes() {
+        if let Err(e) = app
+            .outbox
+            .push_durable(JobKind::Sync, &row.id, created_ms, created_ms)
+            .await
+        {
+            tracing::error!(capture_id = %row.id, "could not queue the sync job (rebuilt at next start): {e}");
+        }
     }
     tracing::info!(capture_id = %row.id, bytes = row.bytes, "capture stored");
     Ok((StatusCode::CREATED, CaptureAnswer::from(&row)))
+}
+
+enum Stored {
+    /// Stored now.
+    New(CaptureRow),
+    /// This id already holds these bytes (a retried request).
+    Again(CaptureRow),
+}
+
+/// The blocking part of a capture, in one trip to the blocking pool: validate (convert
+/// PNG), answer a repeated id, make the file durable, commit the row.
+struct StoreJob {
+    catalog: catalog::Catalog,
+    uploads: Uploads,
+    reserve: u64,
+    id: String,
+    client_id: bool,
+    source: Bytes,
+    /// `source` already written to a temp file.
+    file: Option<IncomingFile>,
+    format: Format,
+    /// The source's SHA-256, known or being computed.
+    digest: PendingDigest,
+    created_ms: i64,
+    suspect: Option<(String, i64)>,
+    meta: CaptureMeta,
+}
+
+impl StoreJob {
+    fn source_sha256(&self) -> ApiResult<String> {
+        self.digest
+            .recv()
+            .map(hex::encode)
+            .map_err(|_| ApiError::internal("the hashing task failed"))
+    }
+
+    fn run(mut self) -> ApiResult<Stored> {
+        let (jpeg, width, height) = match self.format {
+            Format::Jpeg => {
+                let (w, h) = image::jpeg_dimensions(&self.source)?;
+                (self.source.clone(), w, h)
+            }
+            Format::Png => {
+                let (jpeg, w, h) = image::png_to_jpeg(&self.source)?;
+                (Bytes::from(jpeg), w, h)
+            }
+        };
+        if self.client_id {
+            let lookup = self.id.clone();
+            if let Some(row) = self
+                .catalog
+                .read_blocking(|c| catalog::get_capture(c, &lookup))?
+            {
+                if row.source_sha256 == self.source_sha256()? {
+                    return Ok(Stored::Again(row));
+                }
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "id_conflict",
+                    format!("a different capture with id {} already exists", self.id),
+                ));
+            }
+        }
+        match self.file.take() {
+            // Streamed as it arrived: the bytes are the JPEG just validated.
+            Some(file) if self.format == Format::Jpeg => file.commit(&self.uploads)?,
+            _ => self.uploads.store(&self.id, &jpeg, self.reserve)?,
+        };
+        let row = self.source_sha256().and_then(|source_sha256| {
+            let sha256 = match self.format {
+                Format::Jpeg => source_sha256.clone(),
+                Format::Png => hex::encode(Sha256::digest(&jpeg)),
+            };
+            let new = NewCapture {
+                id: self.id.clone(),
+                created_ms: self.created_ms,
+                taken_at: self.meta.taken_at,
+                background_id: self.meta.background_id,
+                bytes: jpeg.len() as i64,
+                width: width as i64,
+                height: height as i64,
+                sha256,
+                source_sha256,
+                source_format: self.format.as_str().to_string(),
+            };
+            Ok(self.catalog.insert_capture_grouped(new, self.suspect)?)
+        });
+        if row.is_err() {
+            // Not acknowledged: the file must not outlive the failed insert.
+            let _ = self.uploads.remove(&self.id);
+        }
+        row.map(Stored::New)
+    }
 }
 
 /// What deleting one capture did.

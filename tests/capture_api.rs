@@ -576,3 +576,83 @@ fn bad_configuration_exits_64_with_one_clear_line() {
     );
     assert_eq!(code, 64, "{err}");
 }
+
+/// A raw request written by hand: `head` then `body`, then the connection is shut for
+/// writing (or dropped when `finish` is false). Returns whatever the daemon answered.
+async fn raw_http(d: &Daemon, head: &str, body: &[u8], finish: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", d.port))
+        .await
+        .unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    if !finish {
+        return String::new();
+    }
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..250 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_bodies_streamed_to_disk_leave_nothing_when_cut() {
+    let d = Daemon::start(&[]);
+    let img = jpeg(640, 480, 9);
+
+    // The body stops half-way and the client goes: no file (not even a temp one), no row.
+    let head = format!(
+        "POST /api/capture?id=cut-short HTTP/1.1\r\nHost: k\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+        img.len()
+    );
+    raw_http(&d, &head, &img[..img.len() / 2], false).await;
+    wait_until("the cut upload's temp file is gone", || incoming_empty(&d)).await;
+    assert_nothing_stored(&d);
+
+    // Chunked (no declared length): not streamed to disk, stored all the same.
+    let mut chunked = Vec::new();
+    for part in img.chunks(50_000) {
+        chunked.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        chunked.extend_from_slice(part);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let head = "POST /api/capture?id=chunked HTTP/1.1\r\nHost: k\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    let answer = raw_http(&d, head, &chunked, true).await;
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    assert!(answer.contains(&sha256_hex(&img)), "{answer}");
+    assert_eq!(
+        std::fs::read(d.uploads_dir().join("chunked.jpg")).unwrap(),
+        img
+    );
+
+    // The same id streamed by two clients at once: one stores it, the other gets the
+    // same answer; one file, one row, no temp file left.
+    let (a, b) = tokio::join!(
+        post_raw(&d, "/api/capture?id=twice", "image/jpeg", img.clone()),
+        post_raw(&d, "/api/capture?id=twice", "image/jpeg", img.clone()),
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::CREATED],
+        "{a:?} {b:?}"
+    );
+    assert_eq!(a.1, b.1);
+    assert_eq!(
+        std::fs::read(d.uploads_dir().join("twice.jpg")).unwrap(),
+        img
+    );
+    assert!(incoming_empty(&d));
+    assert_eq!(row_count(&d), 2);
+}

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorDetail};
 use super::openapi::EXAMPLE_JPEG_BASE64;
-use super::{json_response, read_body};
+use super::{declared_length, json_response, read_body, read_body_chunks};
 use crate::app::SharedApp;
 use crate::capture::{self, CaptureAnswer, CaptureMeta};
 use crate::catalog;
@@ -122,7 +122,7 @@ pub async fn post_capture(State(app): State<SharedApp>, req: Request) -> ApiResu
     let max = app.config.max_capture_bytes;
     let query = req.uri().query().unwrap_or("").to_string();
     let ct = content_type_of(&req);
-    let (bytes, meta) = match ct.as_str() {
+    let (upload, meta) = match ct.as_str() {
         "image/jpeg" | "image/jpg" | "image/png" | "application/octet-stream" => {
             let q: CaptureQuery = serde_urlencoded_query(&query)?;
             let meta = CaptureMeta {
@@ -131,19 +131,34 @@ pub async fn post_capture(State(app): State<SharedApp>, req: Request) -> ApiResu
                 taken_at: q.taken_at,
             };
             capture::validate_meta(&meta)?;
-            let (_, body) = read_body(req, max).await?;
-            (body.to_vec(), meta)
+            // A declared length: the body goes to disk as it arrives.
+            let upload = match declared_length(&req) {
+                Some(len) if len <= max => {
+                    let id = meta.id.clone().unwrap_or_else(ids::new_id);
+                    let mut streaming = capture::StreamingUpload::start(&app, &id, len);
+                    read_body_chunks(req, max, |chunk| streaming.feed(chunk)).await?;
+                    streaming.finish().await?
+                }
+                _ => {
+                    let (_, body) = read_body(req, max).await?;
+                    capture::Upload {
+                        source: body,
+                        file: None,
+                        digest: None,
+                    }
+                }
+            };
+            (upload, meta)
         }
         "application/json" | "" => {
             let (_, body) = read_body(req, json_limit(max)).await?;
             // Parsing and decoding megabytes is CPU work: off the async workers.
-            tokio::task::spawn_blocking(move || {
+            capture::produce_then_hash(move || {
                 let j: CaptureJson = parse_json(&body)?;
                 drop(body);
                 item_from_json(j, max)
             })
-            .await
-            .map_err(|e| ApiError::internal(format!("decode task failed: {e}")))??
+            .await?
         }
         other => {
             return Err(ApiError::new(
@@ -153,7 +168,7 @@ pub async fn post_capture(State(app): State<SharedApp>, req: Request) -> ApiResu
             ))
         }
     };
-    let (status, answer) = capture::ingest(&app, bytes, meta).await?;
+    let (status, answer) = capture::ingest_upload(&app, upload, meta).await?;
     Ok(json_response(status, &answer))
 }
 

@@ -138,52 +138,77 @@ pub async fn read_body(
     req: Request,
     limit: u64,
 ) -> Result<(http::request::Parts, bytes::Bytes), ApiError> {
-    let (parts, body) = req.into_parts();
-    if let Some(len) = parts
-        .headers
+    // The declared length sizes the buffer (no regrowth), within reason: a client may
+    // announce a size it never sends.
+    let capacity = declared_length(&req)
+        .unwrap_or(0)
+        .min(limit)
+        .min(PREALLOCATE_MAX);
+    let mut buf = bytes::BytesMut::with_capacity(capacity as usize);
+    let parts = read_body_chunks(req, limit, |chunk| buf.extend_from_slice(&chunk)).await?;
+    Ok((parts, buf.freeze()))
+}
+
+/// The request's Content-Length, when it declares one.
+pub fn declared_length(req: &Request) -> Option<u64> {
+    req.headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > limit {
-            return Err(ApiError::too_large(limit));
-        }
+}
+
+/// Reads a body of at most `limit` bytes, handing each chunk to `each` as it arrives (so
+/// work such as hashing or writing overlaps with the transfer). Same limits and errors
+/// as [`read_body`].
+pub async fn read_body_chunks(
+    req: Request,
+    limit: u64,
+    mut each: impl FnMut(bytes::Bytes) + Send,
+) -> Result<http::request::Parts, ApiError> {
+    use http_body_util::BodyExt;
+
+    if declared_length(&req).is_some_and(|len| len > limit) {
+        return Err(ApiError::too_large(limit));
     }
+    let (parts, mut body) = req.into_parts();
     // The whole body within BODY_TIMEOUT (tower-http's body timeout restarts at every
     // chunk, so a client dripping one byte a second would never be cut).
-    let read = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit as usize));
-    let Ok(read) = read.await else {
-        return Err(ApiError::new(
+    let read = async {
+        let mut total = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "body_read_error",
+                    format!("could not read the request body: {e}"),
+                )
+            })?;
+            if let Ok(data) = frame.into_data() {
+                total += data.len() as u64;
+                if total > limit {
+                    return Err(ApiError::too_large(limit));
+                }
+                each(data);
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, read).await {
+        Ok(Ok(())) => Ok(parts),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "request_timeout",
             format!(
                 "the request body did not arrive within {} s",
                 BODY_TIMEOUT.as_secs()
             ),
-        ));
-    };
-    match read {
-        Ok(b) => Ok((parts, b)),
-        Err(e) => {
-            let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-            while let Some(s) = src {
-                if s.is::<http_body_util::LengthLimitError>() {
-                    return Err(ApiError::too_large(limit));
-                }
-                src = s.source();
-            }
-            let msg = e.to_string();
-            if msg.contains("length limit") {
-                return Err(ApiError::too_large(limit));
-            }
-            Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "body_read_error",
-                format!("could not read the request body: {msg}"),
-            ))
-        }
+        )),
     }
 }
+
+/// Largest buffer reserved up front from a declared Content-Length.
+const PREALLOCATE_MAX: u64 = 32 * 1024 * 1024;
 
 /// Serves `router` on `listener` until `shutdown` fires, then lets in-flight requests
 /// finish (up to `drain`). Header, body and idle timeouts guard against slow clients.

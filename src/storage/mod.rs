@@ -10,6 +10,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -74,19 +75,43 @@ impl Uploads {
 
     /// Writes `data` as `{id}.jpg` durably. Checks first that `data` fits above `reserve`.
     pub fn store(&self, id: &str, data: &[u8], reserve: u64) -> Result<PathBuf, StorageError> {
+        let mut file = self.begin(id, data.len() as u64, reserve)?;
+        file.write(data)?;
+        file.commit(self)
+    }
+
+    /// Starts `{id}.jpg` as a temp file in `.incoming/`, after checking that `expected`
+    /// bytes fit above `reserve`. Write it, then [`IncomingFile::commit`] it; dropped
+    /// uncommitted, the temp file is removed.
+    pub fn begin(
+        &self,
+        id: &str,
+        expected: u64,
+        reserve: u64,
+    ) -> Result<IncomingFile, StorageError> {
         let free = self.free_bytes()?;
-        if free < reserve.saturating_add(data.len() as u64) {
+        if free < reserve.saturating_add(expected) {
             return Err(StorageError::Full { free, reserve });
         }
-        let dest = self.path_for(id);
+        // Unique per write: two requests for one id may both be streaming (the id lock
+        // is taken once the body is in).
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         let tmp = self
             .incoming
-            .join(format!("{id}.{}.tmp", std::process::id()));
-        let res = write_durable(&tmp, &dest, data);
-        if res.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        res.map(|_| dest)
+            .join(format!("{id}.{}.{seq}.tmp", std::process::id()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o640)
+            .open(&tmp)
+            .map_err(|e| StorageError::io(&tmp, e))?;
+        Ok(IncomingFile {
+            file: Some(file),
+            tmp,
+            id: id.to_string(),
+        })
     }
 
     /// Removes a capture file (missing is fine) and fsyncs the directory.
@@ -128,6 +153,50 @@ impl Uploads {
             }
         }
         Ok(ids)
+    }
+}
+
+/// A capture file being written (see [`Uploads::begin`]).
+#[derive(Debug)]
+pub struct IncomingFile {
+    /// `None` once committed.
+    file: Option<File>,
+    tmp: PathBuf,
+    id: String,
+}
+
+impl IncomingFile {
+    /// The capture id the file is for.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        let Some(f) = self.file.as_mut() else {
+            return Ok(());
+        };
+        f.write_all(data)
+            .map_err(|e| StorageError::io(&self.tmp, e))
+    }
+
+    /// fsync → rename to `{id}.jpg` → fsync the directory: from here the file survives a
+    /// power cut.
+    pub fn commit(mut self, uploads: &Uploads) -> Result<PathBuf, StorageError> {
+        let dest = uploads.path_for(&self.id);
+        if let Some(f) = self.file.take() {
+            f.sync_all().map_err(|e| StorageError::io(&self.tmp, e))?;
+        }
+        fs::rename(&self.tmp, &dest).map_err(|e| StorageError::io(&dest, e))?;
+        sync_dir(&uploads.dir).map_err(|e| StorageError::io(&uploads.dir, e))?;
+        Ok(dest)
+    }
+}
+
+impl Drop for IncomingFile {
+    fn drop(&mut self) {
+        // Not committed (or the commit failed before the rename): nothing half-written
+        // stays behind. After a successful rename the temp path no longer exists.
+        let _ = fs::remove_file(&self.tmp);
     }
 }
 
@@ -191,4 +260,49 @@ pub fn ensure_secret_file(path: &Path) -> Result<(String, bool), StorageError> {
         let _ = sync_dir(parent);
     }
     Ok((value, true))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn incoming_names(u: &Uploads) -> Vec<String> {
+        fs::read_dir(&u.incoming)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn incoming_files_commit_or_vanish() {
+        let dir = tempfile::tempdir().unwrap();
+        let u = Uploads::open(&dir.path().join("uploads")).unwrap();
+
+        // Written in pieces, committed: the whole file under its name, no temp left.
+        let mut f = u.begin("one", 6, 0).unwrap();
+        f.write(b"abc").unwrap();
+        f.write(b"def").unwrap();
+        assert_eq!(incoming_names(&u).len(), 1);
+        let path = f.commit(&u).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"abcdef");
+        assert!(incoming_names(&u).is_empty());
+
+        // Two writes for one id at once get their own temp files; dropped, both vanish.
+        let mut a = u.begin("two", 3, 0).unwrap();
+        let b = u.begin("two", 3, 0).unwrap();
+        a.write(b"xyz").unwrap();
+        assert_eq!(incoming_names(&u).len(), 2);
+        drop((a, b));
+        assert!(incoming_names(&u).is_empty());
+        assert!(!u.path_for("two").exists());
+
+        // Not enough room above the reserve: refused before anything exists.
+        assert!(matches!(
+            u.begin("three", 10, u64::MAX / 2),
+            Err(StorageError::Full { .. })
+        ));
+        assert!(incoming_names(&u).is_empty());
+    }
 }
