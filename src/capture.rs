@@ -308,10 +308,11 @@ impl StreamingUpload {
                 }
             }
             // The bytes go back at once; this thread then hashes them while the capture
-            // path makes the file durable.
+            // path makes the file durable. (Nobody waiting: the body was cut short.)
             let source = Bytes::from(body);
-            let _ = done_tx.send((source.clone(), file.flatten()));
-            let _ = digest_tx.send(Sha256::digest(&source).into());
+            if done_tx.send((source.clone(), file.flatten())).is_ok() {
+                let _ = digest_tx.send(Sha256::digest(&source).into());
+            }
         });
         StreamingUpload {
             chunks: tx,
