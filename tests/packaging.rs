@@ -425,6 +425,7 @@ const UNIT_DIRECTIVES: &[&str] = &[
     "StateDirectory=selfie-kiosk",
     "StateDirectoryMode=0750",
     "Environment=KIOSK_DATA_DIR=/var/lib/selfie-kiosk",
+    "Environment=MALLOC_ARENA_MAX=2",
     "EnvironmentFile=-/etc/selfie-kiosk/selfie-kiosk.env",
     "WorkingDirectory=/var/lib/selfie-kiosk",
     "ExecStart=/usr/bin/selfie-kiosk --env-file /etc/selfie-kiosk/selfie-kiosk.env serve",
