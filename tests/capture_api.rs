@@ -656,3 +656,24 @@ async fn raw_bodies_streamed_to_disk_leave_nothing_when_cut() {
     assert!(incoming_empty(&d));
     assert_eq!(row_count(&d), 2);
 }
+
+/// JSON escapes in the image string (some encoders write `\/` for `/`) are decoded like
+/// any other JSON string.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escaped_json_strings_are_decoded() {
+    let d = Daemon::start(&[]);
+    let img = jpeg(64, 48, 11);
+    let escaped = format!("data:image\\/jpeg;base64,{}", b64(&img).replace('/', "\\/"));
+    let body = format!("{{\"id\": \"esc\\u0061ped\", \"image\": \"{escaped}\"}}");
+    let r = client()
+        .post(d.url("/api/capture"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["id"], "escaped");
+    assert_eq!(v["sha256"], sha256_hex(&img));
+}

@@ -1,5 +1,6 @@
 //! `POST /api/capture`, `POST /api/capture-batch`, `GET /api/captures/status`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use axum::extract::{Query, Request, State};
@@ -25,11 +26,14 @@ pub const MAX_BATCH_ITEMS: usize = 100;
 
 /// One capture as JSON.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct CaptureJson {
+pub struct CaptureJson<'a> {
     /// The JPEG or PNG image: base64 (standard or URL-safe alphabet, padding optional) or
     /// a `data:image/…;base64,` URL. Missing: 400 `missing_image`.
-    #[schema(required = true, nullable = false, example = json!(EXAMPLE_JPEG_BASE64))]
-    pub image: Option<String>,
+    // Borrowed from the body when it has no JSON escapes (the usual case): a photo's
+    // megabytes are not copied once more.
+    #[serde(borrow)]
+    #[schema(required = true, nullable = false, value_type = String, example = json!(EXAMPLE_JPEG_BASE64))]
+    pub image: Option<Cow<'a, str>>,
     /// A client-chosen id; absent: the daemon makes one (32 lowercase hex characters).
     #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub id: Option<String>,
@@ -67,11 +71,11 @@ fn content_type(parts: &http::request::Parts) -> String {
         .unwrap_or_default()
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+fn parse_json<'de, T: Deserialize<'de>>(body: &'de [u8]) -> ApiResult<T> {
     super::json_object(body)
 }
 
-fn item_from_json(j: CaptureJson, max: u64) -> ApiResult<(Vec<u8>, CaptureMeta)> {
+fn item_from_json(j: CaptureJson<'_>, max: u64) -> ApiResult<(Vec<u8>, CaptureMeta)> {
     let meta = CaptureMeta {
         id: j.id,
         background_id: j.background_id,
@@ -155,7 +159,6 @@ pub async fn post_capture(State(app): State<SharedApp>, req: Request) -> ApiResu
             // Parsing and decoding megabytes is CPU work: off the async workers.
             capture::produce_then_hash(move || {
                 let j: CaptureJson = parse_json(&body)?;
-                drop(body);
                 item_from_json(j, max)
             })
             .await?
@@ -276,7 +279,7 @@ pub async fn post_batch(State(app): State<SharedApp>, req: Request) -> ApiResult
                     "item is not a capture object",
                 ));
             }
-            let j: CaptureJson = serde_json::from_value(value).map_err(|e| {
+            let j = CaptureJson::deserialize(&value).map_err(|e| {
                 ApiError::bad_request("invalid_json", format!("item is not a capture object: {e}"))
             })?;
             let (bytes, meta) = item_from_json(j, max)?;
