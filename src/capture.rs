@@ -281,7 +281,7 @@ impl StreamingUpload {
         // Allocated here, on the runtime's worker, not on the blocking thread: glibc keeps
         // freed megabytes in the heap arena of the thread that allocated them, and a
         // dozen blocking threads with one arena each would hold tens of MB.
-        let mut body = Vec::with_capacity(expected.min(64 << 20) as usize);
+        let mut body = Vec::with_capacity(expected.min(crate::api::PREALLOCATE_MAX) as usize);
         let (done_tx, done) = tokio::sync::oneshot::channel();
         let (digest_tx, digest) = std::sync::mpsc::sync_channel(1);
         tokio::task::spawn_blocking(move || {

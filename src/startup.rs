@@ -141,21 +141,15 @@ fn open_outbox(dir: &Path) -> Result<Outbox, StartError> {
         Ok(o) => Ok(o),
         Err(e) => {
             let text = e.to_string();
-            if text.contains("No space left") || text.contains("os error 28") {
+            if e.is_disk_full() {
                 // A full disk must not keep the kiosk down (the cleanup that frees space
                 // runs only when it is up): a temporary outbox off the data disk for this
                 // run; the catalog refills the real one at the next start.
                 tracing::error!("the disk is full: the outbox cannot be opened; using a temporary one until the next start");
-                return sled::Config::new()
-                    .temporary(true)
-                    .cache_capacity(8 * 1024 * 1024)
-                    .open()
-                    .map_err(crate::outbox::OutboxError::from)
-                    .and_then(Outbox::from_db)
-                    .map_err(|e| StartError::Outbox {
-                        path: dir.display().to_string(),
-                        error: e.to_string(),
-                    });
+                return Outbox::open_temporary().map_err(|e| StartError::Outbox {
+                    path: dir.display().to_string(),
+                    error: e.to_string(),
+                });
             }
             if text.contains("lock")
                 || text.contains("WouldBlock")

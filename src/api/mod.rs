@@ -208,7 +208,7 @@ pub async fn read_body_chunks(
 }
 
 /// Largest buffer reserved up front from a declared Content-Length.
-const PREALLOCATE_MAX: u64 = 32 * 1024 * 1024;
+pub const PREALLOCATE_MAX: u64 = 32 * 1024 * 1024;
 
 /// Serves `router` on `listener` until `shutdown` fires, then lets in-flight requests
 /// finish (up to `drain`). Header, body and idle timeouts guard against slow clients.

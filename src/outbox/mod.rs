@@ -34,6 +34,14 @@ pub enum OutboxError {
     Corrupt(String),
 }
 
+impl OutboxError {
+    /// The disk (or its quota) is full.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, OutboxError::Sled(sled::Error::Io(e))
+            if e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()))
+    }
+}
+
 impl From<TransactionError<OutboxError>> for OutboxError {
     fn from(e: TransactionError<OutboxError>) -> Self {
         match e {
@@ -143,16 +151,22 @@ type TxResult<T> = Result<T, ConflictableTransactionError<OutboxError>>;
 impl Outbox {
     /// Opens the outbox directory. sled locks it: only the daemon opens it.
     pub fn open(dir: &std::path::Path) -> Result<Outbox, OutboxError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(8 * 1024 * 1024)
-            .flush_every_ms(Some(1000))
-            .open()?;
-        Outbox::from_db(db)
+        Outbox::from_db(Outbox::config().path(dir).open()?)
     }
 
-    /// An outbox on an already opened sled database.
-    pub fn from_db(db: sled::Db) -> Result<Outbox, OutboxError> {
+    /// An outbox that lives off the data disk and is gone at exit (a full disk at start:
+    /// the catalog refills the real one at the next start).
+    pub fn open_temporary() -> Result<Outbox, OutboxError> {
+        Outbox::from_db(Outbox::config().temporary(true).open()?)
+    }
+
+    fn config() -> sled::Config {
+        sled::Config::new()
+            .cache_capacity(8 * 1024 * 1024)
+            .flush_every_ms(Some(1000))
+    }
+
+    fn from_db(db: sled::Db) -> Result<Outbox, OutboxError> {
         Ok(Outbox {
             jobs: db.open_tree("jobs")?,
             due: db.open_tree("due")?,

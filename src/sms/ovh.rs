@@ -600,12 +600,10 @@ impl OvhClient {
         let bytes = resp.bytes().await.map_err(|e| {
             // The connection broke while the answer was coming: OVH may well have acted on
             // the request, so this is never permanent (the caller's tag lookup decides).
-            let mut err = OvhError::Transient(self.network_error(&e).details().clone());
-            if let OvhError::Transient(d) | OvhError::Protocol(d) = &mut err {
-                d.http_status = Some(status.as_u16());
-                d.query_id = query_id.clone();
-            }
-            err
+            let mut d = self.network_error(&e).details().clone();
+            d.http_status = Some(status.as_u16());
+            d.query_id = query_id.clone();
+            OvhError::Transient(d)
         })?;
         Ok((status, query_id, bytes))
     }

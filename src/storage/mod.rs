@@ -100,13 +100,7 @@ impl Uploads {
         let tmp = self
             .incoming
             .join(format!("{id}.{}.{seq}.tmp", std::process::id()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o640)
-            .open(&tmp)
-            .map_err(|e| StorageError::io(&tmp, e))?;
+        let file = create_private(&tmp)?;
         Ok(IncomingFile {
             file: Some(file),
             tmp,
@@ -184,10 +178,8 @@ impl IncomingFile {
     pub fn commit(mut self, uploads: &Uploads) -> Result<PathBuf, StorageError> {
         let dest = uploads.path_for(&self.id);
         if let Some(f) = self.file.take() {
-            f.sync_all().map_err(|e| StorageError::io(&self.tmp, e))?;
+            sync_and_rename(f, &self.tmp, &dest)?;
         }
-        fs::rename(&self.tmp, &dest).map_err(|e| StorageError::io(&dest, e))?;
-        sync_dir(&uploads.dir).map_err(|e| StorageError::io(&uploads.dir, e))?;
         Ok(dest)
     }
 }
@@ -202,20 +194,29 @@ impl Drop for IncomingFile {
 
 /// temp file → write → fsync → rename → fsync directory.
 pub fn write_durable(tmp: &Path, dest: &Path, data: &[u8]) -> Result<(), StorageError> {
-    let mut f = OpenOptions::new()
+    let mut f = create_private(tmp)?;
+    f.write_all(data).map_err(|e| StorageError::io(tmp, e))?;
+    sync_and_rename(f, tmp, dest)
+}
+
+/// A new temp file, readable by the daemon's group only.
+fn create_private(tmp: &Path) -> Result<File, StorageError> {
+    OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o640)
         .open(tmp)
-        .map_err(|e| StorageError::io(tmp, e))?;
-    f.write_all(data).map_err(|e| StorageError::io(tmp, e))?;
+        .map_err(|e| StorageError::io(tmp, e))
+}
+
+/// fsync the written temp file, rename it to `dest`, fsync `dest`'s directory.
+fn sync_and_rename(f: File, tmp: &Path, dest: &Path) -> Result<(), StorageError> {
     f.sync_all().map_err(|e| StorageError::io(tmp, e))?;
     drop(f);
     fs::rename(tmp, dest).map_err(|e| StorageError::io(dest, e))?;
     let parent = dest.parent().unwrap_or(Path::new("."));
-    sync_dir(parent).map_err(|e| StorageError::io(parent, e))?;
-    Ok(())
+    sync_dir(parent).map_err(|e| StorageError::io(parent, e))
 }
 
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
