@@ -33,7 +33,7 @@ echo "== cargo test"
 # benchmarks) are built by clippy above; they hold no tests.
 log=$(mktemp)
 set +e
-cargo test --locked --lib --bins --tests -- --test-threads=4 2>&1 | tee "$log"
+cargo test --locked --no-fail-fast --lib --bins --tests -- --test-threads=4 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole suite.
