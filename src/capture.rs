@@ -232,32 +232,59 @@ pub struct Upload {
 /// A SHA-256 being computed on another thread.
 pub type PendingDigest = std::sync::mpsc::Receiver<[u8; 32]>;
 
-/// Runs `f` on the blocking pool and returns its bytes as an [`Upload`] as soon as they
-/// exist; the same thread then hashes them (while the capture path writes the file).
-pub async fn produce_then_hash<T: Send + 'static>(
-    f: impl FnOnce() -> ApiResult<(Vec<u8>, T)> + Send + 'static,
-) -> ApiResult<(Upload, T)> {
+/// Runs `f` (parse and decode a JSON capture) on the blocking pool. The same thread then
+/// writes a JPEG to its temp file and hands the [`Upload`] over; while the capture path
+/// validates it (a trip across threads), this thread fsyncs the file and another hashes
+/// the bytes, so the commit finds both done. Anything else (PNG, a bad id, no room) is
+/// handed over unwritten: the capture path converts, refuses or reports it as always.
+pub async fn decode_upload(
+    app: &App,
+    f: impl FnOnce() -> ApiResult<(Vec<u8>, CaptureMeta)> + Send + 'static,
+) -> ApiResult<(Upload, CaptureMeta)> {
     let (out_tx, out_rx) = tokio::sync::oneshot::channel();
     let (digest_tx, digest_rx) = std::sync::mpsc::sync_channel(1);
-    tokio::task::spawn_blocking(move || match f() {
-        Ok((bytes, extra)) => {
-            let source = Bytes::from(bytes);
-            let _ = out_tx.send(Ok((source.clone(), extra)));
-            let _ = digest_tx.send(Sha256::digest(&source).into());
+    let uploads = app.uploads.clone();
+    let reserve = app.disk_reserve_bytes();
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let (bytes, meta) = match f() {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = out_tx.send(Err(e));
+                return;
+            }
+        };
+        let source = Bytes::from(bytes);
+        let hashed = source.clone();
+        runtime.spawn_blocking(move || {
+            let _ = digest_tx.send(Sha256::digest(&hashed).into());
+        });
+        let mut file = None;
+        if validate_meta(&meta).is_ok() && image::sniff(&source) == Some(Format::Jpeg) {
+            // No id from the client: the file's name is the capture's new id.
+            let id = meta.id.clone().unwrap_or_else(ids::new_id);
+            file = uploads
+                .begin(&id, source.len() as u64, reserve)
+                .ok()
+                .and_then(|mut f| f.write(&source).is_ok().then_some(f));
         }
-        Err(e) => {
-            let _ = out_tx.send(Err(e));
+        let early = file.as_mut().and_then(IncomingFile::early_sync);
+        let upload = Upload {
+            source,
+            file,
+            digest: None,
+        };
+        if out_tx.send(Ok((upload, meta))).is_ok() {
+            if let Some(sync) = early {
+                sync.run();
+            }
         }
     });
-    let (source, extra) = out_rx
+    let (mut upload, meta) = out_rx
         .await
         .map_err(|_| ApiError::internal("the decoding task failed"))??;
-    let upload = Upload {
-        source,
-        file: None,
-        digest: Some(digest_rx),
-    };
-    Ok((upload, extra))
+    upload.digest = Some(digest_rx);
+    Ok((upload, meta))
 }
 
 /// Writes a raw JPEG body to its temp file while it arrives, on a blocking thread fed
@@ -284,6 +311,7 @@ impl StreamingUpload {
         let mut body = Vec::with_capacity(expected.min(crate::api::PREALLOCATE_MAX) as usize);
         let (done_tx, done) = tokio::sync::oneshot::channel();
         let (digest_tx, digest) = std::sync::mpsc::sync_channel(1);
+        let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             // Decided once the first bytes tell the format. A failed write (disk full,
             // say) drops the file: the capture path then stores the gathered bytes
@@ -307,11 +335,19 @@ impl StreamingUpload {
                     file = Some(None);
                 }
             }
-            // The bytes go back at once; this thread then hashes them while the capture
-            // path makes the file durable. (Nobody waiting: the body was cut short.)
+            // The bytes go back at once. While the capture path validates them (a trip
+            // across threads), this thread fsyncs the file and another hashes the bytes:
+            // the commit then finds both done. (Nobody waiting: the body was cut short.)
             let source = Bytes::from(body);
-            if done_tx.send((source.clone(), file.flatten())).is_ok() {
-                let _ = digest_tx.send(Sha256::digest(&source).into());
+            let mut file = file.flatten();
+            let early = file.as_mut().and_then(IncomingFile::early_sync);
+            if done_tx.send((source.clone(), file)).is_ok() {
+                runtime.spawn_blocking(move || {
+                    let _ = digest_tx.send(Sha256::digest(&source).into());
+                });
+                if let Some(sync) = early {
+                    sync.run();
+                }
             }
         });
         StreamingUpload {

@@ -163,11 +163,24 @@ async fn raw_bodies_client_ids_idempotent_and_conflicting() {
     .await;
     assert_eq!(s, StatusCode::CONFLICT);
     assert_eq!(code(&v), "id_conflict");
+    // The same as JSON (its bytes are written to a temp file before the id is checked).
+    let (s, v) = post_json(
+        &d,
+        "/api/capture",
+        &json!({"image": b64(&jpeg(200, 100, 5)), "id": "guest-42"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(code(&v), "id_conflict");
     assert_eq!(
         std::fs::read(d.uploads_dir().join("guest-42.jpg")).unwrap(),
         img
     );
     assert_eq!(row_count(&d), 1);
+    assert!(
+        incoming_empty(&d),
+        "retries and conflicts leave no temp file"
+    );
 
     // PNG is converted to JPEG.
     let p = png(120, 80, 5);

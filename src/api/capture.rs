@@ -157,7 +157,7 @@ pub async fn post_capture(State(app): State<SharedApp>, req: Request) -> ApiResu
         "application/json" | "" => {
             let (_, body) = read_body(req, json_limit(max)).await?;
             // Parsing and decoding megabytes is CPU work: off the async workers.
-            capture::produce_then_hash(move || {
+            capture::decode_upload(&app, move || {
                 let j: CaptureJson = parse_json(&body)?;
                 item_from_json(j, max)
             })
