@@ -100,7 +100,10 @@ impl Drop for IdGuard<'_> {
 }
 
 /// Decodes base64 or a `data:image/...;base64,` URL, refusing early what cannot fit.
-pub fn decode_image_field(s: &str, max_bytes: u64) -> ApiResult<Vec<u8>> {
+/// The bytes go to `out` (cleared first): a buffer sized by the caller, possibly on
+/// another thread (see [`decode_upload`]).
+pub fn decode_image_field(s: &str, max_bytes: u64, mut out: Vec<u8>) -> ApiResult<Vec<u8>> {
+    out.clear();
     let payload = match s.strip_prefix("data:") {
         Some(rest) => {
             let (meta, data) = rest.split_once(',').ok_or_else(|| {
@@ -133,12 +136,13 @@ pub fn decode_image_field(s: &str, max_bytes: u64) -> ApiResult<Vec<u8>> {
     } else {
         base64_simd::STANDARD_NO_PAD
     };
-    if let Ok(bytes) = simd.decode_to_vec(payload.as_bytes()) {
-        if bytes.len() as u64 > max_bytes {
+    if simd.decode_append(payload.as_bytes(), &mut out).is_ok() {
+        if out.len() as u64 > max_bytes {
             return Err(ApiError::too_large(max_bytes));
         }
-        return Ok(bytes);
+        return Ok(out);
     }
+    out.clear();
     let standard = base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, cfg);
     let cleaned: std::borrow::Cow<'_, str> = if payload.bytes().any(|b| b.is_ascii_whitespace()) {
         payload
@@ -164,16 +168,18 @@ pub fn decode_image_field(s: &str, max_bytes: u64) -> ApiResult<Vec<u8>> {
     } else {
         standard
     };
-    let bytes = engine.decode(cleaned.as_bytes()).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_base64",
-            format!("the image is not valid base64: {e}"),
-        )
-    })?;
-    if bytes.len() as u64 > max_bytes {
+    engine
+        .decode_vec(cleaned.as_bytes(), &mut out)
+        .map_err(|e| {
+            ApiError::bad_request(
+                "invalid_base64",
+                format!("the image is not valid base64: {e}"),
+            )
+        })?;
+    if out.len() as u64 > max_bytes {
         return Err(ApiError::too_large(max_bytes));
     }
-    Ok(bytes)
+    Ok(out)
 }
 
 pub fn validate_meta(meta: &CaptureMeta) -> ApiResult<()> {
@@ -213,7 +219,6 @@ pub async fn ingest(
     let upload = Upload {
         source: source.into(),
         file: None,
-        digest: None,
     };
     ingest_upload(app, upload, meta).await
 }
@@ -221,12 +226,10 @@ pub async fn ingest(
 /// A capture body as received: its bytes, and what was done while it streamed in.
 pub struct Upload {
     pub source: Bytes,
-    /// `source` already written (not yet fsynced) as the capture's file: a JPEG streamed
-    /// to disk as it arrived. Its id is the capture's.
+    /// `source` already written as the capture's file (a JPEG streamed to disk as it
+    /// arrived, or decoded from JSON), its fsync usually under way on the thread that
+    /// wrote it. Its id is the capture's.
     pub file: Option<IncomingFile>,
-    /// The SHA-256 of `source`, being computed by the thread that produced it. Absent,
-    /// the capture path computes it on another thread while the file is written.
-    pub digest: Option<PendingDigest>,
 }
 
 /// A SHA-256 being computed on another thread.
@@ -234,18 +237,16 @@ pub type PendingDigest = std::sync::mpsc::Receiver<[u8; 32]>;
 
 /// Runs `f` (parse and decode a JSON capture) on the blocking pool. The same thread then
 /// writes a JPEG to its temp file and hands the [`Upload`] over; while the capture path
-/// validates it (a trip across threads), this thread fsyncs the file and another hashes
-/// the bytes, so the commit finds both done. Anything else (PNG, a bad id, no room) is
-/// handed over unwritten: the capture path converts, refuses or reports it as always.
+/// validates and hashes it, this thread fsyncs the file, so the commit finds it done.
+/// Anything else (PNG, a bad id, no room) is handed over unwritten: the capture path
+/// converts, refuses or reports it as always.
 pub async fn decode_upload(
     app: &App,
     f: impl FnOnce() -> ApiResult<(Vec<u8>, CaptureMeta)> + Send + 'static,
 ) -> ApiResult<(Upload, CaptureMeta)> {
     let (out_tx, out_rx) = tokio::sync::oneshot::channel();
-    let (digest_tx, digest_rx) = std::sync::mpsc::sync_channel(1);
     let uploads = app.uploads.clone();
     let reserve = app.disk_reserve_bytes();
-    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let (bytes, meta) = match f() {
             Ok(v) => v,
@@ -255,10 +256,6 @@ pub async fn decode_upload(
             }
         };
         let source = Bytes::from(bytes);
-        let hashed = source.clone();
-        runtime.spawn_blocking(move || {
-            let _ = digest_tx.send(Sha256::digest(&hashed).into());
-        });
         let mut file = None;
         if validate_meta(&meta).is_ok() && image::sniff(&source) == Some(Format::Jpeg) {
             // No id from the client: the file's name is the capture's new id.
@@ -269,22 +266,16 @@ pub async fn decode_upload(
                 .and_then(|mut f| f.write(&source).is_ok().then_some(f));
         }
         let early = file.as_mut().and_then(IncomingFile::early_sync);
-        let upload = Upload {
-            source,
-            file,
-            digest: None,
-        };
+        let upload = Upload { source, file };
         if out_tx.send(Ok((upload, meta))).is_ok() {
             if let Some(sync) = early {
                 sync.run();
             }
         }
     });
-    let (mut upload, meta) = out_rx
+    out_rx
         .await
-        .map_err(|_| ApiError::internal("the decoding task failed"))??;
-    upload.digest = Some(digest_rx);
-    Ok((upload, meta))
+        .map_err(|_| ApiError::internal("the decoding task failed"))?
 }
 
 /// Writes a raw JPEG body to its temp file while it arrives, on a blocking thread fed
@@ -295,7 +286,6 @@ pub async fn decode_upload(
 pub struct StreamingUpload {
     chunks: std::sync::mpsc::Sender<Bytes>,
     done: tokio::sync::oneshot::Receiver<(Bytes, Option<IncomingFile>)>,
-    digest: PendingDigest,
 }
 
 impl StreamingUpload {
@@ -310,8 +300,6 @@ impl StreamingUpload {
         // dozen blocking threads with one arena each would hold tens of MB.
         let mut body = Vec::with_capacity(expected.min(crate::api::PREALLOCATE_MAX) as usize);
         let (done_tx, done) = tokio::sync::oneshot::channel();
-        let (digest_tx, digest) = std::sync::mpsc::sync_channel(1);
-        let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             // Decided once the first bytes tell the format. A failed write (disk full,
             // say) drops the file: the capture path then stores the gathered bytes
@@ -335,26 +323,19 @@ impl StreamingUpload {
                     file = Some(None);
                 }
             }
-            // The bytes go back at once. While the capture path validates them (a trip
-            // across threads), this thread fsyncs the file and another hashes the bytes:
-            // the commit then finds both done. (Nobody waiting: the body was cut short.)
+            // The bytes go back at once. While the capture path validates and hashes
+            // them, this thread fsyncs the file: the commit then finds it done. (Nobody
+            // waiting: the body was cut short.)
             let source = Bytes::from(body);
             let mut file = file.flatten();
             let early = file.as_mut().and_then(IncomingFile::early_sync);
-            if done_tx.send((source.clone(), file)).is_ok() {
-                runtime.spawn_blocking(move || {
-                    let _ = digest_tx.send(Sha256::digest(&source).into());
-                });
+            if done_tx.send((source, file)).is_ok() {
                 if let Some(sync) = early {
                     sync.run();
                 }
             }
         });
-        StreamingUpload {
-            chunks: tx,
-            done,
-            digest,
-        }
+        StreamingUpload { chunks: tx, done }
     }
 
     /// Hands over the next chunk (no copy).
@@ -371,11 +352,7 @@ impl StreamingUpload {
             .done
             .await
             .map_err(|_| ApiError::internal("the upload task failed"))?;
-        Ok(Upload {
-            source,
-            file,
-            digest: Some(self.digest),
-        })
+        Ok(Upload { source, file })
     }
 }
 
@@ -396,16 +373,18 @@ pub async fn ingest_upload(
     };
     let _guard = app.id_locks.lock(&id).await;
 
-    // Hashed on another thread while the file is written and fsynced.
-    let digest_rx = match upload.digest {
-        Some(pending) => pending,
+    // Already written, the file is being fsynced by the thread that wrote it: the store
+    // job hashes the bytes meanwhile. Not written yet: another thread hashes them while
+    // the job writes and fsyncs the file.
+    let digest = match upload.file {
+        Some(_) => None,
         None => {
             let (digest_tx, digest_rx) = std::sync::mpsc::sync_channel(1);
             let bytes = upload.source.clone();
             tokio::task::spawn_blocking(move || {
                 let _ = digest_tx.send(Sha256::digest(&bytes).into());
             });
-            digest_rx
+            Some(digest_rx)
         }
     };
     let created_ms = app.clock.now_ms();
@@ -422,7 +401,8 @@ pub async fn ingest_upload(
         source: upload.source,
         file: upload.file,
         format,
-        digest: digest_rx,
+        digest,
+        source_sha256: None,
         created_ms,
         suspect,
         meta,
@@ -469,19 +449,29 @@ struct StoreJob {
     /// `source` already written to a temp file.
     file: Option<IncomingFile>,
     format: Format,
-    /// The source's SHA-256, known or being computed.
-    digest: PendingDigest,
+    /// The source's SHA-256 being computed on another thread; `None`: computed here.
+    digest: Option<PendingDigest>,
+    /// Once known, in hex.
+    source_sha256: Option<String>,
     created_ms: i64,
     suspect: Option<(String, i64)>,
     meta: CaptureMeta,
 }
 
 impl StoreJob {
-    fn source_sha256(&self) -> ApiResult<String> {
-        self.digest
-            .recv()
-            .map(hex::encode)
-            .map_err(|_| ApiError::internal("the hashing task failed"))
+    fn source_sha256(&mut self) -> ApiResult<String> {
+        if let Some(known) = &self.source_sha256 {
+            return Ok(known.clone());
+        }
+        let digest: [u8; 32] = match self.digest.take() {
+            Some(pending) => pending
+                .recv()
+                .map_err(|_| ApiError::internal("the hashing task failed"))?,
+            None => Sha256::digest(&self.source).into(),
+        };
+        let hex = hex::encode(digest);
+        self.source_sha256 = Some(hex.clone());
+        Ok(hex)
     }
 
     fn run(mut self) -> ApiResult<Stored> {
@@ -495,6 +485,10 @@ impl StoreJob {
                 (Bytes::from(jpeg), w, h)
             }
         };
+        if self.digest.is_none() {
+            // The file is written and being fsynced by the thread that wrote it: hash now.
+            self.source_sha256()?;
+        }
         if self.client_id {
             let lookup = self.id.clone();
             if let Some(row) = self

@@ -75,7 +75,8 @@ fn parse_json<'de, T: Deserialize<'de>>(body: &'de [u8]) -> ApiResult<T> {
     super::json_object(body)
 }
 
-fn item_from_json(j: CaptureJson<'_>, max: u64) -> ApiResult<(Vec<u8>, CaptureMeta)> {
+/// `out`: where the image is decoded (see [`capture::decode_image_field`]).
+fn item_from_json(j: CaptureJson<'_>, max: u64, out: Vec<u8>) -> ApiResult<(Vec<u8>, CaptureMeta)> {
     let meta = CaptureMeta {
         id: j.id,
         background_id: j.background_id,
@@ -85,7 +86,7 @@ fn item_from_json(j: CaptureJson<'_>, max: u64) -> ApiResult<(Vec<u8>, CaptureMe
     let image = j
         .image
         .ok_or_else(|| ApiError::bad_request("missing_image", "the body has no \"image\" field"))?;
-    let bytes = capture::decode_image_field(&image, max)?;
+    let bytes = capture::decode_image_field(&image, max, out)?;
     Ok((bytes, meta))
 }
 
@@ -148,7 +149,6 @@ pub async fn post_capture(State(app): State<SharedApp>, req: Request) -> ApiResu
                     capture::Upload {
                         source: body,
                         file: None,
-                        digest: None,
                     }
                 }
             };
@@ -156,10 +156,14 @@ pub async fn post_capture(State(app): State<SharedApp>, req: Request) -> ApiResu
         }
         "application/json" | "" => {
             let (_, body) = read_body(req, json_limit(max)).await?;
+            // The image's buffer is allocated here, on a runtime worker, like the body's:
+            // glibc keeps freed megabytes in the arena of the thread that allocated them,
+            // and one arena per blocking thread would hold tens of MB.
+            let out = Vec::with_capacity((body.len() / 4 * 3).min(max as usize));
             // Parsing and decoding megabytes is CPU work: off the async workers.
             capture::decode_upload(&app, move || {
                 let j: CaptureJson = parse_json(&body)?;
-                item_from_json(j, max)
+                item_from_json(j, max, out)
             })
             .await?
         }
@@ -282,7 +286,7 @@ pub async fn post_batch(State(app): State<SharedApp>, req: Request) -> ApiResult
             let j = CaptureJson::deserialize(&value).map_err(|e| {
                 ApiError::bad_request("invalid_json", format!("item is not a capture object: {e}"))
             })?;
-            let (bytes, meta) = item_from_json(j, max)?;
+            let (bytes, meta) = item_from_json(j, max, Vec::new())?;
             capture::ingest(&app, bytes, meta).await
         }
         .await;
