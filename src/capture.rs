@@ -232,8 +232,61 @@ pub struct Upload {
     pub file: Option<IncomingFile>,
 }
 
-/// A SHA-256 being computed on another thread.
-pub type PendingDigest = std::sync::mpsc::Receiver<[u8; 32]>;
+/// The SHA-256 of a capture's source bytes, computed where it overlaps the fsync.
+enum SourceDigest {
+    /// Being computed on another thread.
+    Pending(std::sync::mpsc::Receiver<[u8; 32]>),
+    /// Known, in hex.
+    Known(String),
+}
+
+impl SourceDigest {
+    /// Starts hashing `bytes` on another blocking thread (from within the runtime).
+    fn elsewhere(bytes: Bytes) -> SourceDigest {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        tokio::task::spawn_blocking(move || {
+            let _ = tx.send(Sha256::digest(&bytes).into());
+        });
+        SourceDigest::Pending(rx)
+    }
+
+    fn hex(&mut self) -> ApiResult<String> {
+        let hex = match self {
+            SourceDigest::Known(hex) => return Ok(hex.clone()),
+            SourceDigest::Pending(rx) => hex::encode(
+                rx.recv()
+                    .map_err(|_| ApiError::internal("the hashing task failed"))?,
+            ),
+        };
+        *self = SourceDigest::Known(hex.clone());
+        Ok(hex)
+    }
+}
+
+/// Opens the capture's temp file and writes its first bytes; `None` if that fails (the
+/// capture path then stores the bytes itself and reports any error as always).
+fn start_file(
+    uploads: &Uploads,
+    id: &str,
+    expected: u64,
+    reserve: u64,
+    first: &[u8],
+) -> Option<IncomingFile> {
+    let mut file = uploads.begin(id, expected, reserve).ok()?;
+    file.write(first).ok()?;
+    Some(file)
+}
+
+/// Hands `upload` over (`send`, true if someone took it), then fsyncs its file on this
+/// thread while the capture path validates and hashes it: the commit finds it done.
+fn hand_over_then_sync(mut upload: Upload, send: impl FnOnce(Upload) -> bool) {
+    let early = upload.file.as_mut().and_then(IncomingFile::early_sync);
+    if send(upload) {
+        if let Some(sync) = early {
+            sync.run();
+        }
+    }
+}
 
 /// Runs `f` (parse and decode a JSON capture) on the blocking pool. The same thread then
 /// writes a JPEG to its temp file and hands the [`Upload`] over; while the capture path
@@ -256,22 +309,17 @@ pub async fn decode_upload(
             }
         };
         let source = Bytes::from(bytes);
-        let mut file = None;
-        if validate_meta(&meta).is_ok() && image::sniff(&source) == Some(Format::Jpeg) {
-            // No id from the client: the file's name is the capture's new id.
-            let id = meta.id.clone().unwrap_or_else(ids::new_id);
-            file = uploads
-                .begin(&id, source.len() as u64, reserve)
-                .ok()
-                .and_then(|mut f| f.write(&source).is_ok().then_some(f));
-        }
-        let early = file.as_mut().and_then(IncomingFile::early_sync);
-        let upload = Upload { source, file };
-        if out_tx.send(Ok((upload, meta))).is_ok() {
-            if let Some(sync) = early {
-                sync.run();
-            }
-        }
+        // The id names the temp file: written only once it is known to be valid.
+        let file = (validate_meta(&meta).is_ok() && image::sniff(&source) == Some(Format::Jpeg))
+            .then(|| {
+                // No id from the client: the file's name is the capture's new id.
+                let id = meta.id.clone().unwrap_or_else(ids::new_id);
+                start_file(&uploads, &id, source.len() as u64, reserve, &source)
+            })
+            .flatten();
+        hand_over_then_sync(Upload { source, file }, |upload| {
+            out_tx.send(Ok((upload, meta))).is_ok()
+        });
     });
     out_rx
         .await
@@ -285,7 +333,7 @@ pub async fn decode_upload(
 /// or refuses it).
 pub struct StreamingUpload {
     chunks: std::sync::mpsc::Sender<Bytes>,
-    done: tokio::sync::oneshot::Receiver<(Bytes, Option<IncomingFile>)>,
+    done: tokio::sync::oneshot::Receiver<Upload>,
 }
 
 impl StreamingUpload {
@@ -309,11 +357,11 @@ impl StreamingUpload {
                 body.extend_from_slice(&chunk);
                 let written = match &mut file {
                     None if body.len() >= 3 => {
-                        let f = (image::sniff(&body) == Some(Format::Jpeg))
-                            .then(|| uploads.begin(&id, expected, reserve).ok())
-                            .flatten()
-                            .and_then(|mut f| f.write(&body).is_ok().then_some(f));
-                        file = Some(f);
+                        file = Some(
+                            (image::sniff(&body) == Some(Format::Jpeg))
+                                .then(|| start_file(&uploads, &id, expected, reserve, &body))
+                                .flatten(),
+                        );
                         continue;
                     }
                     Some(Some(f)) => f.write(&chunk).is_ok(),
@@ -323,17 +371,12 @@ impl StreamingUpload {
                     file = Some(None);
                 }
             }
-            // The bytes go back at once. While the capture path validates and hashes
-            // them, this thread fsyncs the file: the commit then finds it done. (Nobody
-            // waiting: the body was cut short.)
-            let source = Bytes::from(body);
-            let mut file = file.flatten();
-            let early = file.as_mut().and_then(IncomingFile::early_sync);
-            if done_tx.send((source, file)).is_ok() {
-                if let Some(sync) = early {
-                    sync.run();
-                }
-            }
+            // The bytes go back at once. (Nobody waiting: the body was cut short.)
+            let upload = Upload {
+                source: Bytes::from(body),
+                file: file.flatten(),
+            };
+            hand_over_then_sync(upload, |upload| done_tx.send(upload).is_ok());
         });
         StreamingUpload { chunks: tx, done }
     }
@@ -348,11 +391,9 @@ impl StreamingUpload {
     /// aborted body, the writer ends and its temp file is removed.)
     pub async fn finish(self) -> ApiResult<Upload> {
         drop(self.chunks);
-        let (source, file) = self
-            .done
+        self.done
             .await
-            .map_err(|_| ApiError::internal("the upload task failed"))?;
-        Ok(Upload { source, file })
+            .map_err(|_| ApiError::internal("the upload task failed"))
     }
 }
 
@@ -373,20 +414,6 @@ pub async fn ingest_upload(
     };
     let _guard = app.id_locks.lock(&id).await;
 
-    // Already written, the file is being fsynced by the thread that wrote it: the store
-    // job hashes the bytes meanwhile. Not written yet: another thread hashes them while
-    // the job writes and fsyncs the file.
-    let digest = match upload.file {
-        Some(_) => None,
-        None => {
-            let (digest_tx, digest_rx) = std::sync::mpsc::sync_channel(1);
-            let bytes = upload.source.clone();
-            tokio::task::spawn_blocking(move || {
-                let _ = digest_tx.send(Sha256::digest(&bytes).into());
-            });
-            Some(digest_rx)
-        }
-    };
     let created_ms = app.clock.now_ms();
     // A wall clock before the build date is not set yet (no RTC, no NTP so far): keep
     // what lets the real time be recomputed later.
@@ -401,8 +428,6 @@ pub async fn ingest_upload(
         source: upload.source,
         file: upload.file,
         format,
-        digest,
-        source_sha256: None,
         created_ms,
         suspect,
         meta,
@@ -449,32 +474,19 @@ struct StoreJob {
     /// `source` already written to a temp file.
     file: Option<IncomingFile>,
     format: Format,
-    /// The source's SHA-256 being computed on another thread; `None`: computed here.
-    digest: Option<PendingDigest>,
-    /// Once known, in hex.
-    source_sha256: Option<String>,
     created_ms: i64,
     suspect: Option<(String, i64)>,
     meta: CaptureMeta,
 }
 
 impl StoreJob {
-    fn source_sha256(&mut self) -> ApiResult<String> {
-        if let Some(known) = &self.source_sha256 {
-            return Ok(known.clone());
-        }
-        let digest: [u8; 32] = match self.digest.take() {
-            Some(pending) => pending
-                .recv()
-                .map_err(|_| ApiError::internal("the hashing task failed"))?,
-            None => Sha256::digest(&self.source).into(),
-        };
-        let hex = hex::encode(digest);
-        self.source_sha256 = Some(hex.clone());
-        Ok(hex)
-    }
-
     fn run(mut self) -> ApiResult<Stored> {
+        // The hash overlaps the fsync. Not written yet, the file is written and fsynced
+        // here: another thread hashes meanwhile.
+        let digest = match self.file {
+            None => Some(SourceDigest::elsewhere(self.source.clone())),
+            Some(_) => None,
+        };
         let (jpeg, width, height) = match self.format {
             Format::Jpeg => {
                 let (w, h) = image::jpeg_dimensions(&self.source)?;
@@ -485,17 +497,17 @@ impl StoreJob {
                 (Bytes::from(jpeg), w, h)
             }
         };
-        if self.digest.is_none() {
-            // The file is written and being fsynced by the thread that wrote it: hash now.
-            self.source_sha256()?;
-        }
+        // Already written, the file is being fsynced by the thread that wrote it: hash
+        // here meanwhile.
+        let mut digest = digest
+            .unwrap_or_else(|| SourceDigest::Known(hex::encode(Sha256::digest(&self.source))));
         if self.client_id {
             let lookup = self.id.clone();
             if let Some(row) = self
                 .catalog
                 .read_blocking(|c| catalog::get_capture(c, &lookup))?
             {
-                if row.source_sha256 == self.source_sha256()? {
+                if row.source_sha256 == digest.hex()? {
                     return Ok(Stored::Again(row));
                 }
                 return Err(ApiError::new(
@@ -506,11 +518,11 @@ impl StoreJob {
             }
         }
         match self.file.take() {
-            // Streamed as it arrived: the bytes are the JPEG just validated.
+            // Already written (streamed or decoded): the bytes are the JPEG just validated.
             Some(file) if self.format == Format::Jpeg => file.commit(&self.uploads)?,
             _ => self.uploads.store(&self.id, &jpeg, self.reserve)?,
         };
-        let row = self.source_sha256().and_then(|source_sha256| {
+        let row = digest.hex().and_then(|source_sha256| {
             let sha256 = match self.format {
                 Format::Jpeg => source_sha256.clone(),
                 Format::Png => hex::encode(Sha256::digest(&jpeg)),
