@@ -101,7 +101,7 @@ impl Drop for IdGuard<'_> {
 
 /// Decodes base64 or a `data:image/...;base64,` URL, refusing early what cannot fit.
 /// The bytes go to `out` (cleared first): a buffer sized by the caller, possibly on
-/// another thread (see [`decode_upload`]).
+/// another thread (see `post_capture`).
 pub fn decode_image_field(s: &str, max_bytes: u64, mut out: Vec<u8>) -> ApiResult<Vec<u8>> {
     out.clear();
     let payload = match s.strip_prefix("data:") {
@@ -219,6 +219,7 @@ pub async fn ingest(
     let upload = Upload {
         source: source.into(),
         file: None,
+        digest: None,
     };
     ingest_upload(app, upload, meta).await
 }
@@ -226,104 +227,43 @@ pub async fn ingest(
 /// A capture body as received: its bytes, and what was done while it streamed in.
 pub struct Upload {
     pub source: Bytes,
-    /// `source` already written as the capture's file (a JPEG streamed to disk as it
-    /// arrived, or decoded from JSON), its fsync usually under way on the thread that
-    /// wrote it. Its id is the capture's.
+    /// `source` already written (not yet fsynced) as the capture's file: a JPEG streamed
+    /// to disk as it arrived. Its id is the capture's.
     pub file: Option<IncomingFile>,
+    /// The SHA-256 of `source`, being computed by the thread that produced it. Absent,
+    /// the capture path computes it on another thread while the file is written.
+    pub digest: Option<PendingDigest>,
 }
 
-/// The SHA-256 of a capture's source bytes, computed where it overlaps the fsync.
-enum SourceDigest {
-    /// Being computed on another thread.
-    Pending(std::sync::mpsc::Receiver<[u8; 32]>),
-    /// Known, in hex.
-    Known(String),
-}
+/// A SHA-256 being computed on another thread.
+pub type PendingDigest = std::sync::mpsc::Receiver<[u8; 32]>;
 
-impl SourceDigest {
-    /// Starts hashing `bytes` on another blocking thread (from within the runtime).
-    fn elsewhere(bytes: Bytes) -> SourceDigest {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        tokio::task::spawn_blocking(move || {
-            let _ = tx.send(Sha256::digest(&bytes).into());
-        });
-        SourceDigest::Pending(rx)
-    }
-
-    fn hex(&mut self) -> ApiResult<String> {
-        let hex = match self {
-            SourceDigest::Known(hex) => return Ok(hex.clone()),
-            SourceDigest::Pending(rx) => hex::encode(
-                rx.recv()
-                    .map_err(|_| ApiError::internal("the hashing task failed"))?,
-            ),
-        };
-        *self = SourceDigest::Known(hex.clone());
-        Ok(hex)
-    }
-}
-
-/// Opens the capture's temp file and writes its first bytes; `None` if that fails (the
-/// capture path then stores the bytes itself and reports any error as always).
-fn start_file(
-    uploads: &Uploads,
-    id: &str,
-    expected: u64,
-    reserve: u64,
-    first: &[u8],
-) -> Option<IncomingFile> {
-    let mut file = uploads.begin(id, expected, reserve).ok()?;
-    file.write(first).ok()?;
-    Some(file)
-}
-
-/// Hands `upload` over (`send`, true if someone took it), then fsyncs its file on this
-/// thread while the capture path validates and hashes it: the commit finds it done.
-fn hand_over_then_sync(mut upload: Upload, send: impl FnOnce(Upload) -> bool) {
-    let early = upload.file.as_mut().and_then(IncomingFile::early_sync);
-    if send(upload) {
-        if let Some(sync) = early {
-            sync.run();
-        }
-    }
-}
-
-/// Runs `f` (parse and decode a JSON capture) on the blocking pool. The same thread then
-/// writes a JPEG to its temp file and hands the [`Upload`] over; while the capture path
-/// validates and hashes it, this thread fsyncs the file, so the commit finds it done.
-/// Anything else (PNG, a bad id, no room) is handed over unwritten: the capture path
-/// converts, refuses or reports it as always.
-pub async fn decode_upload(
-    app: &App,
-    f: impl FnOnce() -> ApiResult<(Vec<u8>, CaptureMeta)> + Send + 'static,
-) -> ApiResult<(Upload, CaptureMeta)> {
+/// Runs `f` on the blocking pool and returns its bytes as an [`Upload`] as soon as they
+/// exist; the same thread then hashes them (while the capture path writes the file).
+pub async fn produce_then_hash<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<(Vec<u8>, T)> + Send + 'static,
+) -> ApiResult<(Upload, T)> {
     let (out_tx, out_rx) = tokio::sync::oneshot::channel();
-    let uploads = app.uploads.clone();
-    let reserve = app.disk_reserve_bytes();
-    tokio::task::spawn_blocking(move || {
-        let (bytes, meta) = match f() {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = out_tx.send(Err(e));
-                return;
-            }
-        };
-        let source = Bytes::from(bytes);
-        // The id names the temp file: written only once it is known to be valid.
-        let file = (validate_meta(&meta).is_ok() && image::sniff(&source) == Some(Format::Jpeg))
-            .then(|| {
-                // No id from the client: the file's name is the capture's new id.
-                let id = meta.id.clone().unwrap_or_else(ids::new_id);
-                start_file(&uploads, &id, source.len() as u64, reserve, &source)
-            })
-            .flatten();
-        hand_over_then_sync(Upload { source, file }, |upload| {
-            out_tx.send(Ok((upload, meta))).is_ok()
-        });
+    let (digest_tx, digest_rx) = std::sync::mpsc::sync_channel(1);
+    tokio::task::spawn_blocking(move || match f() {
+        Ok((bytes, extra)) => {
+            let source = Bytes::from(bytes);
+            let _ = out_tx.send(Ok((source.clone(), extra)));
+            let _ = digest_tx.send(Sha256::digest(&source).into());
+        }
+        Err(e) => {
+            let _ = out_tx.send(Err(e));
+        }
     });
-    out_rx
+    let (source, extra) = out_rx
         .await
-        .map_err(|_| ApiError::internal("the decoding task failed"))?
+        .map_err(|_| ApiError::internal("the decoding task failed"))??;
+    let upload = Upload {
+        source,
+        file: None,
+        digest: Some(digest_rx),
+    };
+    Ok((upload, extra))
 }
 
 /// Writes a raw JPEG body to its temp file while it arrives, on a blocking thread fed
@@ -333,7 +273,8 @@ pub async fn decode_upload(
 /// or refuses it).
 pub struct StreamingUpload {
     chunks: std::sync::mpsc::Sender<Bytes>,
-    done: tokio::sync::oneshot::Receiver<Upload>,
+    done: tokio::sync::oneshot::Receiver<(Bytes, Option<IncomingFile>)>,
+    digest: PendingDigest,
 }
 
 impl StreamingUpload {
@@ -348,6 +289,7 @@ impl StreamingUpload {
         // dozen blocking threads with one arena each would hold tens of MB.
         let mut body = Vec::with_capacity(expected.min(crate::api::PREALLOCATE_MAX) as usize);
         let (done_tx, done) = tokio::sync::oneshot::channel();
+        let (digest_tx, digest) = std::sync::mpsc::sync_channel(1);
         tokio::task::spawn_blocking(move || {
             // Decided once the first bytes tell the format. A failed write (disk full,
             // say) drops the file: the capture path then stores the gathered bytes
@@ -357,11 +299,11 @@ impl StreamingUpload {
                 body.extend_from_slice(&chunk);
                 let written = match &mut file {
                     None if body.len() >= 3 => {
-                        file = Some(
-                            (image::sniff(&body) == Some(Format::Jpeg))
-                                .then(|| start_file(&uploads, &id, expected, reserve, &body))
-                                .flatten(),
-                        );
+                        let f = (image::sniff(&body) == Some(Format::Jpeg))
+                            .then(|| uploads.begin(&id, expected, reserve).ok())
+                            .flatten()
+                            .and_then(|mut f| f.write(&body).is_ok().then_some(f));
+                        file = Some(f);
                         continue;
                     }
                     Some(Some(f)) => f.write(&chunk).is_ok(),
@@ -371,14 +313,18 @@ impl StreamingUpload {
                     file = Some(None);
                 }
             }
-            // The bytes go back at once. (Nobody waiting: the body was cut short.)
-            let upload = Upload {
-                source: Bytes::from(body),
-                file: file.flatten(),
-            };
-            hand_over_then_sync(upload, |upload| done_tx.send(upload).is_ok());
+            // The bytes go back at once; this thread then hashes them while the capture
+            // path makes the file durable. (Nobody waiting: the body was cut short.)
+            let source = Bytes::from(body);
+            if done_tx.send((source.clone(), file.flatten())).is_ok() {
+                let _ = digest_tx.send(Sha256::digest(&source).into());
+            }
         });
-        StreamingUpload { chunks: tx, done }
+        StreamingUpload {
+            chunks: tx,
+            done,
+            digest,
+        }
     }
 
     /// Hands over the next chunk (no copy).
@@ -391,9 +337,15 @@ impl StreamingUpload {
     /// aborted body, the writer ends and its temp file is removed.)
     pub async fn finish(self) -> ApiResult<Upload> {
         drop(self.chunks);
-        self.done
+        let (source, file) = self
+            .done
             .await
-            .map_err(|_| ApiError::internal("the upload task failed"))
+            .map_err(|_| ApiError::internal("the upload task failed"))?;
+        Ok(Upload {
+            source,
+            file,
+            digest: Some(self.digest),
+        })
     }
 }
 
@@ -414,6 +366,18 @@ pub async fn ingest_upload(
     };
     let _guard = app.id_locks.lock(&id).await;
 
+    // Hashed on another thread while the file is written and fsynced.
+    let digest_rx = match upload.digest {
+        Some(pending) => pending,
+        None => {
+            let (digest_tx, digest_rx) = std::sync::mpsc::sync_channel(1);
+            let bytes = upload.source.clone();
+            tokio::task::spawn_blocking(move || {
+                let _ = digest_tx.send(Sha256::digest(&bytes).into());
+            });
+            digest_rx
+        }
+    };
     let created_ms = app.clock.now_ms();
     // A wall clock before the build date is not set yet (no RTC, no NTP so far): keep
     // what lets the real time be recomputed later.
@@ -428,6 +392,7 @@ pub async fn ingest_upload(
         source: upload.source,
         file: upload.file,
         format,
+        digest: digest_rx,
         created_ms,
         suspect,
         meta,
@@ -474,19 +439,22 @@ struct StoreJob {
     /// `source` already written to a temp file.
     file: Option<IncomingFile>,
     format: Format,
+    /// The source's SHA-256, known or being computed.
+    digest: PendingDigest,
     created_ms: i64,
     suspect: Option<(String, i64)>,
     meta: CaptureMeta,
 }
 
 impl StoreJob {
+    fn source_sha256(&self) -> ApiResult<String> {
+        self.digest
+            .recv()
+            .map(hex::encode)
+            .map_err(|_| ApiError::internal("the hashing task failed"))
+    }
+
     fn run(mut self) -> ApiResult<Stored> {
-        // The hash overlaps the fsync. Not written yet, the file is written and fsynced
-        // here: another thread hashes meanwhile.
-        let digest = match self.file {
-            None => Some(SourceDigest::elsewhere(self.source.clone())),
-            Some(_) => None,
-        };
         let (jpeg, width, height) = match self.format {
             Format::Jpeg => {
                 let (w, h) = image::jpeg_dimensions(&self.source)?;
@@ -497,17 +465,13 @@ impl StoreJob {
                 (Bytes::from(jpeg), w, h)
             }
         };
-        // Already written, the file is being fsynced by the thread that wrote it: hash
-        // here meanwhile.
-        let mut digest = digest
-            .unwrap_or_else(|| SourceDigest::Known(hex::encode(Sha256::digest(&self.source))));
         if self.client_id {
             let lookup = self.id.clone();
             if let Some(row) = self
                 .catalog
                 .read_blocking(|c| catalog::get_capture(c, &lookup))?
             {
-                if row.source_sha256 == digest.hex()? {
+                if row.source_sha256 == self.source_sha256()? {
                     return Ok(Stored::Again(row));
                 }
                 return Err(ApiError::new(
@@ -518,11 +482,11 @@ impl StoreJob {
             }
         }
         match self.file.take() {
-            // Already written (streamed or decoded): the bytes are the JPEG just validated.
+            // Streamed as it arrived: the bytes are the JPEG just validated.
             Some(file) if self.format == Format::Jpeg => file.commit(&self.uploads)?,
             _ => self.uploads.store(&self.id, &jpeg, self.reserve)?,
         };
-        let row = digest.hex().and_then(|source_sha256| {
+        let row = self.source_sha256().and_then(|source_sha256| {
             let sha256 = match self.format {
                 Format::Jpeg => source_sha256.clone(),
                 Format::Png => hex::encode(Sha256::digest(&jpeg)),

@@ -149,6 +149,7 @@ pub async fn post_capture(State(app): State<SharedApp>, req: Request) -> ApiResu
                     capture::Upload {
                         source: body,
                         file: None,
+                        digest: None,
                     }
                 }
             };
@@ -156,12 +157,11 @@ pub async fn post_capture(State(app): State<SharedApp>, req: Request) -> ApiResu
         }
         "application/json" | "" => {
             let (_, body) = read_body(req, json_limit(max)).await?;
-            // The image's buffer is allocated here, on a runtime worker, like the body's:
-            // glibc keeps freed megabytes in the arena of the thread that allocated them,
-            // and one arena per blocking thread would hold tens of MB.
+            // The image's buffer is allocated here, on a runtime worker, like a raw body's:
+            // glibc keeps freed megabytes in the arena of the thread that allocated them.
             let out = Vec::with_capacity((body.len() / 4 * 3).min(max as usize));
             // Parsing and decoding megabytes is CPU work: off the async workers.
-            capture::decode_upload(&app, move || {
+            capture::produce_then_hash(move || {
                 let j: CaptureJson = parse_json(&body)?;
                 item_from_json(j, max, out)
             })

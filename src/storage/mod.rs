@@ -105,7 +105,6 @@ impl Uploads {
             file: Some(file),
             tmp,
             id: id.to_string(),
-            early: None,
         })
     }
 
@@ -158,23 +157,6 @@ pub struct IncomingFile {
     file: Option<File>,
     tmp: PathBuf,
     id: String,
-    /// The outcome of an [`EarlySync`] of everything written, if one was started.
-    early: Option<std::sync::mpsc::Receiver<io::Result<()>>>,
-}
-
-/// An fsync of an [`IncomingFile`] run by another thread while its owner goes on
-/// (see [`IncomingFile::early_sync`]).
-#[derive(Debug)]
-pub struct EarlySync {
-    file: File,
-    done: std::sync::mpsc::SyncSender<io::Result<()>>,
-}
-
-impl EarlySync {
-    /// fsyncs the file (through its own descriptor) and reports to the commit.
-    pub fn run(self) {
-        let _ = self.done.send(self.file.sync_all());
-    }
 }
 
 impl IncomingFile {
@@ -187,37 +169,16 @@ impl IncomingFile {
         let Some(f) = self.file.as_mut() else {
             return Ok(());
         };
-        // An early sync no longer covers everything: the commit syncs itself.
-        self.early = None;
         f.write_all(data)
             .map_err(|e| StorageError::io(&self.tmp, e))
     }
 
-    /// Once the last byte is written: an fsync of the file that another thread can run
-    /// now, while the capture is validated and handed around, so that [`commit`] finds the
-    /// data already on disk. (A capture refused meanwhile only synced a temp file that is
-    /// then removed.) `None` if the descriptor cannot be duplicated: commit syncs itself.
-    ///
-    /// [`commit`]: IncomingFile::commit
-    pub fn early_sync(&mut self) -> Option<EarlySync> {
-        let file = self.file.as_ref()?.try_clone().ok()?;
-        let (done, rx) = std::sync::mpsc::sync_channel(1);
-        self.early = Some(rx);
-        Some(EarlySync { file, done })
-    }
-
-    /// fsync (or wait for the early one) → rename to `{id}.jpg` → fsync the directory:
-    /// from here the file survives a power cut.
+    /// fsync → rename to `{id}.jpg` → fsync the directory: from here the file survives a
+    /// power cut.
     pub fn commit(mut self, uploads: &Uploads) -> Result<PathBuf, StorageError> {
         let dest = uploads.path_for(&self.id);
         if let Some(f) = self.file.take() {
-            // An early sync that was dropped unrun (its thread gone) counts for nothing.
-            let synced = match self.early.take().map(|rx| rx.recv()) {
-                Some(Ok(Ok(()))) => true,
-                Some(Ok(Err(e))) => return Err(StorageError::io(&self.tmp, e)),
-                Some(Err(_)) | None => false,
-            };
-            sync_and_rename(f, synced, &self.tmp, &dest)?;
+            sync_and_rename(f, &self.tmp, &dest)?;
         }
         Ok(dest)
     }
@@ -235,7 +196,7 @@ impl Drop for IncomingFile {
 pub fn write_durable(tmp: &Path, dest: &Path, data: &[u8]) -> Result<(), StorageError> {
     let mut f = create_private(tmp)?;
     f.write_all(data).map_err(|e| StorageError::io(tmp, e))?;
-    sync_and_rename(f, false, tmp, dest)
+    sync_and_rename(f, tmp, dest)
 }
 
 /// A new temp file, readable by the daemon's group only.
@@ -249,12 +210,9 @@ fn create_private(tmp: &Path) -> Result<File, StorageError> {
         .map_err(|e| StorageError::io(tmp, e))
 }
 
-/// fsync the written temp file (unless `synced` already), rename it to `dest`, fsync
-/// `dest`'s directory.
-fn sync_and_rename(f: File, synced: bool, tmp: &Path, dest: &Path) -> Result<(), StorageError> {
-    if !synced {
-        f.sync_all().map_err(|e| StorageError::io(tmp, e))?;
-    }
+/// fsync the written temp file, rename it to `dest`, fsync `dest`'s directory.
+fn sync_and_rename(f: File, tmp: &Path, dest: &Path) -> Result<(), StorageError> {
+    f.sync_all().map_err(|e| StorageError::io(tmp, e))?;
     // The pages are clean now: let the kernel drop them. A photo is read back rarely (one
     // upload, a download or two), and a kiosk keeps thousands of them: cached, they would
     // push the catalog and the program out of a small board's memory. (It also keeps
@@ -352,47 +310,6 @@ mod tests {
             u.begin("three", 10, u64::MAX / 2),
             Err(StorageError::Full { .. })
         ));
-        assert!(incoming_names(&u).is_empty());
-    }
-
-    /// Commits in another thread, failing the test instead of hanging if it blocks.
-    fn commit_within(f: IncomingFile, u: &Uploads) -> PathBuf {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let u2 = u.clone();
-        std::thread::spawn(move || tx.send(f.commit(&u2).unwrap()));
-        rx.recv_timeout(std::time::Duration::from_secs(10))
-            .expect("commit blocked")
-    }
-
-    #[test]
-    fn early_syncs_are_waited_for_or_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let u = Uploads::open(&dir.path().join("uploads")).unwrap();
-
-        // Run on another thread: the commit waits for it and keeps the whole file.
-        let mut f = u.begin("run", 4, 0).unwrap();
-        f.write(b"abcd").unwrap();
-        let sync = f.early_sync().unwrap();
-        let t = std::thread::spawn(move || sync.run());
-        let path = commit_within(f, &u);
-        t.join().unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"abcd");
-
-        // Written to after the early sync: the commit does not wait for it, syncs itself.
-        let mut f = u.begin("more", 4, 0).unwrap();
-        f.write(b"ab").unwrap();
-        let stale = f.early_sync().unwrap();
-        f.write(b"cd").unwrap();
-        let path = commit_within(f, &u);
-        assert_eq!(fs::read(&path).unwrap(), b"abcd");
-        stale.run(); // nobody listens any more: harmless
-
-        // Dropped unrun (its thread died): the commit syncs itself.
-        let mut f = u.begin("dropped", 2, 0).unwrap();
-        f.write(b"ef").unwrap();
-        drop(f.early_sync().unwrap());
-        let path = commit_within(f, &u);
-        assert_eq!(fs::read(&path).unwrap(), b"ef");
         assert!(incoming_names(&u).is_empty());
     }
 }
