@@ -34,6 +34,25 @@ async fn post_raw(d: &Daemon, path: &str, ct: &str, body: Vec<u8>) -> (StatusCod
     (s, r.json().await.unwrap_or(Value::Null))
 }
 
+/// POSTs a JSON body as written (key order kept).
+async fn post_text(d: &Daemon, body: String) -> (StatusCode, Value) {
+    post_raw(d, "/api/capture", "application/json", body.into_bytes()).await
+}
+
+/// `v` serialized with its "image" field first, as most clients write it (the daemon
+/// decodes such a body as it arrives); other bodies unchanged.
+fn image_first(v: &Value) -> String {
+    let Some((image, obj)) = v.get("image").zip(v.as_object()) else {
+        return v.to_string();
+    };
+    let rest: String = obj
+        .iter()
+        .filter(|(k, _)| k.as_str() != "image")
+        .map(|(k, v)| format!(",{}:{v}", Value::from(k.as_str())))
+        .collect();
+    format!("{{\"image\":{image}{rest}}}")
+}
+
 fn files_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -172,6 +191,23 @@ async fn raw_bodies_client_ids_idempotent_and_conflicting() {
     .await;
     assert_eq!(s, StatusCode::CONFLICT);
     assert_eq!(code(&v), "id_conflict");
+    // Image first, id after it (decoded and written before the id is even read): the
+    // same answers.
+    let (s, again) = post_text(
+        &d,
+        format!("{{\"image\":\"{}\",\"id\":\"guest-42\"}}", b64(&img)),
+    )
+    .await;
+    assert_eq!((s, &again), (StatusCode::OK, &first));
+    let (s, v) = post_text(
+        &d,
+        format!(
+            "{{\"image\": \"data:image/jpeg;base64,{}\", \"id\": \"guest-42\"}}",
+            b64(&jpeg(200, 100, 6))
+        ),
+    )
+    .await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "id_conflict"));
     assert_eq!(
         std::fs::read(d.uploads_dir().join("guest-42.jpg")).unwrap(),
         img
@@ -201,6 +237,59 @@ async fn raw_bodies_client_ids_idempotent_and_conflicting() {
     .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(again, v);
+    let (s, again) = post_text(
+        &d,
+        format!("{{\"image\":\"{}\",\"id\":\"from-png\"}}", b64(&p)),
+    )
+    .await;
+    assert_eq!((s, &again), (StatusCode::OK, &v));
+
+    // Image first, then every other field: stored under the body's id, with its fields.
+    let img3 = jpeg(300, 200, 7);
+    let (s, v) = post_text(
+        &d,
+        format!(
+            "{{\"image\":\"{}\",\"id\":\"guest-43\",\"background_id\":\"beach\",\"taken_at\":\"2026-06-01T14:03:00Z\"}}",
+            b64(&img3)
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        (v["id"].as_str(), v["sha256"].as_str()),
+        (Some("guest-43"), Some(sha256_hex(&img3).as_str()))
+    );
+    assert_eq!(
+        std::fs::read(d.uploads_dir().join("guest-43.jpg")).unwrap(),
+        img3
+    );
+    let (background, taken): (String, String) = d
+        .catalog()
+        .query_row(
+            "SELECT background_id, taken_at FROM captures WHERE id = 'guest-43'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (background.as_str(), taken.as_str()),
+        ("beach", "2026-06-01T14:03:00Z")
+    );
+    // A PNG image first, converted like any other.
+    let (s, v) = post_text(
+        &d,
+        format!(
+            "{{\"image\":\"{}\",\"id\":\"png-first\"}}",
+            b64(&png(40, 30, 8))
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let stored = std::fs::read(d.uploads_dir().join("png-first.jpg")).unwrap();
+    assert_eq!(&stored[..3], &[0xFF, 0xD8, 0xFF]);
+    assert_eq!(v["sha256"], sha256_hex(&stored));
+    assert_eq!(row_count(&d), 4);
+    assert!(incoming_empty(&d));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,6 +407,56 @@ async fn bad_inputs_get_their_code_and_leave_nothing() {
         assert_eq!(s, status, "{name}: {v}");
         assert_eq!(code(&v), want, "{name}: {v}");
         assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+        assert_nothing_stored(&d);
+        // The same body with "image" first: decoded as it arrives, the same answer.
+        let (s, v2) = post_text(&d, image_first(&body)).await;
+        assert_eq!((s, &v2), (status, &v), "{name}, image first");
+        assert_nothing_stored(&d);
+    }
+    // Bodies only the image-first path could get wrong: each refused, nothing left.
+    let good = b64(&img);
+    let mut too_big = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    too_big.resize(210 * 1024, 0); // over MAX_CAPTURE_BYTES, its JSON under the body limit
+    for (name, body, status, want) in [
+        (
+            "garbage after the object",
+            format!("{{\"image\":\"{good}\"}} trailing"),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "image twice",
+            format!("{{\"image\":\"{good}\",\"image\":\"{good}\"}}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "unterminated image",
+            format!("{{\"image\":\"{good}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "image not a string after all",
+            format!("{{\"image\":\"{good}\"1}}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "image over the limit",
+            format!("{{\"image\":\"{}\",\"id\":\"big\"}}", b64(&too_big)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            "nul in the id after the image",
+            format!("{{\"image\":\"{good}\",\"id\":\"a\\u0000b\"}}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        ),
+    ] {
+        let (s, v) = post_text(&d, body).await;
+        assert_eq!((s, code(&v)), (status, want), "{name}: {v}");
         assert_nothing_stored(&d);
     }
     // Raw bodies.
@@ -629,6 +768,18 @@ async fn raw_bodies_streamed_to_disk_leave_nothing_when_cut() {
     );
     raw_http(&d, &head, &img[..img.len() / 2], false).await;
     wait_until("the cut upload's temp file is gone", || incoming_empty(&d)).await;
+    assert_nothing_stored(&d);
+    // The same with JSON, image first (decoded to a temp file as it arrives).
+    let body = format!("{{\"image\":\"{}\",\"id\":\"cut-json\"}}", b64(&img));
+    let head = format!(
+        "POST /api/capture HTTP/1.1\r\nHost: k\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    raw_http(&d, &head, &body.as_bytes()[..body.len() / 2], false).await;
+    wait_until("the cut JSON upload's temp file is gone", || {
+        incoming_empty(&d)
+    })
+    .await;
     assert_nothing_stored(&d);
 
     // Chunked (no declared length): not streamed to disk, stored all the same.

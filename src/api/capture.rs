@@ -90,6 +90,17 @@ fn item_from_json(j: CaptureJson<'_>, max: u64, out: Vec<u8>) -> ApiResult<(Vec<
     Ok((bytes, meta))
 }
 
+/// The fields of a capture body whose image was decoded as it arrived: `doc` is the body
+/// with the base64 cut out, `kept` what its image string must then hold.
+fn meta_of_cut_doc(doc: &[u8], kept: &str) -> Option<CaptureMeta> {
+    let j: CaptureJson = parse_json(doc).ok()?;
+    (j.image.as_deref() == Some(kept)).then_some(CaptureMeta {
+        id: j.id,
+        background_id: j.background_id,
+        taken_at: j.taken_at,
+    })
+}
+
 /// `POST /api/capture`
 #[utoipa::path(
     post,
@@ -142,7 +153,7 @@ pub async fn post_capture(State(app): State<SharedApp>, req: Request) -> ApiResu
                     let id = meta.id.clone().unwrap_or_else(ids::new_id);
                     let mut streaming = capture::StreamingUpload::start(&app, &id, len);
                     read_body_chunks(req, max, |chunk| streaming.feed(chunk)).await?;
-                    streaming.finish().await?
+                    streaming.finish().await?.0
                 }
                 _ => {
                     let (_, body) = read_body(req, max).await?;
@@ -155,7 +166,22 @@ pub async fn post_capture(State(app): State<SharedApp>, req: Request) -> ApiResu
             };
             (upload, meta)
         }
-        "application/json" | "" => {
+        "application/json" | "" => match declared_length(&req) {
+            // A declared length: the image is decoded and written as the body arrives
+            // (when the body starts the usual way, see `capture::StreamingUpload`).
+            Some(len) if len <= json_limit(max) => {
+                let mut streaming = capture::StreamingUpload::start_json(
+                    &app,
+                    len,
+                    max,
+                    meta_of_cut_doc,
+                    move |body, out| item_from_json(parse_json(body)?, max, out),
+                );
+                read_body_chunks(req, json_limit(max), |chunk| streaming.feed(chunk)).await?;
+                let (upload, meta) = streaming.finish().await?;
+                (upload, meta.unwrap_or_default())
+            }
+            _ => {
             let (_, body) = read_body(req, json_limit(max)).await?;
             // The image's buffer is allocated here, on a runtime worker, like a raw body's:
             // glibc keeps freed megabytes in the arena of the thread that allocated them.
@@ -167,6 +193,7 @@ pub async fn post_capture(State(app): State<SharedApp>, req: Request) -> ApiResu
             })
             .await?
         }
+        },
         other => {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

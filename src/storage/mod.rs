@@ -165,6 +165,12 @@ impl IncomingFile {
         &self.id
     }
 
+    /// Makes the file the one of capture `id` (validated) when committed: for a body
+    /// that names its capture only after the image.
+    pub fn retarget(&mut self, id: &str) {
+        self.id = id.to_string();
+    }
+
     pub fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
         let Some(f) = self.file.as_mut() else {
             return Ok(());

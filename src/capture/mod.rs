@@ -23,6 +23,9 @@ use crate::outbox::JobKind;
 use crate::storage::image::{self, Format};
 use crate::storage::{IncomingFile, Uploads};
 
+mod stream;
+pub use stream::StreamingUpload;
+
 /// What the client sent, before validation.
 #[derive(Debug, Default, Clone)]
 pub struct CaptureMeta {
@@ -264,89 +267,6 @@ pub async fn produce_then_hash<T: Send + 'static>(
         digest: Some(digest_rx),
     };
     Ok((upload, extra))
-}
-
-/// Writes a raw JPEG body to its temp file while it arrives, on a blocking thread fed
-/// chunk by chunk: when the last byte is in, little more than the fsync is left. The
-/// thread also gathers the bytes (to validate and hash them), letting go of each chunk
-/// once written. A body that is not a JPEG is only gathered (the capture path converts
-/// or refuses it).
-pub struct StreamingUpload {
-    chunks: std::sync::mpsc::Sender<Bytes>,
-    done: tokio::sync::oneshot::Receiver<(Bytes, Option<IncomingFile>)>,
-    digest: PendingDigest,
-}
-
-impl StreamingUpload {
-    /// `id`: the capture's id (the file's name); `expected`: the declared length.
-    pub fn start(app: &App, id: &str, expected: u64) -> StreamingUpload {
-        let (tx, rx) = std::sync::mpsc::channel::<Bytes>();
-        let uploads = app.uploads.clone();
-        let reserve = app.disk_reserve_bytes();
-        let id = id.to_string();
-        // Allocated here, on the runtime's worker, not on the blocking thread: glibc keeps
-        // freed megabytes in the heap arena of the thread that allocated them, and a
-        // dozen blocking threads with one arena each would hold tens of MB.
-        let mut body = Vec::with_capacity(expected.min(crate::api::PREALLOCATE_MAX) as usize);
-        let (done_tx, done) = tokio::sync::oneshot::channel();
-        let (digest_tx, digest) = std::sync::mpsc::sync_channel(1);
-        tokio::task::spawn_blocking(move || {
-            // Decided once the first bytes tell the format. A failed write (disk full,
-            // say) drops the file: the capture path then stores the gathered bytes
-            // itself and reports the error as it always does.
-            let mut file: Option<Option<IncomingFile>> = None;
-            for chunk in rx {
-                body.extend_from_slice(&chunk);
-                let written = match &mut file {
-                    None if body.len() >= 3 => {
-                        let f = (image::sniff(&body) == Some(Format::Jpeg))
-                            .then(|| uploads.begin(&id, expected, reserve).ok())
-                            .flatten()
-                            .and_then(|mut f| f.write(&body).is_ok().then_some(f));
-                        file = Some(f);
-                        continue;
-                    }
-                    Some(Some(f)) => f.write(&chunk).is_ok(),
-                    _ => true,
-                };
-                if !written {
-                    file = Some(None);
-                }
-            }
-            // The bytes go back at once; this thread then hashes them while the capture
-            // path makes the file durable. (Nobody waiting: the body was cut short.)
-            let source = Bytes::from(body);
-            if done_tx.send((source.clone(), file.flatten())).is_ok() {
-                let _ = digest_tx.send(Sha256::digest(&source).into());
-            }
-        });
-        StreamingUpload {
-            chunks: tx,
-            done,
-            digest,
-        }
-    }
-
-    /// Hands over the next chunk (no copy).
-    pub fn feed(&mut self, chunk: Bytes) {
-        // The writer only stops early if it panicked; `finish` reports that.
-        let _ = self.chunks.send(chunk);
-    }
-
-    /// The body is complete: waits for the writer to catch up. (Dropped instead, on an
-    /// aborted body, the writer ends and its temp file is removed.)
-    pub async fn finish(self) -> ApiResult<Upload> {
-        drop(self.chunks);
-        let (source, file) = self
-            .done
-            .await
-            .map_err(|_| ApiError::internal("the upload task failed"))?;
-        Ok(Upload {
-            source,
-            file,
-            digest: Some(self.digest),
-        })
-    }
 }
 
 /// [`ingest`] for an [`Upload`] that may already be written.
