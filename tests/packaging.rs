@@ -640,17 +640,29 @@ impl NotifiedDaemon {
 
     /// The next notification (its lines), or None after `timeout`.
     fn next(&self, timeout: Duration) -> Option<Vec<String>> {
-        self.sock.set_read_timeout(Some(timeout)).unwrap();
+        let deadline = Instant::now() + timeout;
         let mut buf = [0u8; 4096];
-        match self.sock.recv(&mut buf) {
-            Ok(n) => Some(
-                String::from_utf8_lossy(&buf[..n])
-                    .lines()
-                    .map(str::to_string)
-                    .collect(),
-            ),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
-            Err(e) => panic!("notify socket: {e}"),
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            self.sock
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            match self.sock.recv(&mut buf) {
+                Ok(n) => {
+                    return Some(
+                        String::from_utf8_lossy(&buf[..n])
+                            .lines()
+                            .map(str::to_string)
+                            .collect(),
+                    )
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return None
+                }
+                // A signal for the test process (another test's child exiting): wait on.
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => panic!("notify socket: {e}"),
+            }
         }
     }
 
