@@ -13,6 +13,7 @@
 //! | [`config`] | environment / `.env` → validated [`config::Config`], secrets redacted |
 //! | [`api`] | axum router, one file per resource, JSON errors, the server loop and its timeouts |
 //! | [`capture`] | the capture path: validate → durable file → catalog row → outbox job |
+//! | [`buffers`] | photo-sized buffers reused across captures (bounded, trimmed when idle) |
 //! | [`catalog`] | SQLite (WAL, `synchronous=FULL`), migrations, typed queries — the truth |
 //! | [`storage`] | durable file writes, free space, image header validation, PNG → JPEG |
 //! | [`outbox`] | sled job queue: push, claim with lease, backoff, dead letter — the schedule |
@@ -31,6 +32,7 @@
 
 pub mod api;
 pub mod app;
+pub mod buffers;
 pub mod capture;
 pub mod catalog;
 pub mod cleanup;
@@ -105,6 +107,7 @@ pub async fn run_app(
     tracker.spawn(systemd::watchdog_loop(workers.clone()));
     tracker.spawn(health::probe_loop(app.clone(), workers.clone()));
     tracker.spawn(heartbeat::run(app.clone(), workers.clone()));
+    tracker.spawn(buffers::trim_loop(workers.clone()));
 
     if let Some(hl) = health_listener {
         let router = api::health_router(app.clone());

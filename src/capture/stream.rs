@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use super::{CaptureMeta, PendingDigest, Upload};
 use crate::api::error::{ApiError, ApiResult};
 use crate::app::App;
+use crate::buffers;
 use crate::ids;
 use crate::storage::image::{self, Format};
 use crate::storage::IncomingFile;
@@ -43,17 +44,18 @@ impl StreamingUpload {
         let uploads = app.uploads.clone();
         let reserve = app.disk_reserve_bytes();
         let id = id.to_string();
-        // Allocated here, on the runtime's worker, not on the blocking thread: glibc keeps
+        // Taken here, on the runtime's worker, not on the blocking thread: glibc keeps
         // freed megabytes in the heap arena of the thread that allocated them, and a
-        // dozen blocking threads with one arena each would hold tens of MB.
-        let mut body = Vec::with_capacity(capacity(expected));
+        // dozen blocking threads with one arena each would hold tens of MB. Reused (see
+        // `buffers`).
+        let mut body = buffers::take(capacity(expected));
         Self::spawn(move |rx| {
             let mut file = SniffedFile::default();
             for chunk in rx {
                 body.extend_from_slice(&chunk);
                 file.feed(&body, || uploads.begin(&id, expected, reserve).ok());
             }
-            Ok((body, file.into_file(), None))
+            Ok((buffers::into_bytes(body), file.into_file(), None))
         })
     }
 
@@ -69,9 +71,9 @@ impl StreamingUpload {
     ) -> StreamingUpload {
         let uploads = app.uploads.clone();
         let reserve = app.disk_reserve_bytes();
-        // Both buffers allocated on the runtime's worker (see `start`).
-        let mut body = Vec::with_capacity(capacity(expected));
-        let mut image = Vec::with_capacity(capacity(expected / 4 * 3).min(max as usize));
+        // Both buffers taken on the runtime's worker (see `start`).
+        let mut body = buffers::take(capacity(expected));
+        let mut image = buffers::take(capacity(expected / 4 * 3).min(max as usize));
         Self::spawn(move |rx| {
             // Named for now: an id in the body is read only once the body is complete.
             let provisional = ids::new_id();
@@ -89,7 +91,7 @@ impl StreamingUpload {
                 }
             }
             let cut = field.cut_doc(&body);
-            match cut.and_then(|(doc, kept)| read_cut(&doc, kept)) {
+            let read = match cut.and_then(|(doc, kept)| read_cut(&doc, kept)) {
                 Some(meta) => {
                     super::validate_meta(&meta)?;
                     let mut file = file.into_file();
@@ -103,25 +105,22 @@ impl StreamingUpload {
                     let (bytes, meta) = read_whole(&body, image)?;
                     Ok((bytes, None, Some(meta)))
                 }
-            }
+            };
+            buffers::give(body);
+            read.map(|(image, file, meta)| (buffers::into_bytes(image), file, meta))
         })
     }
 
     /// Runs `receive` on the blocking pool; what it returns goes back at once, and the
     /// same thread then hashes the bytes while the capture path makes the file durable.
     fn spawn(
-        receive: impl FnOnce(
-                std::sync::mpsc::Receiver<Bytes>,
-            ) -> ApiResult<(Vec<u8>, Option<IncomingFile>, Option<CaptureMeta>)>
-            + Send
-            + 'static,
+        receive: impl FnOnce(std::sync::mpsc::Receiver<Bytes>) -> ApiResult<Written> + Send + 'static,
     ) -> StreamingUpload {
         let (tx, rx) = std::sync::mpsc::channel::<Bytes>();
         let (done_tx, done) = tokio::sync::oneshot::channel();
         let (digest_tx, digest) = std::sync::mpsc::sync_channel(1);
         tokio::task::spawn_blocking(move || match receive(rx) {
-            Ok((bytes, file, meta)) => {
-                let source = Bytes::from(bytes);
+            Ok((source, file, meta)) => {
                 // Nobody waiting: the body was cut short (the file goes with `file`).
                 if done_tx.send(Ok((source.clone(), file, meta))).is_ok() {
                     let _ = digest_tx.send(Sha256::digest(&source).into());
