@@ -93,19 +93,18 @@ impl StreamingUpload {
                 }
             }
             let cut = field.cut_doc(&body);
+            // Errors too go past the `give` below: the body's buffer is reused either way.
             let read = match cut.and_then(|(doc, kept)| read_cut(&doc, kept)) {
-                Some(meta) => {
-                    super::validate_meta(&meta)?;
+                Some(meta) => super::validate_meta(&meta).map(|()| {
                     let mut file = file.into_file();
                     if let (Some(f), Some(id)) = (file.as_mut(), meta.id.as_deref()) {
                         f.retarget(id);
                     }
-                    Ok((image, file, Some(meta)))
-                }
+                    (image, file, Some(meta))
+                }),
                 None => {
                     drop(file);
-                    let (bytes, meta) = read_whole(&body, image)?;
-                    Ok((bytes, None, Some(meta)))
+                    read_whole(&body, image).map(|(bytes, meta)| (bytes, None, Some(meta)))
                 }
             };
             buffers::give(body);
