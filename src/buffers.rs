@@ -3,8 +3,8 @@
 //! Every capture needs a buffer or two of a few megabytes (the body, the decoded image).
 //! Freshly allocated, each one's pages are faulted in one by one by the kernel: with
 //! glibc's defaults a freed buffer of that size goes back to the system, so every capture
-//! paid for ~700 page faults (base64 JSON) or ~200 (raw) on the benchmark VM, about a
-//! millisecond of its answer time. Kept here instead, a buffer's pages stay mapped.
+//! paid for 850-880 page faults (base64 JSON) or 210-370 (raw) on the benchmark VM,
+//! counted in /proc/PID/stat. Kept here instead, a buffer's pages stay mapped.
 //!
 //! The chunks of a body being received are copied into such buffers too, so that the
 //! server's read buffer is let go at once and reused: held until the writer thread got

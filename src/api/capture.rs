@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ApiResult, ErrorDetail};
 use super::openapi::EXAMPLE_JPEG_BASE64;
 use super::{declared_length, json_response, read_body, read_body_chunks};
-use crate::app::SharedApp;
+use crate::app::{App, SharedApp};
 use crate::capture::{self, CaptureAnswer, CaptureMeta};
 use crate::catalog;
 use crate::ids;
@@ -166,34 +166,7 @@ pub async fn post_capture(State(app): State<SharedApp>, req: Request) -> ApiResu
             };
             (upload, meta)
         }
-        "application/json" | "" => match declared_length(&req) {
-            // A declared length: the image is decoded and written as the body arrives
-            // (when the body starts the usual way, see `capture::StreamingUpload`).
-            Some(len) if len <= json_limit(max) => {
-                let mut streaming = capture::StreamingUpload::start_json(
-                    &app,
-                    len,
-                    max,
-                    meta_of_cut_doc,
-                    move |body, out| item_from_json(parse_json(body)?, max, out),
-                );
-                read_body_chunks(req, json_limit(max), |chunk| streaming.feed(chunk)).await?;
-                let (upload, meta) = streaming.finish().await?;
-                (upload, meta.unwrap_or_default())
-            }
-            _ => {
-            let (_, body) = read_body(req, json_limit(max)).await?;
-            // The image's buffer is allocated here, on a runtime worker, like a raw body's:
-            // glibc keeps freed megabytes in the arena of the thread that allocated them.
-            let out = Vec::with_capacity((body.len() / 4 * 3).min(max as usize));
-            // Parsing and decoding megabytes is CPU work: off the async workers.
-            capture::produce_then_hash(move || {
-                let j: CaptureJson = parse_json(&body)?;
-                item_from_json(j, max, out)
-            })
-            .await?
-        }
-        },
+        "application/json" | "" => json_upload(&app, req, max).await?,
         other => {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -204,6 +177,41 @@ pub async fn post_capture(State(app): State<SharedApp>, req: Request) -> ApiResu
     };
     let (status, answer) = capture::ingest_upload(&app, upload, meta).await?;
     Ok(json_response(status, &answer))
+}
+
+/// A JSON capture body: its upload and fields.
+async fn json_upload(
+    app: &App,
+    req: Request,
+    max: u64,
+) -> ApiResult<(capture::Upload, CaptureMeta)> {
+    let limit = json_limit(max);
+    match declared_length(&req) {
+        // A declared length: the image is decoded and written as the body arrives (when
+        // the body starts the usual way, see `capture::StreamingUpload`).
+        Some(len) if len <= limit => {
+            let mut streaming = capture::StreamingUpload::start_json(
+                app,
+                len,
+                max,
+                meta_of_cut_doc,
+                move |body, out| item_from_json(parse_json(body)?, max, out),
+            );
+            read_body_chunks(req, limit, |chunk| streaming.feed(chunk)).await?;
+            let (upload, meta) = streaming.finish().await?;
+            let meta = meta.ok_or_else(|| ApiError::internal("the JSON upload read no fields"))?;
+            Ok((upload, meta))
+        }
+        // Chunked (or over the limit, refused by `read_body`): gathered, then read.
+        _ => {
+            let (_, body) = read_body(req, limit).await?;
+            // The image's buffer is allocated here, on a runtime worker, like a raw body's:
+            // glibc keeps freed megabytes in the arena of the thread that allocated them.
+            let out = Vec::with_capacity((body.len() / 4 * 3).min(max as usize));
+            // Parsing and decoding megabytes is CPU work: off the async workers.
+            capture::produce_then_hash(move || item_from_json(parse_json(&body)?, max, out)).await
+        }
+    }
 }
 
 fn content_type_of(req: &Request) -> String {

@@ -1,5 +1,5 @@
 //! Capture bodies handled while they arrive: by the time the last byte is in, the photo
-//! is already written to its temp file and only the fsync is left.
+//! is already written to its temp file and little more than the fsync is left.
 //!
 //! A raw JPEG body is written as it comes. A JSON body is decoded as it comes when it
 //! starts the usual way, `{"image":"` then plain base64 (optionally behind a
@@ -74,7 +74,9 @@ impl StreamingUpload {
         let reserve = app.disk_reserve_bytes();
         // Both buffers taken on the runtime's worker (see `start`).
         let mut body = buffers::take(capacity(expected));
-        let mut image = buffers::take(capacity(expected / 4 * 3).min(max as usize));
+        // At most this much image in a body of `expected` bytes.
+        let image_len = expected / 4 * 3;
+        let mut image = buffers::take(capacity(image_len).min(max as usize));
         Self::spawn(move |rx| {
             // Named for now: an id in the body is read only once the body is complete.
             let provisional = ids::new_id();
@@ -88,7 +90,7 @@ impl StreamingUpload {
                     file.give_up();
                 } else {
                     file.feed(&image, || {
-                        uploads.begin(&provisional, expected / 4 * 3, reserve).ok()
+                        uploads.begin(&provisional, image_len, reserve).ok()
                     });
                 }
             }
