@@ -85,6 +85,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
         })?;
 
     reconcile(&catalog, &uploads)?;
+    uploads.prepare_spare();
     let remotes = remote_files.is_some() || remote_db.is_some();
     rebuild_outbox(&catalog, &outbox, clock.now_ms(), remotes)?;
 

@@ -65,10 +65,7 @@ fn files_in(dir: &Path) -> Vec<String> {
 }
 
 fn incoming_empty(d: &Daemon) -> bool {
-    std::fs::read_dir(d.uploads_dir().join(".incoming"))
-        .unwrap()
-        .next()
-        .is_none()
+    d.capture_temp_files() == 0
 }
 
 fn row_count(d: &Daemon) -> i64 {

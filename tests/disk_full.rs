@@ -362,15 +362,17 @@ async fn uploads_disk_full_gives_507_and_never_half_writes() {
         }
         let race_junk = fs.path().join(format!("race-{attempt}.bin"));
         fill_leaving(&race_junk, fs.path(), LEN as u64 + 16 * 1024);
-        // The grabber waits for the daemon's temp file, then takes every free block.
+        // The grabber waits for the daemon's temp file to get its first bytes, then
+        // takes every free block.
         let stop = Arc::new(AtomicBool::new(false));
         let saw_tmp = Arc::new(AtomicBool::new(false));
         let grabber = {
-            let (stop, saw_tmp, incoming, race_junk) = (
+            let (stop, saw_tmp, incoming, race_junk, pid) = (
                 stop.clone(),
                 saw_tmp.clone(),
                 incoming.clone(),
                 race_junk.clone(),
+                d.pid(),
             );
             std::thread::spawn(move || {
                 let mut f = std::fs::OpenOptions::new()
@@ -379,10 +381,7 @@ async fn uploads_disk_full_gives_507_and_never_half_writes() {
                     .unwrap();
                 let chunk = vec![0x3Cu8; 8 * 1024];
                 while !stop.load(Ordering::Relaxed) {
-                    let busy = std::fs::read_dir(&incoming)
-                        .map(|mut rd| rd.next().is_some())
-                        .unwrap_or(false);
-                    if busy {
+                    if support::daemon::capture_temp_files(pid, &incoming) > 0 {
                         saw_tmp.store(true, Ordering::SeqCst);
                         while f.write(&chunk).is_ok_and(|k| k > 0) {}
                         while f.write(&chunk[..512]).is_ok_and(|k| k > 0) {}
@@ -603,3 +602,4 @@ async fn whole_data_dir_on_a_full_disk_survives_and_restarts() {
     drop(d);
     drop(fs);
 }
+

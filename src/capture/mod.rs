@@ -317,6 +317,10 @@ pub async fn ingest_upload(
         suspect,
         meta,
     };
+    // While this one is made durable (mostly waiting on the disk), the next capture's
+    // temp file is made ready.
+    let uploads = app.uploads.clone();
+    tokio::task::spawn_blocking(move || uploads.prepare_spare());
     let stored = tokio::task::spawn_blocking(move || job.run())
         .await
         .map_err(|e| ApiError::internal(format!("storage task failed: {e}")))??;

@@ -132,6 +132,12 @@ impl Daemon {
         self.child.as_ref().expect("running").id()
     }
 
+    /// Capture temp files the daemon has in `uploads/.incoming/` (see
+    /// [`capture_temp_files`]).
+    pub fn capture_temp_files(&self) -> usize {
+        capture_temp_files(self.pid(), &self.uploads_dir().join(".incoming"))
+    }
+
     /// SIGKILL, like a power cut for the process.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -220,4 +226,21 @@ fn health_answers(port: u16) -> bool {
     }
     let mut buf = [0u8; 12];
     matches!(s.read(&mut buf), Ok(n) if n >= 12 && buf.starts_with(b"HTTP/1."))
+}
+
+/// Capture temp files process `pid` has in `incoming`: named ones, and unnamed
+/// (`O_TMPFILE`) ones it holds open that have bytes. An empty unnamed one is the spare
+/// made ahead for the next capture, not counted.
+pub fn capture_temp_files(pid: u32, incoming: &Path) -> usize {
+    let named = std::fs::read_dir(incoming).map_or(0, |rd| rd.count());
+    let unnamed = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |fds| {
+        fds.flatten()
+            .filter(|fd| {
+                // An unnamed file's link reads "{incoming}/#{inode} (deleted)".
+                std::fs::read_link(fd.path()).is_ok_and(|t| t.starts_with(incoming))
+                    && std::fs::metadata(fd.path()).is_ok_and(|m| m.len() > 0)
+            })
+            .count()
+    });
+    named + unnamed
 }
