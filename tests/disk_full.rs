@@ -602,4 +602,3 @@ async fn whole_data_dir_on_a_full_disk_survives_and_restarts() {
     drop(d);
     drop(fs);
 }
-

@@ -214,8 +214,13 @@ impl SniffedFile {
         self.file = Some(None);
     }
 
+    /// The file, once the body is complete: what is left of it goes to the disk now.
     fn into_file(self) -> Option<IncomingFile> {
-        self.file.flatten()
+        let mut file = self.file.flatten();
+        if let Some(f) = file.as_mut() {
+            f.start_writeback();
+        }
+        file
     }
 }
 

@@ -256,14 +256,25 @@ impl IncomingFile {
             .map_err(|e| StorageError::io(&temp_label(&self.tmp), e))?;
         self.written += data.len() as u64;
         if self.written - self.kicked >= WRITEBACK_STEP {
-            // DONTNEED on dirty pages starts their writeback without waiting for it
-            // (mm/fadvise.c, WB_SYNC_NONE), and drops them once they are clean. Advice
-            // only: the fsync in `commit` is what makes the data durable.
-            let len = std::num::NonZeroU64::new(self.written - self.kicked);
-            let _ = rustix::fs::fadvise(&*f, self.kicked, len, rustix::fs::Advice::DontNeed);
-            self.kicked = self.written;
+            self.start_writeback();
         }
         Ok(())
+    }
+
+    /// Hands what is written and not handed yet to the disk, without waiting: the body
+    /// is complete, or another step of it is written.
+    pub fn start_writeback(&mut self) {
+        let (Some(f), Some(len)) = (
+            &self.file,
+            std::num::NonZeroU64::new(self.written - self.kicked),
+        ) else {
+            return;
+        };
+        // DONTNEED on dirty pages starts their writeback without waiting for it
+        // (mm/fadvise.c, WB_SYNC_NONE), and drops them once they are clean. Advice only:
+        // the fsync in `commit` is what makes the data durable.
+        let _ = rustix::fs::fadvise(f, self.kicked, Some(len), rustix::fs::Advice::DontNeed);
+        self.kicked = self.written;
     }
 
     /// fsync → name it `{id}.jpg` → fsync the directory: from here the file survives a
@@ -273,11 +284,10 @@ impl IncomingFile {
         let Some(f) = self.file.take() else {
             return Ok(dest);
         };
-        let label = temp_label(&self.tmp);
-        sync_and_drop_cache(&f, &label)?;
+        f.sync_all()
+            .map_err(|e| StorageError::io(&temp_label(&self.tmp), e))?;
         match &self.tmp {
             Some(tmp) => {
-                drop(f);
                 fs::rename(tmp, &dest).map_err(|e| StorageError::io(&dest, e))?;
             }
             None => {
@@ -305,7 +315,20 @@ impl IncomingFile {
         self.tmp = None;
         let parent = dest.parent().unwrap_or(Path::new("."));
         sync_dir(parent).map_err(|e| StorageError::io(parent, e))?;
+        drop_cache_later(f);
         Ok(dest)
+    }
+}
+
+/// Lets the kernel drop a synced file's cached pages (see [`sync_and_drop_cache`]), on
+/// another blocking thread when there is a runtime: nobody needs to wait for it.
+fn drop_cache_later(f: File) {
+    let drop_cache = move || {
+        let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => drop(rt.spawn_blocking(drop_cache)),
+        Err(_) => drop_cache(),
     }
 }
 
