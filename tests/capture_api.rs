@@ -838,3 +838,56 @@ async fn escaped_json_strings_are_decoded() {
     assert_eq!(v["id"], "escaped");
     assert_eq!(v["sha256"], sha256_hex(&img));
 }
+
+/// The SHA-256 in the answer is the photo's, whichever way the body was read: raw, JSON
+/// decoded as it arrives (hashed alongside), JSON read whole, and JSON whose decoding as
+/// it arrives stopped half-way (an escaped `\/` deep in the image, valid JSON). A retry
+/// by another way is recognised as the same photo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_digest_is_the_photos_however_the_body_is_read() {
+    let d = Daemon::start(&[]);
+    let img = jpeg(1600, 1200, 31);
+    let plain = b64(&img);
+    let deep = 256 * 1024 + plain[256 * 1024..].find('/').unwrap();
+    let escaped = format!("{}\\{}", &plain[..deep], &plain[deep..]);
+    let json = |first: bool, image: &str, id: &str| {
+        let (image, id) = (format!("\"image\":\"{image}\""), format!("\"id\":\"{id}\""));
+        let body = if first {
+            format!("{{{image},{id}}}")
+        } else {
+            format!("{{{id},{image}}}")
+        };
+        body.into_bytes()
+    };
+    let ways = ["raw", "image first", "id first", "escape deep in the image"];
+    for (n, what) in ways.into_iter().enumerate() {
+        let id = format!("digest-{n}");
+        let (path, ct, body) = match what {
+            "raw" => (format!("/api/capture?id={id}"), "image/jpeg", img.clone()),
+            "image first" => (
+                String::from("/api/capture"),
+                "application/json",
+                json(true, &plain, &id),
+            ),
+            "id first" => (
+                String::from("/api/capture"),
+                "application/json",
+                json(false, &plain, &id),
+            ),
+            _ => (
+                String::from("/api/capture"),
+                "application/json",
+                json(true, &escaped, &id),
+            ),
+        };
+        let (s, v) = post_raw(&d, &path, ct, body).await;
+        assert_eq!(s, StatusCode::CREATED, "{what}: {v}");
+        assert_eq!(v["sha256"], sha256_hex(&img), "{what}");
+        let on_disk = std::fs::read(d.uploads_dir().join(format!("{id}.jpg"))).unwrap();
+        assert_eq!(sha256_hex(&on_disk), sha256_hex(&img), "{what}");
+        // The same photo again under that id, sent image first: the same capture.
+        let (s, again) = post_text(&d, String::from_utf8(json(true, &plain, &id)).unwrap()).await;
+        assert_eq!((s, &again), (StatusCode::OK, &v), "{what} retried");
+    }
+    assert_eq!(row_count(&d), 4);
+}

@@ -20,8 +20,12 @@ use crate::storage::image::{self, Format};
 use crate::storage::IncomingFile;
 
 /// What the writer thread hands back: the capture's bytes, its temp file when they are
-/// already in one, and (JSON bodies) the fields read from the body.
-type Written = (Bytes, Option<IncomingFile>, Option<CaptureMeta>);
+/// already in one, (JSON bodies) the fields read from the body, and whether a
+/// [`PieceHasher`] was given every byte (else they are hashed once handed back).
+type Written = (Bytes, Option<IncomingFile>, Option<CaptureMeta>, bool);
+
+/// Where the capture's SHA-256 goes.
+type DigestTx = std::sync::mpsc::SyncSender<[u8; 32]>;
 
 /// A capture body being received: a blocking thread, fed chunk by chunk, writes it (a
 /// JPEG) to its temp file and gathers its bytes (to validate and hash them), letting go
@@ -49,14 +53,15 @@ impl StreamingUpload {
         // dozen blocking threads with one arena each would hold tens of MB. Reused (see
         // `buffers`).
         let mut body = buffers::take(capacity(expected));
-        Self::spawn(move |rx| {
+        Self::spawn(move |rx, digest_tx| {
             let mut file = SniffedFile::default();
+            let hasher = PieceHasher::start(digest_tx);
             for chunk in rx {
                 body.extend_from_slice(&chunk);
-                buffers::give(chunk);
+                hasher.hash(chunk);
                 file.feed(&body, || uploads.begin(&id, expected, reserve).ok());
             }
-            Ok((buffers::into_bytes(body), file.into_file(), None))
+            Ok((buffers::into_bytes(body), file.into_file(), None, true))
         })
     }
 
@@ -77,18 +82,27 @@ impl StreamingUpload {
         // At most this much image in a body of `expected` bytes.
         let image_len = expected / 4 * 3;
         let mut image = buffers::take(capacity(image_len).min(max as usize));
-        Self::spawn(move |rx| {
+        Self::spawn(move |rx, digest_tx| {
             // Named for now: an id in the body is read only once the body is complete.
             let provisional = ids::new_id();
             let mut field = Base64Field::new(max);
             let mut file = SniffedFile::default();
+            // Given a copy of what is decoded; abandoned if the body is read whole.
+            let mut hasher = Some(PieceHasher::start(digest_tx));
             for chunk in rx {
                 body.extend_from_slice(&chunk);
                 buffers::give(chunk);
+                let decoded = image.len();
                 field.advance(&body, &mut image);
                 if field.is_off() {
                     file.give_up();
+                    if let Some(h) = hasher.take() {
+                        h.abandon();
+                    }
                 } else {
+                    if let Some(h) = &hasher {
+                        h.hash_copy(&image[decoded..]);
+                    }
                     file.feed(&image, || {
                         uploads.begin(&provisional, image_len, reserve).ok()
                     });
@@ -102,30 +116,39 @@ impl StreamingUpload {
                     if let (Some(f), Some(id)) = (file.as_mut(), meta.id.as_deref()) {
                         f.retarget(id);
                     }
-                    (image, file, Some(meta))
+                    (image, file, Some(meta), hasher.is_some())
                 }),
                 None => {
                     drop(file);
-                    read_whole(&body, image).map(|(bytes, meta)| (bytes, None, Some(meta)))
+                    if let Some(h) = hasher.take() {
+                        h.abandon();
+                    }
+                    read_whole(&body, image).map(|(bytes, meta)| (bytes, None, Some(meta), false))
                 }
             };
             buffers::give(body);
-            read.map(|(image, file, meta)| (buffers::into_bytes(image), file, meta))
+            read.map(|(image, file, meta, hashed)| (buffers::into_bytes(image), file, meta, hashed))
         })
     }
 
-    /// Runs `receive` on the blocking pool; what it returns goes back at once, and the
+    /// Runs `receive` on the blocking pool; what it returns goes back at once. Unless
+    /// `receive` had it hashed as it went (through the digest sender it is given), the
     /// same thread then hashes the bytes while the capture path makes the file durable.
     fn spawn(
-        receive: impl FnOnce(std::sync::mpsc::Receiver<Vec<u8>>) -> ApiResult<Written> + Send + 'static,
+        receive: impl FnOnce(std::sync::mpsc::Receiver<Vec<u8>>, DigestTx) -> ApiResult<Written>
+            + Send
+            + 'static,
     ) -> StreamingUpload {
         let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let (done_tx, done) = tokio::sync::oneshot::channel();
         let (digest_tx, digest) = std::sync::mpsc::sync_channel(1);
-        tokio::task::spawn_blocking(move || match receive(rx) {
-            Ok((source, file, meta)) => {
+        tokio::task::spawn_blocking(move || match receive(rx, digest_tx.clone()) {
+            Ok((source, file, meta, hashed)) => {
                 // Nobody waiting: the body was cut short (the file goes with `file`).
-                if done_tx.send(Ok((source.clone(), file, meta))).is_ok() {
+                let waited = done_tx
+                    .send(Ok((source.clone(), file, meta, hashed)))
+                    .is_ok();
+                if waited && !hashed {
                     let _ = digest_tx.send(Sha256::digest(&source).into());
                 }
             }
@@ -158,7 +181,7 @@ impl StreamingUpload {
     /// and its temp file is removed.)
     pub async fn finish(self) -> ApiResult<(Upload, Option<CaptureMeta>)> {
         drop(self.chunks);
-        let (source, file, meta) = self
+        let (source, file, meta, _) = self
             .done
             .await
             .map_err(|_| ApiError::internal("the upload task failed"))??;
@@ -168,6 +191,54 @@ impl StreamingUpload {
             digest: Some(self.digest),
         };
         Ok((upload, meta))
+    }
+}
+
+/// Hashes a body on another blocking thread, piece by piece as the writer passes them
+/// on, so that the digest is ready about when the last byte is written (hashing 1.6 MB
+/// takes ~0.8 ms here, about as long as the fsync it used to run beside, and the fsync
+/// is shorter now). Each piece goes back to the buffer pool once hashed. The digest is
+/// sent when the hasher is dropped (if nobody waits for it any more, it is lost), not
+/// at all if it is abandoned.
+struct PieceHasher {
+    /// `None`: abandoned.
+    pieces: std::sync::mpsc::Sender<Option<Vec<u8>>>,
+}
+
+impl PieceHasher {
+    fn start(digest: DigestTx) -> PieceHasher {
+        let (pieces, rx) = std::sync::mpsc::channel::<Option<Vec<u8>>>();
+        tokio::task::spawn_blocking(move || {
+            let mut hasher = Sha256::new();
+            for piece in rx {
+                let Some(piece) = piece else { return };
+                hasher.update(&piece);
+                buffers::give(piece);
+            }
+            let _ = digest.send(hasher.finalize().into());
+        });
+        PieceHasher { pieces }
+    }
+
+    /// The next piece of the bytes, in order.
+    fn hash(&self, piece: Vec<u8>) {
+        // The hashing thread only stops early if it panicked: then nobody gets a digest,
+        // and the capture path reports that.
+        let _ = self.pieces.send(Some(piece));
+    }
+
+    /// The next piece, copied (into a reused buffer).
+    fn hash_copy(&self, piece: &[u8]) {
+        if !piece.is_empty() {
+            let mut copy = buffers::take(piece.len());
+            copy.extend_from_slice(piece);
+            self.hash(copy);
+        }
+    }
+
+    /// The bytes will be hashed otherwise: no digest from this one.
+    fn abandon(self) {
+        let _ = self.pieces.send(None);
     }
 }
 
