@@ -151,6 +151,12 @@ async fn sigkill_mid_upload_leaves_no_orphans() {
         for t in tasks {
             let _ = t.await;
         }
+        // Unnamed temp files go with the killed process: nothing is left even before
+        // start-up's clean-up runs.
+        let leftovers = std::fs::read_dir(d.uploads_dir().join(".incoming"))
+            .unwrap()
+            .count();
+        assert_eq!(leftovers, 0, "temp files left by the killed process");
         d.spawn();
         assert_consistent(&d);
         for (id, sha) in acked.lock().unwrap().iter() {

@@ -20,9 +20,9 @@ use crate::storage::image::{self, Format};
 use crate::storage::IncomingFile;
 
 /// What the writer thread hands back: the capture's bytes, its temp file when they are
-/// already in one, (JSON bodies) the fields read from the body, and whether a
-/// [`PieceHasher`] was given every byte (else they are hashed once handed back).
-type Written = (Bytes, Option<IncomingFile>, Option<CaptureMeta>, bool);
+/// already in one, and (JSON bodies) the fields read from the body. Their SHA-256 comes
+/// separately, from a [`PieceHasher`].
+type Written = (Bytes, Option<IncomingFile>, Option<CaptureMeta>);
 
 /// Where the capture's SHA-256 goes.
 type DigestTx = std::sync::mpsc::SyncSender<[u8; 32]>;
@@ -58,10 +58,10 @@ impl StreamingUpload {
             let hasher = PieceHasher::start(digest_tx);
             for chunk in rx {
                 body.extend_from_slice(&chunk);
-                hasher.hash(chunk);
+                hasher.hash(buffers::into_bytes(chunk));
                 file.feed(&body, || uploads.begin(&id, expected, reserve).ok());
             }
-            Ok((buffers::into_bytes(body), file.into_file(), None, true))
+            Ok((buffers::into_bytes(body), file.into_file(), None))
         })
     }
 
@@ -87,8 +87,9 @@ impl StreamingUpload {
             let provisional = ids::new_id();
             let mut field = Base64Field::new(max);
             let mut file = SniffedFile::default();
-            // Given a copy of what is decoded; abandoned if the body is read whole.
-            let mut hasher = Some(PieceHasher::start(digest_tx));
+            // Given a copy of what is decoded; abandoned if the body is read whole (which
+            // is then hashed once decoded).
+            let mut hasher = Some(PieceHasher::start(digest_tx.clone()));
             for chunk in rx {
                 body.extend_from_slice(&chunk);
                 buffers::give(chunk);
@@ -116,24 +117,27 @@ impl StreamingUpload {
                     if let (Some(f), Some(id)) = (file.as_mut(), meta.id.as_deref()) {
                         f.retarget(id);
                     }
-                    (image, file, Some(meta), hasher.is_some())
+                    (buffers::into_bytes(image), file, Some(meta))
                 }),
                 None => {
                     drop(file);
                     if let Some(h) = hasher.take() {
                         h.abandon();
                     }
-                    read_whole(&body, image).map(|(bytes, meta)| (bytes, None, Some(meta), false))
+                    read_whole(&body, image).map(|(image, meta)| {
+                        let image = buffers::into_bytes(image);
+                        PieceHasher::start(digest_tx).hash(image.clone());
+                        (image, None, Some(meta))
+                    })
                 }
             };
             buffers::give(body);
-            read.map(|(image, file, meta, hashed)| (buffers::into_bytes(image), file, meta, hashed))
+            read
         })
     }
 
-    /// Runs `receive` on the blocking pool; what it returns goes back at once. Unless
-    /// `receive` had it hashed as it went (through the digest sender it is given), the
-    /// same thread then hashes the bytes while the capture path makes the file durable.
+    /// Runs `receive` on the blocking pool; it has the bytes hashed through the digest
+    /// sender it is given (see [`PieceHasher`]).
     fn spawn(
         receive: impl FnOnce(std::sync::mpsc::Receiver<Vec<u8>>, DigestTx) -> ApiResult<Written>
             + Send
@@ -142,19 +146,9 @@ impl StreamingUpload {
         let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let (done_tx, done) = tokio::sync::oneshot::channel();
         let (digest_tx, digest) = std::sync::mpsc::sync_channel(1);
-        tokio::task::spawn_blocking(move || match receive(rx, digest_tx.clone()) {
-            Ok((source, file, meta, hashed)) => {
-                // Nobody waiting: the body was cut short (the file goes with `file`).
-                let waited = done_tx
-                    .send(Ok((source.clone(), file, meta, hashed)))
-                    .is_ok();
-                if waited && !hashed {
-                    let _ = digest_tx.send(Sha256::digest(&source).into());
-                }
-            }
-            Err(e) => {
-                let _ = done_tx.send(Err(e));
-            }
+        tokio::task::spawn_blocking(move || {
+            // Nobody waiting: the body was cut short (the file goes with what is dropped).
+            let _ = done_tx.send(receive(rx, digest_tx));
         });
         StreamingUpload {
             chunks: tx,
@@ -181,7 +175,7 @@ impl StreamingUpload {
     /// and its temp file is removed.)
     pub async fn finish(self) -> ApiResult<(Upload, Option<CaptureMeta>)> {
         drop(self.chunks);
-        let (source, file, meta, _) = self
+        let (source, file, meta) = self
             .done
             .await
             .map_err(|_| ApiError::internal("the upload task failed"))??;
@@ -197,23 +191,22 @@ impl StreamingUpload {
 /// Hashes a body on another blocking thread, piece by piece as the writer passes them
 /// on, so that the digest is ready about when the last byte is written (hashing 1.6 MB
 /// takes ~0.8 ms here, about as long as the fsync it used to run beside, and the fsync
-/// is shorter now). Each piece goes back to the buffer pool once hashed. The digest is
-/// sent when the hasher is dropped (if nobody waits for it any more, it is lost), not
-/// at all if it is abandoned.
+/// is shorter now). A piece from the buffer pool goes back there once hashed (and its
+/// other clones are gone). The digest is sent when the hasher is dropped (if nobody
+/// waits for it any more, it is lost), not at all if it is abandoned.
 struct PieceHasher {
     /// `None`: abandoned.
-    pieces: std::sync::mpsc::Sender<Option<Vec<u8>>>,
+    pieces: std::sync::mpsc::Sender<Option<Bytes>>,
 }
 
 impl PieceHasher {
     fn start(digest: DigestTx) -> PieceHasher {
-        let (pieces, rx) = std::sync::mpsc::channel::<Option<Vec<u8>>>();
+        let (pieces, rx) = std::sync::mpsc::channel::<Option<Bytes>>();
         tokio::task::spawn_blocking(move || {
             let mut hasher = Sha256::new();
             for piece in rx {
                 let Some(piece) = piece else { return };
                 hasher.update(&piece);
-                buffers::give(piece);
             }
             let _ = digest.send(hasher.finalize().into());
         });
@@ -221,7 +214,7 @@ impl PieceHasher {
     }
 
     /// The next piece of the bytes, in order.
-    fn hash(&self, piece: Vec<u8>) {
+    fn hash(&self, piece: Bytes) {
         // The hashing thread only stops early if it panicked: then nobody gets a digest,
         // and the capture path reports that.
         let _ = self.pieces.send(Some(piece));
@@ -232,7 +225,7 @@ impl PieceHasher {
         if !piece.is_empty() {
             let mut copy = buffers::take(piece.len());
             copy.extend_from_slice(piece);
-            self.hash(copy);
+            self.hash(buffers::into_bytes(copy));
         }
     }
 

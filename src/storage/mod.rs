@@ -9,8 +9,8 @@
 //! vanishes by itself if the process dies, and it is linked to its name once durable.
 //! One is created ahead of time ([`Uploads::prepare_spare`]), so that a capture does not
 //! wait for the file system to allocate an inode when its first bytes arrive (0.04 ms on
-//! the benchmark VM, up to 0.4 ms when many files had just been deleted). Elsewhere a
-//! named temp file is used and renamed.
+//! the benchmark VM, up to 0.4 ms when many files had just been deleted; timestamps in an
+//! instrumented build). Elsewhere a named temp file is used and renamed.
 
 pub mod image;
 
@@ -253,7 +253,7 @@ impl IncomingFile {
             return Ok(());
         };
         f.write_all(data)
-            .map_err(|e| StorageError::io(&temp_label(&self.tmp), e))?;
+            .map_err(|e| StorageError::io(&self.incoming_label(), e))?;
         self.written += data.len() as u64;
         if self.written - self.kicked >= WRITEBACK_STEP {
             self.start_writeback();
@@ -285,43 +285,62 @@ impl IncomingFile {
             return Ok(dest);
         };
         f.sync_all()
-            .map_err(|e| StorageError::io(&temp_label(&self.tmp), e))?;
-        match &self.tmp {
-            Some(tmp) => {
-                fs::rename(tmp, &dest).map_err(|e| StorageError::io(&dest, e))?;
-            }
-            None => {
-                // The descriptor's /proc link names the unnamed file (linkat with
-                // AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
-                let link = format!("/proc/self/fd/{}", f.as_raw_fd());
-                let follow = rustix::fs::AtFlags::SYMLINK_FOLLOW;
-                let cwd = rustix::fs::CWD;
-                match rustix::fs::linkat(cwd, &link, cwd, &dest, follow) {
-                    Ok(()) => {}
-                    // A file by that name (left by a crash between the rename and the
-                    // row): replaced, as a rename would, through a named temp file.
-                    Err(rustix::io::Errno::EXIST) => {
-                        let tmp = uploads.temp_path(&self.id);
-                        rustix::fs::linkat(cwd, &link, cwd, &tmp, follow)
-                            .map_err(|e| StorageError::io(&tmp, e.into()))?;
-                        self.tmp = Some(tmp.clone());
-                        fs::rename(&tmp, &dest).map_err(|e| StorageError::io(&dest, e))?;
-                    }
-                    Err(e) => return Err(StorageError::io(&dest, e.into())),
-                }
-            }
+            .map_err(|e| StorageError::io(&self.incoming_label(), e))?;
+        let tmp = match self.tmp.take() {
+            Some(tmp) => tmp,
+            None => match link_unnamed(&f, &dest, || uploads.temp_path(&self.id))? {
+                None => return finish_durable(f, &dest),
+                Some(tmp) => tmp,
+            },
+        };
+        if let Err(e) = fs::rename(&tmp, &dest) {
+            // Left for `drop` to remove.
+            self.tmp = Some(tmp);
+            return Err(StorageError::io(&dest, e));
         }
-        // Renamed: nothing for `drop` to remove any more.
-        self.tmp = None;
-        let parent = dest.parent().unwrap_or(Path::new("."));
-        sync_dir(parent).map_err(|e| StorageError::io(parent, e))?;
-        drop_cache_later(f);
-        Ok(dest)
+        finish_durable(f, &dest)
+    }
+
+    /// The path to name in an error about the temp file.
+    fn incoming_label(&self) -> PathBuf {
+        self.tmp
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("(unnamed temp file)"))
     }
 }
 
-/// Lets the kernel drop a synced file's cached pages (see [`sync_and_drop_cache`]), on
-/// another blocking thread when there is a runtime: nobody needs to wait for it.
+/// Links the synced unnamed temp file `f` to `dest`. If a file has that name already
+/// (left by a crash between the rename and the row), links it to a named temp file
+/// (`tmp()`) instead and returns that, to be renamed over `dest` as a named one would be.
+fn link_unnamed(
+    f: &File,
+    dest: &Path,
+    tmp: impl FnOnce() -> PathBuf,
+) -> Result<Option<PathBuf>, StorageError> {
+    // The descriptor's /proc link names the unnamed file (linkat with AT_EMPTY_PATH
+    // would need CAP_DAC_READ_SEARCH).
+    let link = format!("/proc/self/fd/{}", f.as_raw_fd());
+    let follow = rustix::fs::AtFlags::SYMLINK_FOLLOW;
+    let cwd = rustix::fs::CWD;
+    match rustix::fs::linkat(cwd, &link, cwd, dest, follow) {
+        Ok(()) => Ok(None),
+        Err(rustix::io::Errno::EXIST) => {
+            let tmp = tmp();
+            rustix::fs::linkat(cwd, &link, cwd, &tmp, follow)
+                .map_err(|e| StorageError::io(&tmp, e.into()))?;
+            Ok(Some(tmp))
+        }
+        Err(e) => Err(StorageError::io(dest, e.into())),
+    }
+}
+
+/// Lets the kernel drop a synced file's cached pages, on another blocking thread when
+/// there is a runtime: nobody needs to wait for it. A photo is read back rarely (one
+/// upload, a download or two), and a kiosk keeps thousands of them: cached, they would
+/// push the catalog and the program out of a small board's memory. (It also keeps virtual
+/// machines fast: on the benchmark VM, tools/bench-capture.sh's last scenario, raw with 4
+/// clients after ~1,000 captures kept, went from 252-266 to 385-415 captures/s with it.)
+/// Advice only.
 fn drop_cache_later(f: File) {
     let drop_cache = move || {
         let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
@@ -330,12 +349,6 @@ fn drop_cache_later(f: File) {
         Ok(rt) => drop(rt.spawn_blocking(drop_cache)),
         Err(_) => drop_cache(),
     }
-}
-
-/// The path to name in an error about a temp file.
-fn temp_label(tmp: &Option<PathBuf>) -> PathBuf {
-    tmp.clone()
-        .unwrap_or_else(|| PathBuf::from("(unnamed temp file)"))
 }
 
 impl Drop for IncomingFile {
@@ -366,26 +379,20 @@ fn create_private(tmp: &Path) -> Result<File, StorageError> {
         .map_err(|e| StorageError::io(tmp, e))
 }
 
-/// fsync the written temp file, rename it to `dest`, fsync `dest`'s directory.
+/// fsync the written temp file, rename it to `dest`, then [`finish_durable`].
 fn sync_and_rename(f: File, tmp: &Path, dest: &Path) -> Result<(), StorageError> {
-    sync_and_drop_cache(&f, tmp)?;
-    drop(f);
+    f.sync_all().map_err(|e| StorageError::io(tmp, e))?;
     fs::rename(tmp, dest).map_err(|e| StorageError::io(dest, e))?;
-    let parent = dest.parent().unwrap_or(Path::new("."));
-    sync_dir(parent).map_err(|e| StorageError::io(parent, e))
+    finish_durable(f, dest).map(|_| ())
 }
 
-/// fsync a written file, then let the kernel drop its cached pages.
-fn sync_and_drop_cache(f: &File, path: &Path) -> Result<(), StorageError> {
-    f.sync_all().map_err(|e| StorageError::io(path, e))?;
-    // The pages are clean now: let the kernel drop them. A photo is read back rarely (one
-    // upload, a download or two), and a kiosk keeps thousands of them: cached, they would
-    // push the catalog and the program out of a small board's memory. (It also keeps
-    // virtual machines fast: on the benchmark VM, tools/bench-capture.sh's last scenario,
-    // raw with 4 clients after ~1,000 captures kept, went from 252-266 to 385-415
-    // captures/s with it.) Advice only.
-    let _ = rustix::fs::fadvise(f, 0, None, rustix::fs::Advice::DontNeed);
-    Ok(())
+/// `dest` has its name: fsync its directory (from here it survives a power cut), then let
+/// its cached pages go.
+fn finish_durable(f: File, dest: &Path) -> Result<PathBuf, StorageError> {
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    sync_dir(parent).map_err(|e| StorageError::io(parent, e))?;
+    drop_cache_later(f);
+    Ok(dest.to_path_buf())
 }
 
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
