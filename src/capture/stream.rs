@@ -158,9 +158,9 @@ impl StreamingUpload {
         })
     }
 
-    /// Runs `receive` on the blocking pool; it has the bytes hashed through the digest
-    /// sender it is given (see [`PieceHasher`]).
-    /// (`receive` reads the chunks from the other end of `intake`.)
+    /// Runs `receive` on the blocking pool: it reads the chunks from the other end of
+    /// `intake`, and has the bytes hashed through the digest sender it is given (see
+    /// [`PieceHasher`]).
     fn spawn(
         intake: Intake,
         receive: impl FnOnce(DigestTx) -> ApiResult<Written> + Send + 'static,
