@@ -3,7 +3,8 @@
 # a Debian (12+) machine, as root. Complements tools/install-test-deps.sh (PostgreSQL,
 # nginx, curl):
 #   - systemd          systemd-analyze, systemd-sysusers, systemd-tmpfiles (unit checks)
-#   - e2fsprogs        mkfs.ext4, debugfs (the test's USB stick image)
+#   - e2fsprogs        mkfs.ext4, debugfs (the test's USB stick image), mkfs.ext2 (the
+#                      disk-full test's file system without fallocate)
 #   - dosfstools       mkfs.vfat (used instead of ext4 when the kernel has vfat)
 #   - util-linux       mount, losetup, setpriv (the USB diagnostics script)
 #   - apache2          the VPS Apache configuration is checked and exercised for real

@@ -159,12 +159,14 @@ impl Uploads {
                 (create_private(&tmp)?, Some(tmp))
             }
         };
+        let allocated = preallocate(&file, expected);
         Ok(IncomingFile {
             file: Some(file),
             tmp,
             id: id.to_string(),
             written: 0,
             kicked: 0,
+            allocated,
         })
     }
 
@@ -230,6 +232,28 @@ pub struct IncomingFile {
     /// Bytes written so far, and how many of them were handed to the disk already.
     written: u64,
     kicked: u64,
+    /// Disk blocks reserved ahead for this many bytes (see [`preallocate`]), and the
+    /// block size: `(0, _)` when none were.
+    allocated: (u64, u64),
+}
+
+/// Reserves the disk blocks of a file about to receive `expected` bytes, without changing
+/// its size (`FALLOC_FL_KEEP_SIZE`). Writing into blocks reserved at once costs less than
+/// having ext4 reserve them page by page as the writes come (delayed allocation): on the
+/// benchmark VM, writing a 1.59 MB photo in 98 KB pieces took 0.38-0.41 ms instead of
+/// 0.50-0.53 ms for 0.02 ms of `fallocate`, and its fsync took no longer (python loop,
+/// 150 files × 3 rounds). Advice only: where it fails (a file system without it, no
+/// room), the writes allocate as usual. Returns the bytes reserved and the block size.
+fn preallocate(f: &File, expected: u64) -> (u64, u64) {
+    let Ok(st) = rustix::fs::fstat(f) else {
+        return (0, 0);
+    };
+    let keep = rustix::fs::FallocateFlags::KEEP_SIZE;
+    if expected > 0 && rustix::fs::fallocate(f, keep, 0, expected).is_ok() {
+        (expected, (st.st_blksize as u64).max(512))
+    } else {
+        (0, 0)
+    }
 }
 
 /// While a photo arrives, what is written of it is handed to the disk every this many
@@ -284,6 +308,14 @@ impl IncomingFile {
         let Some(f) = self.file.take() else {
             return Ok(dest);
         };
+        let (allocated, block) = self.allocated;
+        if allocated.div_ceil(block.max(1)) > self.written.div_ceil(block.max(1)) {
+            // Fewer bytes came than were reserved (a JSON body's image is a little
+            // shorter than its base64 suggests): let the blocks past the end go. A
+            // truncation to the same size does that on ext4 (see ext4_setattr).
+            f.set_len(self.written)
+                .map_err(|e| StorageError::io(&self.incoming_label(), e))?;
+        }
         f.sync_all()
             .map_err(|e| StorageError::io(&self.incoming_label(), e))?;
         let tmp = match self.tmp.take() {
@@ -505,6 +537,17 @@ mod tests {
         }
         assert!(f.kicked > 0 && f.kicked < f.written);
         assert_eq!(fs::read(f.commit(u).unwrap()).unwrap(), big);
+
+        // Room reserved for more bytes than came (a JSON body's estimate): the file holds
+        // what came, and the blocks reserved past it are let go.
+        let mut f = u.begin("six", 1 << 20, 0).unwrap();
+        f.write(b"short").unwrap();
+        let reserved = f.file.as_ref().unwrap().metadata().unwrap().blocks() * 512;
+        assert!(reserved >= 1 << 20, "{reserved} bytes reserved");
+        let path = f.commit(u).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"short");
+        let kept = fs::metadata(&path).unwrap().blocks() * 512;
+        assert!(kept <= 4096, "{kept} bytes still reserved");
 
         // Not enough room above the reserve: refused before anything exists.
         assert!(matches!(
