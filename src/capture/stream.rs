@@ -226,7 +226,7 @@ impl StreamingUpload {
 
 /// Hashes a body on another blocking thread, piece by piece as the writer passes them
 /// on, so that the digest is ready about when the last byte is written (hashing 1.6 MB
-/// takes ~0.8 ms here, about as long as the fsync it used to run beside, and the fsync
+/// takes ~0.9 ms here, about as long as the fsync it used to run beside, and the fsync
 /// is shorter now). A piece from the buffer pool goes back there once hashed (and its
 /// other clones are gone). The digest is sent when the hasher is dropped (if nobody
 /// waits for it any more, it is lost), not at all if it is abandoned.

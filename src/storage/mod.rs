@@ -159,14 +159,14 @@ impl Uploads {
                 (create_private(&tmp)?, Some(tmp))
             }
         };
-        let allocated = preallocate(&file, expected);
+        let reserved = preallocate(&file, expected);
         Ok(IncomingFile {
             file: Some(file),
             tmp,
             id: id.to_string(),
             written: 0,
             kicked: 0,
-            allocated,
+            reserved,
         })
     }
 
@@ -232,9 +232,9 @@ pub struct IncomingFile {
     /// Bytes written so far, and how many of them were handed to the disk already.
     written: u64,
     kicked: u64,
-    /// Disk blocks reserved ahead for this many bytes (see [`preallocate`]), and the
-    /// block size: `(0, _)` when none were.
-    allocated: (u64, u64),
+    /// Disk blocks reserved ahead (see [`preallocate`]): for how many bytes, and the
+    /// block size.
+    reserved: Option<(u64, u64)>,
 }
 
 /// Reserves the disk blocks of a file about to receive `expected` bytes, without changing
@@ -244,19 +244,17 @@ pub struct IncomingFile {
 /// 0.50-0.53 ms for 0.02 ms of `fallocate`, and its fsync took no longer (python loop,
 /// 150 files × 3 rounds); the capture benchmark's 1-client p50 fell by 0.17-0.44 ms
 /// (base64) and 0.19-0.60 ms (raw) in four alternated runs. A capture that has begun
-/// also owns its space: a disk filling up meanwhile cannot make its writes fail. Advice
-/// only: where it fails (a file system without it, no room), the writes allocate as
-/// usual. Returns the bytes reserved and the block size.
-fn preallocate(f: &File, expected: u64) -> (u64, u64) {
-    let Ok(st) = rustix::fs::fstat(f) else {
-        return (0, 0);
-    };
+/// also owns its space: a disk filling up meanwhile no longer makes its writes fail
+/// half-way (tests/disk_full.rs shows it on a tmpfs). Advice only: where it fails (a file
+/// system without it, no room), the writes allocate as usual. Returns the bytes reserved
+/// and the block size.
+fn preallocate(f: &File, expected: u64) -> Option<(u64, u64)> {
     let keep = rustix::fs::FallocateFlags::KEEP_SIZE;
-    if expected > 0 && rustix::fs::fallocate(f, keep, 0, expected).is_ok() {
-        (expected, (st.st_blksize as u64).max(512))
-    } else {
-        (0, 0)
+    if expected == 0 || rustix::fs::fallocate(f, keep, 0, expected).is_err() {
+        return None;
     }
+    let block = rustix::fs::fstat(f).map_or(4096, |st| st.st_blksize as u64);
+    Some((expected, block.max(512)))
 }
 
 /// While a photo arrives, what is written of it is handed to the disk every this many
@@ -311,8 +309,10 @@ impl IncomingFile {
         let Some(f) = self.file.take() else {
             return Ok(dest);
         };
-        let (allocated, block) = self.allocated;
-        if allocated.div_ceil(block.max(1)) > self.written.div_ceil(block.max(1)) {
+        let reserved_past_the_end = self
+            .reserved
+            .is_some_and(|(bytes, block)| bytes.div_ceil(block) > self.written.div_ceil(block));
+        if reserved_past_the_end {
             // Fewer bytes came than were reserved (a JSON body's image is a little
             // shorter than its base64 suggests): let the blocks past the end go. A
             // truncation to the same size does that on ext4 (see ext4_setattr).
