@@ -259,6 +259,18 @@ fn preallocate(f: &File, expected: u64) -> Option<(u64, u64)> {
 
 /// While a photo arrives, what is written of it is handed to the disk every this many
 /// bytes: the fsync at the end then has little left to wait for.
+///
+/// Buffered writes with these kicks were measured against other ways on the benchmark VM
+/// (timing marks in instrumented builds, 280 captures each; none kept):
+/// - `O_DIRECT` (aligned writes, no page cache): writing the 1.6 MB photo took 1.0-1.3 ms
+///   of waiting, one write at a time, and the capture ended 0.1-0.4 ms later;
+/// - the writes done by the thread that receives the body (`block_in_place`), so that
+///   they start with the first bytes: the body took twice as long to arrive, and the
+///   capture ended at the same time;
+/// - the fsync begun by the writer thread as soon as the body ends: it ended no sooner.
+///
+/// The file is durable about one reference write (write+fsync+rename+fsync) after the
+/// request starts, whichever way: the disk is what it waits for.
 const WRITEBACK_STEP: u64 = 256 * 1024;
 
 impl IncomingFile {
