@@ -269,8 +269,9 @@ fn preallocate(f: &File, expected: u64) -> Option<(u64, u64)> {
 ///   capture ended at the same time;
 /// - the fsync begun by the writer thread as soon as the body ends: it ended no sooner.
 ///
-/// The file is durable about one reference write (write+fsync+rename+fsync) after the
-/// request starts, whichever way: the disk is what it waits for.
+/// With these buffered writes, the same marks had the file durable 0.96-1.12 times a
+/// paired reference write (write+fsync+rename+fsync) after the request started, in six
+/// runs: what is left after the body is mostly waiting on the disk.
 const WRITEBACK_STEP: u64 = 256 * 1024;
 
 impl IncomingFile {
