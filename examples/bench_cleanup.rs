@@ -105,12 +105,11 @@ async fn main() {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(&jpeg))
     };
-    cat.write_blocking(|c| {
-        let tx = c.transaction()?;
+    cat.write_blocking(|tx| {
         for i in 0..rows {
             let id = format!("{:032x}", i as u128 + 1);
             catalog::insert_capture(
-                &tx,
+                tx,
                 &NewCapture {
                     id: id.clone(),
                     created_ms: now - 40 * DAY_MS + i as i64,
@@ -124,9 +123,8 @@ async fn main() {
                     source_format: "jpeg".into(),
                 },
             )?;
-            catalog::mark_synced(&tx, &id, now - 40 * DAY_MS)?;
+            catalog::mark_synced(tx, &id, now - 40 * DAY_MS)?;
         }
-        tx.commit()?;
         Ok(())
     })
     .unwrap();

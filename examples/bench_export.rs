@@ -104,15 +104,14 @@ fn generate(data_dir: &Path, rows: usize) -> Result<Duration> {
     let now = catalog::now_ms();
     let start = now - 20 * DAY_MS;
     let step = (20 * DAY_MS / rows.max(1) as i64).max(1);
-    cat.write_blocking(|c| {
-        let tx = c.transaction()?;
+    cat.write_blocking(|tx| {
         let mut backgrounds = Vec::new();
         for (i, name) in ["Plage", "Montagne", "Ville", "Forêt", "Espace"]
             .iter()
             .enumerate()
         {
             let b = catalog::insert_background(
-                &tx,
+                tx,
                 &NewBackground {
                     id: format!("bg-{i}"),
                     name: name.to_string(),
@@ -144,7 +143,7 @@ fn generate(data_dir: &Path, rows: usize) -> Result<Duration> {
                 .unwrap_or_default()
             });
             catalog::insert_capture(
-                &tx,
+                tx,
                 &NewCapture {
                     id: id.clone(),
                     created_ms: created,
@@ -168,7 +167,6 @@ fn generate(data_dir: &Path, rows: usize) -> Result<Duration> {
                 synced_ms = CASE WHEN seq % 10 = 0 THEN NULL ELSE created_ms + 5000 END",
             [],
         )?;
-        tx.commit()?;
         Ok(())
     })?;
     drop(cat);

@@ -115,12 +115,10 @@ pub async fn fix_clocks(app: &App) -> ApiResult<usize> {
         .collect();
     let n = fixes.len();
     app.catalog
-        .write(move |c| {
-            let tx = c.transaction()?;
+        .write(move |tx| {
             for (id, t) in &fixes {
-                catalog::fix_capture_time(&tx, id, *t)?;
+                catalog::fix_capture_time(tx, id, *t)?;
             }
-            tx.commit()?;
             Ok(())
         })
         .await?;

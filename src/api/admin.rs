@@ -438,12 +438,10 @@ async fn put_config(State(app): State<SharedApp>, req: Request) -> ApiResult<Res
         .filter_map(|k| normalized.get(k).map(|v| (k.clone(), v.to_string())))
         .collect();
     app.catalog
-        .write(move |c| {
-            let tx = c.transaction()?;
+        .write(move |tx| {
             for (k, v) in &rows {
-                catalog::put_setting(&tx, k, v)?;
+                catalog::put_setting(tx, k, v)?;
             }
-            tx.commit()?;
             Ok(())
         })
         .await?;

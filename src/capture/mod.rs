@@ -457,11 +457,9 @@ pub async fn delete_capture(app: &App, id: &str) -> ApiResult<DeleteReceipt> {
     let lookup = id.to_string();
     let (removed, sms_cancelled) = app
         .catalog
-        .write(move |c| {
-            let tx = c.transaction()?;
-            let cancelled = catalog::cancel_sms_for_capture(&tx, &lookup, "capture deleted")?;
-            let removed = catalog::delete_capture_row(&tx, &lookup)?;
-            tx.commit()?;
+        .write(move |tx| {
+            let cancelled = catalog::cancel_sms_for_capture(tx, &lookup, "capture deleted")?;
+            let removed = catalog::delete_capture_row(tx, &lookup)?;
             Ok((removed, cancelled))
         })
         .await?;

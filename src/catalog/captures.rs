@@ -243,10 +243,9 @@ pub fn expired_captures(
 
 /// Deletes capture rows and their SMS rows; returns (captures, sms) removed.
 pub fn delete_captures_and_sms(
-    conn: &mut Connection,
+    tx: &Connection,
     ids: &[String],
 ) -> Result<(usize, usize), CatalogError> {
-    let tx = conn.transaction()?;
     let mut caps = 0;
     let mut sms = 0;
     {
@@ -257,7 +256,6 @@ pub fn delete_captures_and_sms(
             caps += del_cap.execute([id])?;
         }
     }
-    tx.commit()?;
     Ok((caps, sms))
 }
 

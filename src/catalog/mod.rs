@@ -157,16 +157,19 @@ impl Catalog {
         })
     }
 
-    /// Runs `f` with the writer connection on the blocking pool.
+    /// Runs `f` in one write transaction on the blocking pool: committed when `f` returns
+    /// `Ok`, rolled back when it returns `Err` (or panics). Every write goes through here,
+    /// so a multi-statement write is all or nothing. A single statement costs the same as
+    /// outside a transaction (SQLite wraps it in one anyway).
     pub async fn write<F, R>(&self, f: F) -> Result<R, CatalogError>
     where
-        F: FnOnce(&mut Connection) -> Result<R, CatalogError> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<R, CatalogError> + Send + 'static,
         R: Send + 'static,
     {
         let conn = self.writer.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().map_err(|_| CatalogError::Poisoned)?;
-            f(&mut guard)
+            in_transaction(&mut guard, f)
         })
         .await
         .map_err(|e| CatalogError::Join(e.to_string()))?
@@ -187,13 +190,13 @@ impl Catalog {
         .map_err(|e| CatalogError::Join(e.to_string()))?
     }
 
-    /// Synchronous access for start-up work and tools that are not on the runtime.
+    /// [`Catalog::write`] for start-up work and tools that are not on the runtime.
     pub fn write_blocking<R>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<R, CatalogError>,
+        f: impl FnOnce(&Tx<'_>) -> Result<R, CatalogError>,
     ) -> Result<R, CatalogError> {
         let mut guard = self.writer.lock().map_err(|_| CatalogError::Poisoned)?;
-        f(&mut guard)
+        in_transaction(&mut guard, f)
     }
 
     /// Synchronous reads for work already on the blocking pool.
@@ -243,12 +246,33 @@ impl Catalog {
 
     /// Checkpoints the WAL into the main file (clean shutdown).
     pub async fn checkpoint(&self) -> Result<(), CatalogError> {
-        self.write(|c| {
-            c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        // Outside any transaction: a checkpoint inside one cannot finish.
+        let conn = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = conn.lock().map_err(|_| CatalogError::Poisoned)?;
+            guard.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
             Ok(())
         })
         .await
+        .map_err(|e| CatalogError::Join(e.to_string()))?
     }
+}
+
+/// The write transaction [`Catalog::write`] hands out. It derefs to the connection, so the
+/// typed queries take it as `&Connection`; dropping it without a commit rolls it back.
+pub type Tx<'c> = rusqlite::Transaction<'c>;
+
+/// Runs `f` in a transaction that commits only if `f` succeeds (the guard rolls back on drop).
+fn in_transaction<R>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Tx<'_>) -> Result<R, CatalogError>,
+) -> Result<R, CatalogError> {
+    // IMMEDIATE takes the write lock at once: a transaction that reads then writes never
+    // fails half-way on a lock another connection took meanwhile.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let out = f(&tx)?;
+    tx.commit()?;
+    Ok(out)
 }
 
 /// Commits queued capture inserts in one transaction and hands each its outcome.
@@ -350,6 +374,34 @@ mod tests {
             source_sha256: "ab".repeat(32),
             source_format: "jpeg".to_string(),
         }
+    }
+
+    /// A write whose closure fails leaves nothing behind, even the statements that had
+    /// already run; one that succeeds is committed.
+    #[tokio::test]
+    async fn a_failed_write_is_rolled_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(&dir.path().join("catalog.sqlite3")).unwrap();
+        let failed = cat
+            .write(|tx| {
+                insert_capture(tx, &new_capture("first"))?;
+                insert_capture(tx, &new_capture("first"))?; // duplicate: fails
+                Ok(())
+            })
+            .await;
+        assert!(failed.is_err());
+        let count = |c: &Connection| -> Result<i64, CatalogError> {
+            Ok(c.query_row("SELECT COUNT(*) FROM captures", [], |r| r.get(0))?)
+        };
+        assert_eq!(
+            cat.read(count).await.unwrap(),
+            0,
+            "the first insert was rolled back"
+        );
+        cat.write(|tx| insert_capture(tx, &new_capture("first")).map(drop))
+            .await
+            .unwrap();
+        assert_eq!(cat.read(count).await.unwrap(), 1);
     }
 
     /// Inserts queued while the writer is busy are committed together, each with its own

@@ -297,20 +297,32 @@ impl Outbox {
 
     /// The job is done: removes it.
     pub fn ack(&self, job: &Job) -> Result<(), OutboxError> {
+        self.remove(job, None)
+    }
+
+    /// Removes `job` from the queue and, with `dead`, files that record in the dead-letter
+    /// tree in the same transaction (a crash never leaves it in both, or in neither).
+    fn remove(&self, job: &Job, dead: Option<&Job>) -> Result<(), OutboxError> {
         let key = job.key();
         let id = job.id;
-        (&self.jobs, &self.due, &self.keys).transaction(|(jobs, due, keys)| -> TxResult<()> {
-            if let Some(v) = jobs.remove(&id.to_be_bytes())? {
-                let cur = decode(&v).map_err(ConflictableTransactionError::Abort)?;
-                due.remove(&due_key(cur.next_at_ms, id))?;
-            }
-            if let Some(k) = keys.get(key.as_bytes())? {
-                if u64_from(&k) == id {
-                    keys.remove(key.as_bytes())?;
+        let dead = dead.map(encode);
+        (&self.jobs, &self.due, &self.keys, &self.dead).transaction(
+            |(jobs, due, keys, dead_tree)| -> TxResult<()> {
+                if let Some(v) = jobs.remove(&id.to_be_bytes())? {
+                    let cur = decode(&v).map_err(ConflictableTransactionError::Abort)?;
+                    due.remove(&due_key(cur.next_at_ms, id))?;
                 }
-            }
-            Ok(())
-        })?;
+                if let Some(k) = keys.get(key.as_bytes())? {
+                    if u64_from(&k) == id {
+                        keys.remove(key.as_bytes())?;
+                    }
+                }
+                if let Some(d) = &dead {
+                    dead_tree.insert(&id.to_be_bytes(), d.as_slice())?;
+                }
+                Ok(())
+            },
+        )?;
         Ok(())
     }
 
@@ -356,14 +368,12 @@ impl Outbox {
         Ok(updated.unwrap_or_else(|| job.clone()))
     }
 
-    /// Gives up on a job: it moves to the dead-letter tree.
+    /// Gives up on a job: it moves to the dead-letter tree, atomically.
     pub fn bury(&self, job: &Job, error: &str) -> Result<(), OutboxError> {
         let mut dead = job.clone();
         dead.last_error = Some(error.chars().take(500).collect());
         dead.leased = false;
-        self.ack(job)?;
-        self.dead.insert(job.id.to_be_bytes(), encode(&dead))?;
-        Ok(())
+        self.remove(job, Some(&dead))
     }
 
     /// Makes every job of `kind` (or all kinds) that is waiting due now. Used when a remote

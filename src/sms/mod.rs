@@ -162,20 +162,19 @@ pub async fn request(
     let storage = app.remote_files.is_some();
     let outcome = app
         .catalog
-        .write(move |c| {
-            let tx = c.transaction()?;
-            let Some(capture) = catalog::get_capture(&tx, &row.capture_id)? else {
+        .write(move |tx| {
+            let Some(capture) = catalog::get_capture(tx, &row.capture_id)? else {
                 return Ok(Err(ApiError::new(
                     StatusCode::NOT_FOUND,
                     "capture_not_found",
                     "no capture with this id",
                 )));
             };
-            if let Some(existing) = catalog::find_sms_for(&tx, &row.capture_id, &row.phone_hmac)? {
+            if let Some(existing) = catalog::find_sms_for(tx, &row.capture_id, &row.phone_hmac)? {
                 return Ok(Ok((StatusCode::OK, existing)));
             }
             let (per_phone, per_capture, hour, day) =
-                catalog::sms_counts(&tx, &row.phone_hmac, &row.capture_id, now)?;
+                catalog::sms_counts(tx, &row.phone_hmac, &row.capture_id, now)?;
             let limited = |code: &'static str, what: String| {
                 Ok(Err(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -222,8 +221,7 @@ pub async fn request(
             } else {
                 "queued".into()
             };
-            catalog::insert_sms(&tx, &row)?;
-            tx.commit()?;
+            catalog::insert_sms(tx, &row)?;
             Ok(Ok((StatusCode::ACCEPTED, row)))
         })
         .await??;

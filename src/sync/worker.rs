@@ -272,15 +272,13 @@ async fn run_sync_batch(app: &Arc<App>, jobs: Vec<Job>) {
     let with_db = app.remote_db.is_some();
     let res = app
         .catalog
-        .write(move |c| {
-            let tx = c.transaction()?;
+        .write(move |tx| {
             if with_db {
-                catalog::mark_remote_db(&tx, &ids, now)?;
+                catalog::mark_remote_db(tx, &ids, now)?;
             }
             for id in &ids {
-                catalog::mark_synced(&tx, id, now)?;
+                catalog::mark_synced(tx, id, now)?;
             }
-            tx.commit()?;
             Ok(())
         })
         .await;
