@@ -53,6 +53,7 @@ pub mod startup;
 pub mod storage;
 pub mod sync;
 pub mod systemd;
+pub mod workers;
 
 use std::sync::Arc;
 use std::time::Duration;
