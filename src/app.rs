@@ -17,6 +17,8 @@ pub struct App {
     pub outbox: Outbox,
     pub uploads: Uploads,
     pub clock: Arc<dyn Clock>,
+    /// Every background worker's status (`/health` `workers`, `/admin/diag`).
+    pub workers: crate::workers::Workers,
     pub started: Instant,
     pub admin_api_key: Secret,
     pub secret_key: Secret,

@@ -95,6 +95,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
         catalog,
         outbox,
         uploads,
+        workers: crate::workers::Workers::new(clock.clone()),
         clock,
         started: std::time::Instant::now(),
         admin_api_key,
