@@ -32,7 +32,6 @@ pub struct App {
     pub settings: crate::settings::Settings,
     pub sms_client: Option<crate::sms::ovh::OvhClient>,
     pub sms_health: crate::sms::SmsHealth,
-    pub scheduler: crate::scheduler::SchedulerState,
 }
 
 impl App {

@@ -171,7 +171,8 @@ pub async fn report(app: &App) -> Report {
     checks.insert(
         "scheduler",
         scheduler(
-            &app.scheduler.snapshot(),
+            &crate::scheduler::snapshot(&app.workers),
+            cleanup_running(&app.workers),
             app.clock.now_ms(),
             app.started.elapsed(),
         ),
@@ -330,12 +331,25 @@ pub fn outbox_check(s: &crate::outbox::OutboxStats, now_ms: i64) -> Check {
     )
 }
 
-/// The scheduler (retention cleanup and its timer), from [`crate::scheduler::SchedulerState`].
+/// Whether the cleanup worker is there and has not stopped.
+fn cleanup_running(workers: &crate::workers::Workers) -> bool {
+    use crate::workers::WorkerState;
+    workers
+        .get(crate::scheduler::CLEANUP)
+        .is_some_and(|w| !matches!(w.state, WorkerState::Stopped | WorkerState::Done))
+}
+
+/// The scheduler (retention cleanup and its timer), from the `cleanup` worker.
 /// Degraded when the last cleanup failed, when the loop is not running (after a short
 /// grace at start) or when the next cleanup is more than an hour overdue (a stuck loop).
-fn scheduler(s: &crate::scheduler::SchedulerSnapshot, now_ms: i64, uptime: Duration) -> Check {
+fn scheduler(
+    s: &crate::scheduler::SchedulerSnapshot,
+    running: bool,
+    now_ms: i64,
+    uptime: Duration,
+) -> Check {
     let overdue = s.next_cleanup_ms.is_some_and(|t| t < now_ms - 3_600_000);
-    let not_running = !s.running && uptime > Duration::from_secs(5);
+    let not_running = !running && uptime > Duration::from_secs(5);
     let message = if s.last_cleanup_error.is_some() {
         Some("the last retention cleanup failed: see last_cleanup_error")
     } else if not_running {
@@ -352,7 +366,7 @@ fn scheduler(s: &crate::scheduler::SchedulerSnapshot, now_ms: i64, uptime: Durat
             Status::Ok
         },
         json!({
-            "running": s.running || !not_running,
+            "running": running || !not_running,
             "next_runs": {"cleanup": s.next_cleanup_ms.map(format_ms)},
             "next_cleanup": s.next_cleanup_ms.map(format_ms),
             "last_cleanup": s.last_cleanup_ms.map(format_ms),
@@ -665,23 +679,21 @@ mod tests {
     #[test]
     fn scheduler_states() {
         let mut s = crate::scheduler::SchedulerSnapshot {
-            running: true,
             next_cleanup_ms: Some(10_000_000),
             ..Default::default()
         };
         let up = Duration::from_secs(60);
-        assert_eq!(scheduler(&s, 9_000_000, up).status, Status::Ok);
-        assert_eq!(scheduler(&s, 9_000_000, up).details["running"], true);
+        assert_eq!(scheduler(&s, true, 9_000_000, up).status, Status::Ok);
+        assert_eq!(scheduler(&s, true, 9_000_000, up).details["running"], true);
         // Overdue by more than an hour: stuck.
-        assert_eq!(scheduler(&s, 14_000_000, up).status, Status::Degraded);
+        assert_eq!(scheduler(&s, true, 14_000_000, up).status, Status::Degraded);
         s.last_cleanup_error = Some("disk I/O error".into());
-        assert_eq!(scheduler(&s, 9_000_000, up).status, Status::Degraded);
+        assert_eq!(scheduler(&s, true, 9_000_000, up).status, Status::Degraded);
         s.last_cleanup_error = None;
-        s.running = false;
         assert_eq!(
-            scheduler(&s, 9_000_000, Duration::from_secs(1)).status,
+            scheduler(&s, false, 9_000_000, Duration::from_secs(1)).status,
             Status::Ok
         );
-        assert_eq!(scheduler(&s, 9_000_000, up).status, Status::Degraded);
+        assert_eq!(scheduler(&s, false, 9_000_000, up).status, Status::Degraded);
     }
 }

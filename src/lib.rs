@@ -103,7 +103,7 @@ pub async fn run_app(
     let workers = CancellationToken::new();
 
     tracker.spawn(sync::worker::run(app.clone(), workers.clone()));
-    tracker.spawn(scheduler::run(app.clone(), workers.clone()));
+    scheduler::spawn(&tracker, &app, workers.clone());
     tracker.spawn(sms::credits_loop(app.clone(), workers.clone()));
     tracker.spawn(systemd::watchdog_loop(workers.clone()));
     tracker.spawn(health::probe_loop(app.clone(), workers.clone()));

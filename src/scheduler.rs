@@ -1,24 +1,22 @@
 //! The scheduler: recurring tasks on one timer loop — "sleep until the next deadline",
 //! with deadlines computed from the injected [`Clock`] and persisted last runs, so a restart
 //! loses no timer and a run missed while the kiosk was off happens at the next start.
-//! (One-off work — uploads, SMS, remote deletions — lives in the outbox, whose own loop in
-//! `sync::worker` sleeps until its next due job the same way.)
-//!
-//! Tasks:
-//! - retention cleanup: at start, then every day at `cleanup_hour` (UTC; a run-time
-//!   setting, re-read every round);
-//! - clock fix-up: every minute, recompute the times of captures taken before the wall
-//!   clock was set (cheap when there are none).
+//! (One-off work — uploads, SMS, remote deletions — lives in the outbox, whose job runner
+//! sleeps until its next due job the same way.) Each task is a [`Worker`]:
+//! - [`CleanupWorker`], the retention cleanup: at start, then every day at `cleanup_hour`
+//!   (UTC; a run-time setting, re-read every round);
+//! - [`ClockFixWorker`]: every minute, recompute the times of captures taken before the
+//!   wall clock was set (cheap when there are none).
 
-use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::app::App;
-use crate::clock::Clock;
+use crate::workers::{self, Next, Worker};
 
 const DAY_MS: i64 = 86_400_000;
 /// Longest sleep: settings (the cleanup hour) and wall-clock jumps are picked up this often.
@@ -35,134 +33,182 @@ pub fn next_daily(after_ms: i64, hour: u32) -> i64 {
     }
 }
 
-/// What `/health` shows of the scheduler.
-#[derive(Debug, Clone, Default, Serialize)]
+/// A task due at start, then every day at `hour`:00 UTC after its last run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Daily {
+    last_ms: Option<i64>,
+}
+
+impl Daily {
+    /// Whether the task is due at `now_ms` (always before its first run: it runs at start).
+    pub fn due(&self, now_ms: i64, hour: u32) -> bool {
+        self.next_ms(hour).is_none_or(|next| now_ms >= next)
+    }
+
+    /// The task ran and finished at `now_ms`.
+    pub fn ran(&mut self, now_ms: i64, hour: u32) {
+        // A run late by a few ms still counts for its slot, so the next is tomorrow's.
+        self.last_ms = Some(match self.next_ms(hour) {
+            Some(next) => now_ms.max(next),
+            None => now_ms,
+        });
+    }
+
+    /// When the task is next due, once it has run.
+    pub fn next_ms(&self, hour: u32) -> Option<i64> {
+        self.last_ms.map(|last| next_daily(last, hour))
+    }
+
+    /// How long to sleep before looking again (settings and clock jumps are re-read at
+    /// least every [`MAX_SLEEP`]).
+    pub fn wait(&self, now_ms: i64, hour: u32) -> Duration {
+        let next = self.next_ms(hour).unwrap_or(now_ms);
+        Duration::from_millis((next - now_ms).max(0) as u64).min(MAX_SLEEP)
+    }
+}
+
+/// What `/health` shows of the retention cleanup: the `cleanup` worker's details.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SchedulerSnapshot {
-    pub running: bool,
     pub next_cleanup_ms: Option<i64>,
     pub last_cleanup_ms: Option<i64>,
     pub last_cleanup_removed: Option<usize>,
     pub last_cleanup_error: Option<String>,
 }
 
-#[derive(Debug, Default)]
-pub struct SchedulerState(Mutex<SchedulerSnapshot>);
-
-impl SchedulerState {
-    pub fn snapshot(&self) -> SchedulerSnapshot {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-    fn update(&self, f: impl FnOnce(&mut SchedulerSnapshot)) {
-        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
-    }
+/// The retention cleanup's figures, read from its worker (defaults before the first round).
+pub fn snapshot(workers: &crate::workers::Workers) -> SchedulerSnapshot {
+    workers
+        .get(CLEANUP)
+        .and_then(|w| w.details)
+        .and_then(|d| serde_json::from_value(d).ok())
+        .unwrap_or_default()
 }
 
-/// The timer loop for one daily task: runs `task` at start, then at every `hour()` o'clock.
-/// Generic over the task so tests can drive it with paused tokio time.
-pub async fn daily_loop<F, Fut>(
-    clock: Arc<dyn Clock>,
-    hour: impl Fn() -> u32,
-    mut on_plan: impl FnMut(i64),
-    mut task: F,
-    shutdown: CancellationToken,
-) where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    task().await;
-    let mut last = clock.now_ms();
-    loop {
-        let next = next_daily(last, hour());
-        on_plan(next);
-        let now = clock.now_ms();
-        if now >= next {
-            task().await;
-            last = clock.now_ms().max(next);
-            continue;
-        }
-        let wait = Duration::from_millis((next - now) as u64).min(MAX_SLEEP);
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
+/// The worker names.
+pub const CLEANUP: &str = "cleanup";
+pub const CLOCK_FIX: &str = "clock_fix";
+
+/// The retention cleanup: at start, then every day at `cleanup_hour` (a run-time setting,
+/// re-read every round). A run missed while the kiosk was off happens at the next start.
+pub struct CleanupWorker {
+    app: Arc<App>,
+    daily: Daily,
+    snapshot: SchedulerSnapshot,
+    started: bool,
 }
 
-/// Runs every recurring task until `shutdown`.
-pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
-    app.scheduler.update(|s| s.running = true);
-    let last = {
-        let a = app.clone();
-        a.catalog
+impl CleanupWorker {
+    pub fn new(app: Arc<App>) -> CleanupWorker {
+        CleanupWorker {
+            app,
+            daily: Daily::default(),
+            snapshot: SchedulerSnapshot::default(),
+            started: false,
+        }
+    }
+
+    /// The persisted last run, for `/health` until the first run here finishes.
+    async fn load_last_run(&mut self) {
+        let last = self
+            .app
+            .catalog
             .read(|c| crate::catalog::schedule_last_run(c, "cleanup"))
             .await
             .ok()
-            .flatten()
-    };
-    if let Some(last) = last {
-        let missed = next_daily(last, app.settings.get().cleanup_hour) <= app.clock.now_ms();
-        if missed {
-            tracing::info!("a daily cleanup was missed while the kiosk was off: running it now");
+            .flatten();
+        if let Some(last) = last {
+            let hour = self.app.settings.get().cleanup_hour;
+            if next_daily(last, hour) <= self.app.clock.now_ms() {
+                tracing::info!(
+                    "a daily cleanup was missed while the kiosk was off: running it now"
+                );
+            }
+            self.snapshot.last_cleanup_ms = Some(last);
         }
-        app.scheduler.update(|s| s.last_cleanup_ms = Some(last));
+    }
+}
+
+impl Worker for CleanupWorker {
+    fn name(&self) -> &'static str {
+        CLEANUP
     }
 
-    let fixer = {
-        let app = app.clone();
-        let shutdown = shutdown.clone();
-        async move {
-            loop {
-                if let Err(e) = crate::cleanup::fix_clocks(&app).await {
-                    tracing::error!("clock fix-up failed: {}", e.message);
-                }
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(MAX_SLEEP) => {}
-                }
-            }
+    async fn work(&mut self) -> Result<Next, String> {
+        if !self.started {
+            self.started = true;
+            self.load_last_run().await;
         }
-    };
-    let settings_app = app.clone();
-    let plan_app = app.clone();
-    let task_app = app.clone();
-    let cleanup = daily_loop(
-        app.clock.clone(),
-        move || settings_app.settings.get().cleanup_hour,
-        move |next| {
-            plan_app
-                .scheduler
-                .update(|s| s.next_cleanup_ms = Some(next))
-        },
-        move || {
-            let app = task_app.clone();
-            async move {
-                let res = crate::cleanup::run(&app).await;
-                let now = app.clock.now_ms();
-                match res {
-                    Ok(r) => app.scheduler.update(|s| {
-                        s.last_cleanup_ms = Some(now);
-                        s.last_cleanup_removed = Some(r.removed);
-                        s.last_cleanup_error = None;
-                    }),
-                    Err(e) => {
-                        tracing::error!("retention cleanup failed: {}", e.message);
-                        app.scheduler
-                            .update(|s| s.last_cleanup_error = Some(e.message.clone()));
-                    }
+        let hour = self.app.settings.get().cleanup_hour;
+        if self.daily.due(self.app.clock.now_ms(), hour) {
+            let res = crate::cleanup::run(&self.app).await;
+            let now = self.app.clock.now_ms();
+            match res {
+                Ok(r) => {
+                    self.snapshot.last_cleanup_ms = Some(now);
+                    self.snapshot.last_cleanup_removed = Some(r.removed);
+                    self.snapshot.last_cleanup_error = None;
+                }
+                Err(e) => {
+                    tracing::error!("retention cleanup failed: {}", e.message);
+                    self.snapshot.last_cleanup_error = Some(e.message.clone());
                 }
             }
-        },
+            self.daily.ran(now, hour);
+        }
+        self.snapshot.next_cleanup_ms = self.daily.next_ms(hour);
+        Ok(Next::Idle(self.daily.wait(self.app.clock.now_ms(), hour)))
+    }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(&self.snapshot).ok()
+    }
+}
+
+/// Every minute, recomputes the times of captures taken before the wall clock was set
+/// (cheap when there are none).
+pub struct ClockFixWorker(pub Arc<App>);
+
+impl Worker for ClockFixWorker {
+    fn name(&self) -> &'static str {
+        CLOCK_FIX
+    }
+
+    async fn work(&mut self) -> Result<Next, String> {
+        crate::cleanup::fix_clocks(&self.0)
+            .await
+            .map_err(|e| format!("clock fix-up failed: {}", e.message))?;
+        Ok(Next::Idle(MAX_SLEEP))
+    }
+}
+
+/// Runs the scheduler's workers on their own tracker until `shutdown` (tools and tests
+/// that want the recurring tasks without the whole daemon).
+pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
+    let tracker = TaskTracker::new();
+    spawn(&tracker, &app, shutdown);
+    tracker.close();
+    tracker.wait().await;
+}
+
+/// Spawns the scheduler's workers.
+pub fn spawn(tracker: &TaskTracker, app: &Arc<App>, shutdown: CancellationToken) {
+    workers::spawn(
+        tracker,
+        &app.workers,
+        CleanupWorker::new(app.clone()),
         shutdown.clone(),
     );
-    tokio::join!(fixer, cleanup);
-    app.scheduler.update(|s| s.running = false);
+    workers::spawn(tracker, &app.workers, ClockFixWorker(app.clone()), shutdown);
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::clock::Clock;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
 
     const H: i64 = 3_600_000;
 
@@ -175,27 +221,64 @@ mod tests {
         assert_eq!(next_daily(day0 + 2 * H, 23), day0 + 23 * H);
     }
 
-    /// Paused time: the loop runs at start, then once a day at the hour, over a week.
+    /// A daily task on the [`Daily`] timer, as [`CleanupWorker`] drives it, that records
+    /// when it ran.
+    struct Recorder {
+        clock: Arc<crate::clock::TokioClock>,
+        hour: Arc<AtomicUsize>,
+        daily: Daily,
+        runs: Arc<Mutex<Vec<i64>>>,
+    }
+
+    impl Worker for Recorder {
+        fn name(&self) -> &'static str {
+            "recorder"
+        }
+        async fn work(&mut self) -> Result<Next, String> {
+            let hour = self.hour.load(Ordering::SeqCst) as u32;
+            let now = self.clock.now_ms();
+            if self.daily.due(now, hour) {
+                self.runs.lock().unwrap().push(now);
+                self.daily.ran(self.clock.now_ms(), hour);
+            }
+            Ok(Next::Idle(self.daily.wait(self.clock.now_ms(), hour)))
+        }
+    }
+
+    fn start_recorder(
+        start: i64,
+        hour: usize,
+    ) -> (
+        Arc<Mutex<Vec<i64>>>,
+        Arc<AtomicUsize>,
+        TaskTracker,
+        CancellationToken,
+    ) {
+        let clock = crate::clock::TokioClock::new(start);
+        let runs = Arc::new(Mutex::new(Vec::<i64>::new()));
+        let hour = Arc::new(AtomicUsize::new(hour));
+        let registry = crate::workers::Workers::new(clock.clone());
+        let tracker = TaskTracker::new();
+        let stop = CancellationToken::new();
+        let worker = Recorder {
+            clock,
+            hour: hour.clone(),
+            daily: Daily::default(),
+            runs: runs.clone(),
+        };
+        workers::spawn(&tracker, &registry, worker, stop.clone());
+        tracker.close();
+        (runs, hour, tracker, stop)
+    }
+
+    /// Paused time: the task runs at start, then once a day at the hour, over a week.
     #[tokio::test(start_paused = true)]
     async fn runs_at_start_then_daily_at_the_hour() {
         let start = 20_000 * DAY_MS + 10 * H; // 10:00 UTC
-        let clock = crate::clock::TokioClock::new(start);
-        let runs = Arc::new(Mutex::new(Vec::<i64>::new()));
-        let stop = CancellationToken::new();
-        let (r, c) = (runs.clone(), clock.clone());
-        let handle = tokio::spawn(daily_loop(
-            clock.clone(),
-            || 3,
-            |_| {},
-            move || {
-                let (r, c) = (r.clone(), c.clone());
-                async move { r.lock().unwrap().push(c.now_ms()) }
-            },
-            stop.clone(),
-        ));
+        let (runs, _, tracker, stop) = start_recorder(start, 3);
         tokio::time::sleep(Duration::from_millis(7 * DAY_MS as u64 + 1000)).await;
         stop.cancel();
-        handle.await.unwrap();
+        tracker.wait().await;
         let runs = runs.lock().unwrap().clone();
         assert_eq!(runs.len(), 8, "{runs:?}");
         assert_eq!(runs[0], start);
@@ -210,28 +293,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn hour_change_takes_effect() {
         let start = 20_000 * DAY_MS + 10 * H;
-        let clock = crate::clock::TokioClock::new(start);
-        let hour = Arc::new(AtomicUsize::new(3));
-        let count = Arc::new(AtomicUsize::new(0));
-        let stop = CancellationToken::new();
-        let (h, n) = (hour.clone(), count.clone());
-        let handle = tokio::spawn(daily_loop(
-            clock.clone(),
-            move || h.load(Ordering::SeqCst) as u32,
-            |_| {},
-            move || {
-                let n = n.clone();
-                async move {
-                    n.fetch_add(1, Ordering::SeqCst);
-                }
-            },
-            stop.clone(),
-        ));
+        let (runs, hour, tracker, stop) = start_recorder(start, 3);
         tokio::time::sleep(Duration::from_secs(60)).await;
         hour.store(12, Ordering::SeqCst); // 12:00 today, in under two hours
         tokio::time::sleep(Duration::from_millis(3 * H as u64)).await;
-        assert_eq!(count.load(Ordering::SeqCst), 2);
+        assert_eq!(runs.lock().unwrap().len(), 2);
         stop.cancel();
-        handle.await.unwrap();
+        tracker.wait().await;
     }
 }

@@ -109,7 +109,6 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
         settings: crate::settings::Settings::new(settings),
         sms_client,
         sms_health: Default::default(),
-        scheduler: Default::default(),
     }))
 }
 

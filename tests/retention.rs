@@ -160,7 +160,10 @@ async fn missed_daily_run_happens_at_the_next_start() {
     let stop = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(selfie_kiosk::scheduler::run(app.clone(), stop.clone()));
     let t = Instant::now();
-    while app.scheduler.snapshot().last_cleanup_removed.is_none() {
+    while selfie_kiosk::scheduler::snapshot(&app.workers)
+        .last_cleanup_removed
+        .is_none()
+    {
         assert!(
             t.elapsed() < Duration::from_secs(10),
             "start-up cleanup did not run"
@@ -168,7 +171,7 @@ async fn missed_daily_run_happens_at_the_next_start() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(!exists(&app, &old));
-    let snap = app.scheduler.snapshot();
+    let snap = selfie_kiosk::scheduler::snapshot(&app.workers);
     assert_eq!(snap.last_cleanup_removed, Some(1));
     assert!(snap.next_cleanup_ms.unwrap() > NOW);
     stop.cancel();
