@@ -19,6 +19,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// Every background worker's status (`/health` `workers`, `/admin/diag`).
     pub workers: crate::workers::Workers,
+    /// What the remote probes last saw (`/health`).
+    pub probes: crate::health::probe::Probes,
     pub started: Instant,
     pub admin_api_key: Secret,
     pub secret_key: Secret,

@@ -106,7 +106,17 @@ pub async fn run_app(
     scheduler::spawn(&tracker, &app, workers.clone());
     tracker.spawn(sms::credits_loop(app.clone(), workers.clone()));
     tracker.spawn(systemd::watchdog_loop(workers.clone()));
-    tracker.spawn(health::probe_loop(app.clone(), workers.clone()));
+    workers::spawn(
+        &tracker,
+        &app.workers,
+        health::probe::ProbeWorker {
+            db: app.remote_db.clone(),
+            files: app.remote_files.clone(),
+            probes: app.probes.clone(),
+            clock: app.clock.clone(),
+        },
+        workers.clone(),
+    );
     tracker.spawn(heartbeat::run(app.clone(), workers.clone()));
     tracker.spawn(buffers::trim_loop(workers.clone()));
 

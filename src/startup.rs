@@ -96,6 +96,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
         outbox,
         uploads,
         workers: crate::workers::Workers::new(clock.clone()),
+        probes: Default::default(),
         clock,
         started: std::time::Instant::now(),
         admin_api_key,

@@ -1,211 +1,15 @@
-//! Health checks and the aggregate status (`GET /health`, heartbeats, `diag`).
-//!
-//! `down` (HTTP 503) only for what stops captures: the catalog or the disk. Anything
-//! remote is at worst `degraded`: the kiosk works offline. No check here touches the
-//! network: the remote checks combine what the sync worker last saw ([`crate::sync::SyncState`])
-//! with the cached result of [`probe_loop`], a background task that probes each remote
-//! every [`PROBE_INTERVAL`] with a [`PROBE_TIMEOUT`] bound. So `/health` answers in
-//! milliseconds even when the network is a black hole.
-//!
-//! Figures other subsystems keep are read from the [`App`]: `app.sms_health` (credits,
-//! last send) and `app.scheduler` (cleanup runs). The probe cache lives in
-//! [`HealthState`], reached through [`state`].
+//! The checks of the health report, one function each; those that only read figures are
+//! plain functions of them, unit-tested below.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
+use super::probe::ProbeSnapshot;
+use super::{check, ms, Check, Status, BUILD_EPOCH_S};
 use crate::app::App;
 use crate::catalog::format_ms;
-
-/// A fixed date shortly before this build (2026-11-01T00:00:00Z), in Unix seconds. A system
-/// clock earlier than this cannot be right (boards without an RTC boot in 1970 until NTP
-/// answers): timestamps, retention and TLS would all be wrong, so the clock check reports
-/// `unsynchronized`. A constant rather than a build script keeps builds reproducible; bump
-/// it now and then when releasing.
-pub const BUILD_EPOCH_S: i64 = 1_793_491_200;
-
-/// How often the remotes are probed while they answer…
-pub const PROBE_INTERVAL: Duration = Duration::from_secs(15);
-/// …and while one of them does not (so "reachable again" shows quickly).
-pub const PROBE_INTERVAL_FAILING: Duration = Duration::from_secs(5);
-/// Longest a single probe may take; a black-holed remote counts as unreachable after it.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a database connection started by a probe may go on after the probe gave up.
-const CONNECT_IN_BACKGROUND: Duration = Duration::from_secs(15);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Ok,
-    Degraded,
-    Down,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Degraded => "degraded",
-            Status::Down => "down",
-        }
-    }
-}
-
-/// One check: its status and its own figures next to it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Check {
-    pub status: Status,
-    #[serde(flatten)]
-    #[schema(ignore)]
-    pub details: Value,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Report {
-    pub status: Status,
-    pub version: &'static str,
-    pub kiosk_id: String,
-    pub uptime_s: u64,
-    /// When this report was made (the kiosk's clock, see the `clock` check).
-    pub generated_at: String,
-    pub checks: BTreeMap<&'static str, Check>,
-}
-
-fn check(status: Status, details: Value) -> Check {
-    Check { status, details }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-// ---------------------------------------------------------------------------------------
-// State fed by the probe loop and by other subsystems.
-
-/// What the last probes of one remote saw.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ProbeSnapshot {
-    pub last_probe_ms: Option<i64>,
-    /// Outcome of the last probe.
-    pub last_ok: Option<bool>,
-    pub last_success_ms: Option<i64>,
-    pub last_error: Option<String>,
-    pub last_error_ms: Option<i64>,
-    pub latency_ms: Option<f64>,
-}
-
-impl ProbeSnapshot {
-    fn record(&mut self, now_ms: i64, latency: Duration, result: Result<(), String>) {
-        self.last_probe_ms = Some(now_ms);
-        self.latency_ms = Some(ms(latency));
-        match result {
-            Ok(()) => {
-                self.last_ok = Some(true);
-                self.last_success_ms = Some(now_ms);
-            }
-            Err(e) => {
-                self.last_ok = Some(false);
-                self.last_error = Some(e.chars().take(300).collect());
-                self.last_error_ms = Some(now_ms);
-            }
-        }
-    }
-}
-
-/// Everything health keeps between calls, per [`App`].
-#[derive(Debug, Default)]
-pub struct HealthState {
-    remote_db: Mutex<ProbeSnapshot>,
-    remote_storage: Mutex<ProbeSnapshot>,
-}
-
-impl HealthState {
-    pub fn remote_db_probe(&self) -> ProbeSnapshot {
-        lock(&self.remote_db).clone()
-    }
-    pub fn remote_storage_probe(&self) -> ProbeSnapshot {
-        lock(&self.remote_storage).clone()
-    }
-}
-
-type Registry = Vec<((usize, Instant), Arc<HealthState>)>;
-static REGISTRY: Mutex<Registry> = Mutex::new(Vec::new());
-
-/// The [`HealthState`] of `app` (created on first use).
-///
-/// Kept beside the [`App`] rather than in it, keyed by the App's address and start time
-/// (unique per App), so this module needs no change to `App`. Bounded: a process runs one
-/// daemon; tests running many Apps in one process keep the newest 64.
-pub fn state(app: &App) -> Arc<HealthState> {
-    let key = (app as *const App as usize, app.started);
-    let mut reg = lock(&REGISTRY);
-    if let Some((_, s)) = reg.iter().find(|(k, _)| *k == key) {
-        return s.clone();
-    }
-    if reg.len() >= 64 {
-        reg.remove(0);
-    }
-    let s = Arc::new(HealthState::default());
-    reg.push((key, s.clone()));
-    s
-}
-
-// ---------------------------------------------------------------------------------------
-// The report.
-
-pub async fn report(app: &App) -> Report {
-    let hs = state(app);
-    let mut checks = BTreeMap::new();
-    // The outbox is read before the catalog: the sync worker marks a capture synced in
-    // the catalog before it acknowledges the job, so read in this order a report never
-    // shows an empty backlog beside captures that were synced after the catalog count.
-    checks.insert("outbox", outbox(app).await);
-    checks.insert("local_db", local_db(app).await);
-    checks.insert("disk", disk(app));
-    checks.insert(
-        "scheduler",
-        scheduler(
-            &crate::scheduler::snapshot(&app.workers),
-            cleanup_running(&app.workers),
-            app.clock.now_ms(),
-            app.started.elapsed(),
-        ),
-    );
-    let sync = app.sync_state.snapshot();
-    checks.insert(
-        "remote_db",
-        remote_check(&sync.remote_db, &hs.remote_db_probe()),
-    );
-    checks.insert(
-        "remote_storage",
-        remote_check(&sync.remote_storage, &hs.remote_storage_probe()),
-    );
-    checks.insert("sms", sms(app, &app.sms_health.snapshot()));
-    checks.insert("clock", clock(crate::catalog::now_ms()));
-    let status = checks
-        .values()
-        .map(|c| c.status)
-        .max()
-        .unwrap_or(Status::Ok);
-    Report {
-        status,
-        version: env!("CARGO_PKG_VERSION"),
-        kiosk_id: app.config.kiosk_id.clone(),
-        uptime_s: app.started.elapsed().as_secs(),
-        generated_at: format_ms(app.clock.now_ms()),
-        checks,
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 10_000.0).round() / 10.0
-}
 
 /// The catalog's path under the data directory.
 pub fn catalog_path(data_dir: &Path) -> PathBuf {
@@ -238,7 +42,7 @@ pub fn verify_catalog_file(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-async fn local_db(app: &App) -> Check {
+pub(super) async fn local_db(app: &App) -> Check {
     let t = Instant::now();
     let counts = app.catalog.read(crate::catalog::count_captures).await;
     let path = catalog_path(&app.config.data_dir);
@@ -262,7 +66,7 @@ async fn local_db(app: &App) -> Check {
     }
 }
 
-fn disk(app: &App) -> Check {
+pub(super) fn disk(app: &App) -> Check {
     disk_check(app.uploads.dir(), app.disk_reserve_bytes())
 }
 
@@ -303,7 +107,7 @@ pub fn disk_check(dir: &Path, reserve: u64) -> Check {
     }
 }
 
-async fn outbox(app: &App) -> Check {
+pub(super) async fn outbox(app: &App) -> Check {
     let ob = app.outbox.clone();
     let stats = tokio::task::spawn_blocking(move || ob.stats().map_err(|e| e.to_string()))
         .await
@@ -332,7 +136,7 @@ pub fn outbox_check(s: &crate::outbox::OutboxStats, now_ms: i64) -> Check {
 }
 
 /// Whether the cleanup worker is there and has not stopped.
-fn cleanup_running(workers: &crate::workers::Workers) -> bool {
+pub(super) fn cleanup_running(workers: &crate::workers::Workers) -> bool {
     use crate::workers::WorkerState;
     workers
         .get(crate::scheduler::CLEANUP)
@@ -342,7 +146,7 @@ fn cleanup_running(workers: &crate::workers::Workers) -> bool {
 /// The scheduler (retention cleanup and its timer), from the `cleanup` worker.
 /// Degraded when the last cleanup failed, when the loop is not running (after a short
 /// grace at start) or when the next cleanup is more than an hour overdue (a stuck loop).
-fn scheduler(
+pub(super) fn scheduler(
     s: &crate::scheduler::SchedulerSnapshot,
     running: bool,
     now_ms: i64,
@@ -382,7 +186,7 @@ fn scheduler(
 /// Degraded when the worker's last attempts failed (that includes a server that answers
 /// but refuses, which a probe cannot see), or when the last probe failed after the
 /// worker's last success. `reachable` is the newest observation of either.
-fn remote_check(w: &crate::sync::RemoteSnapshot, p: &ProbeSnapshot) -> Check {
+pub(super) fn remote_check(w: &crate::sync::RemoteSnapshot, p: &ProbeSnapshot) -> Check {
     if !w.configured {
         return check(
             Status::Ok,
@@ -433,7 +237,7 @@ fn remote_check(w: &crate::sync::RemoteSnapshot, p: &ProbeSnapshot) -> Check {
     )
 }
 
-fn sms(app: &App, s: &crate::sms::SmsHealthState) -> Check {
+pub(super) fn sms(app: &App, s: &crate::sms::SmsHealthState) -> Check {
     if !app.config.sms_configured() {
         return check(
             Status::Ok,
@@ -489,112 +293,48 @@ pub fn clock(now_ms: i64) -> Check {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// The probe loop.
-
-async fn probe_db(db: &crate::sync::remote_db::RemoteDb) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + PROBE_TIMEOUT;
-    // Connecting (TCP, TLS, authentication, migration check) may take longer than the
-    // probe's bound on a slow mobile link; it goes on in its own task, bounded by
-    // CONNECT_IN_BACKGROUND, so the next probe (and the sync worker) finds the connection
-    // made instead of starting over every time.
-    let connecting = {
-        let db = db.clone();
-        tokio::spawn(async move { tokio::time::timeout(CONNECT_IN_BACKGROUND, db.client()).await })
-    };
-    let client = match tokio::time::timeout_at(deadline, connecting).await {
-        Ok(Ok(Ok(Ok(c)))) => c,
-        Ok(Ok(Ok(Err(e)))) => return Err(e.to_string()),
-        Ok(Ok(Err(_))) => return Err("remote database: connection timed out".into()),
-        Ok(Err(e)) => return Err(format!("remote database: probe task failed: {e}")),
-        Err(_) => {
-            return Err(format!(
-                "remote database: no answer within {} s (probe)",
-                PROBE_TIMEOUT.as_secs()
-            ))
-        }
-    };
-    let res = tokio::time::timeout_at(deadline, client.simple_query("SELECT 1")).await;
-    let err = match res {
-        Ok(Ok(_)) => return Ok(()),
-        Ok(Err(e)) => format!("remote database: SELECT 1 failed: {e}"),
-        Err(_) => format!(
-            "remote database: SELECT 1 got no answer within {} s (probe)",
-            PROBE_TIMEOUT.as_secs()
-        ),
-    };
-    // A broken connection: make the next user reconnect. Detached: `reset` waits for the
-    // connection lock, which a stalled connect elsewhere may hold for a while.
-    let db = db.clone();
-    tokio::spawn(async move { db.reset().await });
-    Err(err)
-}
-
-async fn probe_files(files: &crate::sync::RemoteFiles) -> Result<(), String> {
-    match tokio::time::timeout(PROBE_TIMEOUT, files.probe()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!(
-            "remote storage: no answer within {} s (probe)",
-            PROBE_TIMEOUT.as_secs()
-        )),
-    }
-}
-
-async fn timed<F: std::future::Future<Output = Result<(), String>>>(
-    f: Option<F>,
-) -> Option<(Duration, Result<(), String>)> {
-    let f = f?;
-    let t = Instant::now();
-    let r = f.await;
-    Some((t.elapsed(), r))
-}
-
-/// Probes the configured remotes until `shutdown`, caching the outcome for [`report`].
-/// Returns at once when no remote is configured.
-pub async fn probe_loop(app: Arc<App>, shutdown: CancellationToken) {
-    if app.remote_db.is_none() && app.remote_files.is_none() {
-        return;
-    }
-    let hs = state(&app);
-    loop {
-        let db = timed(app.remote_db.as_ref().map(probe_db));
-        let files = timed(app.remote_files.as_ref().map(probe_files));
-        let (db, files) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = async { tokio::join!(db, files) } => r,
-        };
-        let now = app.clock.now_ms();
-        let mut failing = false;
-        for (slot, name, outcome) in [
-            (&hs.remote_db, "remote database", db),
-            (&hs.remote_storage, "remote storage", files),
-        ] {
-            let Some((took, res)) = outcome else { continue };
-            let mut g = lock(slot);
-            let was_ok = g.last_ok;
-            match &res {
-                Ok(()) if was_ok == Some(false) => {
-                    tracing::info!("health probe: {name} reachable again")
-                }
-                Err(e) if was_ok != Some(false) => {
-                    tracing::warn!("health probe: {name} unreachable ({e})")
-                }
-                _ => {}
+/// Every background worker, by name: degraded while one is failed (its last round
+/// returned an error or panicked; it is retried with backoff and shown here meanwhile).
+pub(super) fn workers(list: &[crate::workers::WorkerInfo]) -> Check {
+    use crate::workers::WorkerState;
+    let failed: Vec<&str> = list
+        .iter()
+        .filter(|w| w.state == WorkerState::Failed)
+        .map(|w| w.name)
+        .collect();
+    let all: serde_json::Map<String, Value> = list
+        .iter()
+        .map(|w| {
+            let mut v = json!({
+                "state": w.state,
+                "runs": w.runs,
+                "last_run": w.last_run_ms.map(format_ms),
+                "last_error": w.last_error,
+                "last_error_at": w.last_error_ms.map(format_ms),
+                "consecutive_failures": w.consecutive_failures,
+                "panics": w.panics,
+                "next_wake": w.next_wake_ms.map(format_ms),
+            });
+            if let Some(d) = &w.details {
+                v["details"] = d.clone();
             }
-            failing |= res.is_err();
-            g.record(now, took, res);
-        }
-        let wait = if failing {
-            PROBE_INTERVAL_FAILING
+            (w.name.to_string(), v)
+        })
+        .collect();
+    let message = (!failed.is_empty()).then(|| {
+        format!(
+            "failing: {} (see each worker's last_error)",
+            failed.join(", ")
+        )
+    });
+    check(
+        if failed.is_empty() {
+            Status::Ok
         } else {
-            PROBE_INTERVAL
-        };
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
+            Status::Degraded
+        },
+        json!({"workers": all, "failed": failed, "message": message}),
+    )
 }
 
 #[cfg(test)]
@@ -695,5 +435,36 @@ mod tests {
             Status::Ok
         );
         assert_eq!(scheduler(&s, false, 9_000_000, up).status, Status::Degraded);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_worker_degrades_the_workers_check() {
+        use crate::workers::{self, Next, Worker, Workers};
+        struct Broken;
+        impl Worker for Broken {
+            fn name(&self) -> &'static str {
+                "broken"
+            }
+            async fn work(&mut self) -> Result<Next, String> {
+                Err("outbox claim failed".into())
+            }
+        }
+        let registry = Workers::new(std::sync::Arc::new(crate::clock::SystemClock));
+        let tracker = tokio_util::task::TaskTracker::new();
+        let stop = tokio_util::sync::CancellationToken::new();
+        assert_eq!(workers(&registry.list()).status, Status::Ok);
+        workers::spawn(&tracker, &registry, Broken, stop.clone());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let c = workers(&registry.list());
+        assert_eq!(c.status, Status::Degraded);
+        assert_eq!(c.details["failed"], json!(["broken"]));
+        assert_eq!(c.details["workers"]["broken"]["state"], "failed");
+        assert_eq!(
+            c.details["workers"]["broken"]["last_error"],
+            "outbox claim failed"
+        );
+        stop.cancel();
+        tracker.close();
+        tracker.wait().await;
     }
 }
