@@ -12,13 +12,12 @@
 //! in the kernel's copy out of the socket, seen with `perf record -e page-faults`).
 //!
 //! Bounded: at most [`KEEP_BYTES`] are kept, and buffers unused for a minute are let go
-//! ([`trim_loop`]), so an idle kiosk goes back to its idle memory.
+//! ([`TrimWorker`]), so an idle kiosk goes back to its idle memory.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio_util::sync::CancellationToken;
 
 /// Most bytes (capacities) kept for reuse: the buffers of four concurrent base64
 /// captures of 2 MB photos, with room.
@@ -99,14 +98,21 @@ pub fn kept_bytes() -> usize {
     pool().iter().map(|(v, _)| v.capacity()).sum()
 }
 
-/// Trims the pool every [`IDLE`] / 2 until `shutdown`.
-pub async fn trim_loop(shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(IDLE / 2) => {}
-        }
+/// Trims the pool every [`IDLE`] / 2.
+pub struct TrimWorker;
+
+impl crate::workers::Worker for TrimWorker {
+    fn name(&self) -> &'static str {
+        "buffer_trim"
+    }
+
+    async fn work(&mut self) -> Result<crate::workers::Next, String> {
         trim(IDLE);
+        Ok(crate::workers::Next::Idle(IDLE / 2))
+    }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({"kept_bytes": kept_bytes()}))
     }
 }
 

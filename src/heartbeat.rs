@@ -11,9 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
 use crate::app::App;
+use crate::workers::{Next, Worker};
 
 /// History rows kept per kiosk (about 16 hours at the default interval).
 pub const HISTORY_KEEP: i64 = 1_000;
@@ -43,42 +42,59 @@ fn parse_interval(v: Option<&str>) -> Duration {
     }
 }
 
-/// Sends heartbeats until `shutdown`. Returns at once without a remote database.
-pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
-    if app.remote_db.is_none() {
-        return;
+/// Sends a heartbeat every [`interval`] while the remote database answers. Done at once
+/// without a remote database. A beat that fails is not a failure of the worker: the health
+/// report already says the remote is unreachable, so it is logged once and retried quietly.
+pub struct HeartbeatWorker {
+    app: Arc<App>,
+    every: Duration,
+    failing: bool,
+}
+
+impl HeartbeatWorker {
+    pub fn new(app: Arc<App>) -> HeartbeatWorker {
+        HeartbeatWorker {
+            app,
+            every: interval(),
+            failing: false,
+        }
     }
-    let every = interval();
-    let mut failing = false;
-    loop {
-        let res = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = tokio::time::timeout(BEAT_TIMEOUT, beat(&app)) => r,
-        };
-        match res {
+}
+
+impl Worker for HeartbeatWorker {
+    fn name(&self) -> &'static str {
+        "heartbeat"
+    }
+
+    async fn work(&mut self) -> Result<Next, String> {
+        if self.app.remote_db.is_none() {
+            return Ok(Next::Done);
+        }
+        match tokio::time::timeout(BEAT_TIMEOUT, beat(&self.app)).await {
             Ok(Ok(())) => {
-                if failing {
+                if self.failing {
                     tracing::info!("heartbeats reach the remote database again");
                 }
-                failing = false;
+                self.failing = false;
             }
             Ok(Err(e)) => {
-                if !failing {
+                if !self.failing {
                     tracing::info!("heartbeat not sent: {e}");
                 }
-                failing = true;
+                self.failing = true;
             }
             Err(_) => {
-                if !failing {
+                if !self.failing {
                     tracing::info!("heartbeat not sent: the remote database did not answer");
                 }
-                failing = true;
+                self.failing = true;
             }
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
+        Ok(Next::Idle(self.every))
+    }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({"interval_s": self.every.as_secs(), "failing": self.failing}))
     }
 }
 

@@ -117,8 +117,13 @@ pub async fn run_app(
         },
         workers.clone(),
     );
-    tracker.spawn(heartbeat::run(app.clone(), workers.clone()));
-    tracker.spawn(buffers::trim_loop(workers.clone()));
+    workers::spawn(
+        &tracker,
+        &app.workers,
+        heartbeat::HeartbeatWorker::new(app.clone()),
+        workers.clone(),
+    );
+    workers::spawn(&tracker, &app.workers, buffers::TrimWorker, workers.clone());
 
     if let Some(hl) = health_listener {
         let router = api::health_router(app.clone());
