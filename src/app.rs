@@ -1,7 +1,6 @@
 //! The shared state every route and worker sees.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::capture::IdLocks;
 use crate::catalog::Catalog;
@@ -21,7 +20,7 @@ pub struct App {
     pub workers: crate::workers::Workers,
     /// What the remote probes last saw (`/health`).
     pub probes: crate::health::probe::Probes,
-    pub started: Instant,
+    pub started: crate::clock::Stopwatch,
     pub admin_api_key: Secret,
     pub secret_key: Secret,
     pub id_locks: IdLocks,

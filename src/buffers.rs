@@ -15,7 +15,9 @@
 //! ([`TrimWorker`]), so an idle kiosk goes back to its idle memory.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Stopwatch;
 
 use bytes::Bytes;
 
@@ -26,9 +28,9 @@ pub const KEEP_BYTES: usize = 24 << 20;
 pub const IDLE: Duration = Duration::from_secs(60);
 
 /// Kept buffers (empty), with when each was given back.
-static POOL: Mutex<Vec<(Vec<u8>, Instant)>> = Mutex::new(Vec::new());
+static POOL: Mutex<Vec<(Vec<u8>, Stopwatch)>> = Mutex::new(Vec::new());
 
-fn pool() -> std::sync::MutexGuard<'static, Vec<(Vec<u8>, Instant)>> {
+fn pool() -> std::sync::MutexGuard<'static, Vec<(Vec<u8>, Stopwatch)>> {
     POOL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -62,7 +64,7 @@ pub fn give(mut v: Vec<u8>) {
         // Oldest first (pushed in order of return).
         kept -= pool.remove(0).0.capacity();
     }
-    pool.push((v, Instant::now()));
+    pool.push((v, Stopwatch::start()));
 }
 
 /// `v`'s bytes, without a copy, as [`Bytes`] that give `v` back ([`give`]) once the last

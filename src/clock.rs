@@ -44,7 +44,35 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        crate::catalog::now_ms()
+        system_now_ms()
+    }
+}
+
+/// Milliseconds since the Unix epoch from the system's wall clock. The one place the
+/// daemon reads it (`clippy.toml` keeps `SystemTime::now` and friends out of the rest):
+/// code that schedules or expires things reads the [`Clock`] it is given instead; this is
+/// for what has no `App` at hand (command-line tools, file names).
+#[allow(clippy::disallowed_methods)]
+pub fn system_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Measures how long something took (latencies, uptime, idle times), on the monotonic
+/// clock: the one place `Instant::now` is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stopwatch(std::time::Instant);
+
+impl Stopwatch {
+    #[allow(clippy::disallowed_methods)]
+    pub fn start() -> Stopwatch {
+        Stopwatch(std::time::Instant::now())
+    }
+
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.0.elapsed()
     }
 }
 

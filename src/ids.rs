@@ -16,10 +16,7 @@ pub fn random_hex(n: usize) -> String {
     if getrandom::fill(&mut buf).is_err() {
         // The OS generator does not fail on Linux once booted; if it ever does, fall back
         // to a time-and-counter mix rather than refusing the capture.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let t = crate::clock::system_now_ms() as u128;
         for (i, b) in buf.iter_mut().enumerate() {
             *b = (t >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(151);
         }

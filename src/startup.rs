@@ -98,7 +98,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
         workers: crate::workers::Workers::new(clock.clone()),
         probes: Default::default(),
         clock,
-        started: std::time::Instant::now(),
+        started: crate::clock::Stopwatch::start(),
         admin_api_key,
         secret_key,
         id_locks: Default::default(),

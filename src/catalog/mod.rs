@@ -338,12 +338,9 @@ fn migrate(conn: &Connection) -> Result<(), CatalogError> {
     Ok(())
 }
 
-/// Milliseconds since the Unix epoch, from the system clock.
+/// Milliseconds since the Unix epoch, from the system clock ([`crate::clock::system_now_ms`]).
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    crate::clock::system_now_ms()
 }
 
 /// RFC 3339 (UTC, milliseconds) for a Unix-milliseconds time.

@@ -2,7 +2,7 @@
 //! plain functions of them, unit-tested below.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -10,6 +10,7 @@ use super::probe::ProbeSnapshot;
 use super::{check, ms, Check, Status, BUILD_EPOCH_S};
 use crate::app::App;
 use crate::catalog::format_ms;
+use crate::clock::Stopwatch;
 
 /// The catalog's path under the data directory.
 pub fn catalog_path(data_dir: &Path) -> PathBuf {
@@ -43,7 +44,7 @@ pub fn verify_catalog_file(path: &Path) -> Result<(), String> {
 }
 
 pub(super) async fn local_db(app: &App) -> Check {
-    let t = Instant::now();
+    let t = Stopwatch::start();
     let counts = app.catalog.read(crate::catalog::count_captures).await;
     let path = catalog_path(&app.config.data_dir);
     let file = tokio::task::spawn_blocking(move || verify_catalog_file(&path))

@@ -4,12 +4,12 @@
 //! the network.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use super::{ms, PROBE_INTERVAL, PROBE_INTERVAL_FAILING, PROBE_TIMEOUT};
-use crate::clock::Clock;
+use crate::clock::{Clock, Stopwatch};
 use crate::sync::remote_db::RemoteDb;
 use crate::sync::RemoteFiles;
 use crate::workers::{Next, Worker};
@@ -68,7 +68,7 @@ impl Probes {
 }
 
 async fn probe_db(db: &RemoteDb) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + PROBE_TIMEOUT;
+    let started = Stopwatch::start();
     // Connecting (TCP, TLS, authentication, migration check) may take longer than the
     // probe's bound on a slow mobile link; it goes on in its own task, bounded by
     // CONNECT_IN_BACKGROUND, so the next probe (and the sync worker) finds the connection
@@ -77,7 +77,7 @@ async fn probe_db(db: &RemoteDb) -> Result<(), String> {
         let db = db.clone();
         tokio::spawn(async move { tokio::time::timeout(CONNECT_IN_BACKGROUND, db.client()).await })
     };
-    let client = match tokio::time::timeout_at(deadline, connecting).await {
+    let client = match tokio::time::timeout(PROBE_TIMEOUT, connecting).await {
         Ok(Ok(Ok(Ok(c)))) => c,
         Ok(Ok(Ok(Err(e)))) => return Err(e.to_string()),
         Ok(Ok(Err(_))) => return Err("remote database: connection timed out".into()),
@@ -89,7 +89,11 @@ async fn probe_db(db: &RemoteDb) -> Result<(), String> {
             ))
         }
     };
-    let res = tokio::time::timeout_at(deadline, client.simple_query("SELECT 1")).await;
+    let res = tokio::time::timeout(
+        PROBE_TIMEOUT.saturating_sub(started.elapsed()),
+        client.simple_query("SELECT 1"),
+    )
+    .await;
     let err = match res {
         Ok(Ok(_)) => return Ok(()),
         Ok(Err(e)) => format!("remote database: SELECT 1 failed: {e}"),
@@ -120,7 +124,7 @@ async fn timed<F: std::future::Future<Output = Result<(), String>>>(
     f: Option<F>,
 ) -> Option<(Duration, Result<(), String>)> {
     let f = f?;
-    let t = Instant::now();
+    let t = Stopwatch::start();
     let r = f.await;
     Some((t.elapsed(), r))
 }
