@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 
 /// No correct clock reads earlier than this (2026-11-01T00:00:00Z, before this build).
 pub const BUILD_EPOCH_MS: i64 = 1_793_491_200_000;
+/// [`BUILD_EPOCH_MS`] in seconds.
+pub const BUILD_EPOCH_S: i64 = BUILD_EPOCH_MS / 1000;
 
 /// Whether a wall-clock reading can be trusted.
 pub fn is_sane(ms: i64) -> bool {

@@ -28,7 +28,7 @@ use crate::catalog::format_ms;
 /// answers): timestamps, retention and TLS would all be wrong, so the clock check reports
 /// `unsynchronized`. A constant rather than a build script keeps builds reproducible; bump
 /// it now and then when releasing.
-pub const BUILD_EPOCH_S: i64 = 1_793_491_200;
+pub use crate::clock::BUILD_EPOCH_S;
 
 /// How often the remotes are probed while they answer…
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(15);
