@@ -2,13 +2,18 @@
 //! `DELETE`, as nginx `dav_methods PUT DELETE` or Apache mod_dav serve them. Both are
 //! idempotent: a repeated PUT overwrites with the same bytes, a DELETE of a missing file
 //! is success.
+//!
+//! Credentials come from `REMOTE_STORAGE_URL` as written there, percent-encoded as URL
+//! user-info is (`%40` for an `@`, `%2F` for a `/`); they are decoded here, once, before
+//! they go into the `Authorization` header.
 
 use std::path::Path;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::config::RemoteStorage;
+use crate::config::{RemoteStorage, Secret};
+use crate::net::{self, percent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteFileError {
@@ -25,8 +30,10 @@ pub enum RemoteFileError {
 pub struct WebDav {
     client: reqwest::Client,
     base: String,
+    /// Decoded from the URL.
     user: Option<String>,
-    password: Option<crate::config::Secret>,
+    /// Decoded from the URL.
+    password: Option<Secret>,
 }
 
 impl WebDav {
@@ -39,19 +46,21 @@ impl WebDav {
         else {
             return Err("not a WebDAV storage URL".into());
         };
-        let client = reqwest::Client::builder()
+        let client = net::http::client_builder()
+            .map_err(|e| e.to_string())?
             .connect_timeout(Duration::from_secs(5))
             .read_timeout(Duration::from_secs(30))
             .timeout(Duration::from_secs(300))
             .pool_idle_timeout(Duration::from_secs(30))
-            .user_agent(concat!("selfie-kiosk/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(WebDav {
             client,
             base: base.clone(),
-            user: user.clone(),
-            password: password.clone(),
+            user: user.as_deref().map(percent::decode),
+            password: password
+                .as_ref()
+                .map(|p| Secret::new(percent::decode(p.expose()))),
         })
     }
 
@@ -96,7 +105,7 @@ impl WebDav {
             .body(body)
             .send()
             .await
-            .map_err(|e| RemoteFileError::Remote(describe(&e)))?;
+            .map_err(|e| RemoteFileError::Remote(net::http::describe(e)))?;
         match resp.status() {
             s if s.is_success() => Ok(()),
             s => Err(RemoteFileError::Remote(status_message("PUT", s))),
@@ -109,7 +118,7 @@ impl WebDav {
             .auth(self.client.delete(self.url_for(id)))
             .send()
             .await
-            .map_err(|e| RemoteFileError::Remote(describe(&e)))?;
+            .map_err(|e| RemoteFileError::Remote(net::http::describe(e)))?;
         match resp.status() {
             s if s.is_success() || s == StatusCode::NOT_FOUND || s == StatusCode::GONE => Ok(()),
             s => Err(RemoteFileError::Remote(status_message("DELETE", s))),
@@ -123,7 +132,7 @@ impl WebDav {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| RemoteFileError::Remote(describe(&e)))
+            .map_err(|e| RemoteFileError::Remote(net::http::describe(e)))
     }
 }
 
@@ -142,20 +151,40 @@ fn status_message(method: &str, s: StatusCode) -> String {
     format!("{method} answered {s}: {hint}")
 }
 
-/// A connection error without URL credentials (reqwest prints the URL; ours has none).
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else {
-        "request failed"
-    };
-    let mut msg = format!("{kind}: {e}");
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg.push_str(&format!(": {s}"));
-        src = s.source();
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use base64::Engine as _;
+
+    fn webdav(url: &str) -> WebDav {
+        let mut vars = crate::config::Vars::new();
+        vars.insert("REMOTE_STORAGE_URL".into(), url.into());
+        let config = crate::config::Config::from_vars(&vars).unwrap();
+        WebDav::new(config.remote_storage.as_ref().unwrap()).unwrap()
     }
-    msg.chars().take(300).collect()
+
+    fn authorization(w: &WebDav) -> Option<String> {
+        let req = w.auth(w.client.put(w.url_for("abc"))).build().unwrap();
+        req.headers()
+            .get(reqwest::header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap().to_string())
+    }
+
+    fn basic(user_pass: &str) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(user_pass);
+        format!("Basic {b64}")
+    }
+
+    #[test]
+    fn percent_encoded_credentials_are_sent_decoded() {
+        let w = webdav("https://kiosk:p%40ss%2Fw@vps.example/uploads");
+        assert_eq!(w.url_for("abc"), "https://vps.example/uploads/abc.jpg");
+        assert_eq!(authorization(&w), Some(basic("kiosk:p@ss/w")));
+        // An encoded user too; a raw '@' in the password works (the host follows the last
+        // one), and a '%' that encodes nothing stays as written.
+        let w = webdav("http://k%C3%A9v:50%off@p@127.0.0.1:9/dav/");
+        assert_eq!(authorization(&w), Some(basic("kév:50%off@p")));
+        assert_eq!(authorization(&webdav("http://127.0.0.1:9/dav/")), None);
+    }
 }
