@@ -16,13 +16,9 @@ pub(super) struct Credentials<'a> {
     pub service: &'a str,
 }
 
-/// `YYYYMMDD'T'HHMMSS'Z'` (UTC) of a wall-clock reading in milliseconds.
+/// `x-amz-date`: `YYYYMMDD'T'HHMMSS'Z'` (UTC) of a wall-clock reading in milliseconds.
 pub(super) fn amz_date(now_ms: i64) -> Option<String> {
-    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_ms) * 1_000_000)
-        .ok()?
-        .format(fmt)
-        .ok()
+    crate::clock::format_basic_utc(now_ms)
 }
 
 fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
