@@ -1,6 +1,8 @@
 //! The reqwest client every HTTP remote starts from, and the one description of a failed
 //! request that goes into logs, `/health` and error answers.
 
+use std::time::Duration;
+
 use super::NetError;
 
 /// What the kiosk calls itself on the wire.
@@ -13,6 +15,17 @@ pub fn client_builder() -> Result<reqwest::ClientBuilder, NetError> {
     Ok(reqwest::Client::builder()
         .tls_backend_preconfigured(super::tls_config()?)
         .user_agent(USER_AGENT))
+}
+
+/// [`client_builder`] with the timeouts for moving photos to a file store (WebDAV, S3):
+/// a quick connect, a stalled transfer noticed after 30 s, five minutes for a whole file,
+/// idle connections dropped before the server does.
+pub fn file_store_client_builder() -> Result<reqwest::ClientBuilder, NetError> {
+    Ok(client_builder()?
+        .connect_timeout(Duration::from_secs(5))
+        .read_timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(300))
+        .pool_idle_timeout(Duration::from_secs(30)))
 }
 
 /// A failed request for people: what kind of failure, then reqwest's error chain, at most

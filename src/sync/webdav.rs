@@ -26,6 +26,18 @@ pub enum RemoteFileError {
     LocalMissing(String),
 }
 
+impl RemoteFileError {
+    /// The capture's file at `path` cannot be read: named alone when it is gone, with the
+    /// reason otherwise.
+    pub fn local(path: &Path, e: std::io::Error) -> RemoteFileError {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            RemoteFileError::LocalMissing(path.display().to_string())
+        } else {
+            RemoteFileError::LocalMissing(format!("{}: {e}", path.display()))
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct WebDav {
     client: reqwest::Client,
@@ -46,12 +58,8 @@ impl WebDav {
         else {
             return Err("not a WebDAV storage URL".into());
         };
-        let client = net::http::client_builder()
+        let client = net::http::file_store_client_builder()
             .map_err(|e| e.to_string())?
-            .connect_timeout(Duration::from_secs(5))
-            .read_timeout(Duration::from_secs(30))
-            .timeout(Duration::from_secs(300))
-            .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(WebDav {
@@ -77,35 +85,15 @@ impl WebDav {
 
     /// Uploads `path` as `{id}.jpg`, streaming it.
     pub async fn put(&self, id: &str, path: &Path) -> Result<(), RemoteFileError> {
-        let file = match tokio::fs::File::open(path).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(RemoteFileError::LocalMissing(path.display().to_string()))
-            }
-            Err(e) => {
-                return Err(RemoteFileError::LocalMissing(format!(
-                    "{}: {e}",
-                    path.display()
-                )))
-            }
-        };
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| RemoteFileError::local(path, e))?;
         let len = file
             .metadata()
             .await
             .map_err(|e| RemoteFileError::LocalMissing(e.to_string()))?
             .len();
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
-            file,
-            64 * 1024,
-        ));
-        let resp = self
-            .auth(self.client.put(self.url_for(id)))
-            .header(reqwest::header::CONTENT_TYPE, "image/jpeg")
-            .header(reqwest::header::CONTENT_LENGTH, len)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| RemoteFileError::Remote(net::http::describe(e)))?;
+        let resp = send_jpeg(self.auth(self.client.put(self.url_for(id))), file, len).await?;
         match resp.status() {
             s if s.is_success() => Ok(()),
             s => Err(RemoteFileError::Remote(status_message("PUT", s))),
@@ -134,6 +122,23 @@ impl WebDav {
             .map(|_| ())
             .map_err(|e| RemoteFileError::Remote(net::http::describe(e)))
     }
+}
+
+/// Sends `rb` with a photo as its body: `len` bytes streamed from `file` in 64 KiB reads
+/// (WebDAV and S3 uploads alike).
+pub(crate) async fn send_jpeg(
+    rb: reqwest::RequestBuilder,
+    file: impl tokio::io::AsyncRead + Send + 'static,
+    len: u64,
+) -> Result<reqwest::Response, RemoteFileError> {
+    let body =
+        reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024));
+    rb.header(reqwest::header::CONTENT_TYPE, "image/jpeg")
+        .header(reqwest::header::CONTENT_LENGTH, len)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| RemoteFileError::Remote(net::http::describe(e)))
 }
 
 fn status_message(method: &str, s: StatusCode) -> String {

@@ -13,6 +13,7 @@ use super::sigv4::{self, Credentials, EMPTY_SHA256};
 use super::S3Config;
 use crate::clock::{Clock, SystemClock};
 use crate::net::{self, percent};
+use crate::sync::webdav::send_jpeg;
 use crate::sync::RemoteFileError;
 
 const SERVICE: &str = "s3";
@@ -61,12 +62,8 @@ impl S3 {
         };
         let origin = format!("{}://{host}", ep.scheme());
 
-        let client = net::http::client_builder()
+        let client = net::http::file_store_client_builder()
             .map_err(|e| e.to_string())?
-            .connect_timeout(Duration::from_secs(5))
-            .read_timeout(Duration::from_secs(30))
-            .timeout(Duration::from_secs(300))
-            .pool_idle_timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
@@ -135,15 +132,21 @@ impl S3 {
         Ok(rb.header(reqwest::header::AUTHORIZATION, auth))
     }
 
+    /// A signed request without a body on the object of `id`, sent.
+    async fn send_bodyless(
+        &self,
+        method: Method,
+        id: &str,
+    ) -> Result<reqwest::Response, RemoteFileError> {
+        self.signed(method, &self.object_path(id), EMPTY_SHA256)?
+            .send()
+            .await
+            .map_err(|e| RemoteFileError::Remote(net::http::describe(e)))
+    }
+
     /// Uploads `path` as `{prefix}/{id}.jpg`: hashed in a first read, then streamed.
     pub async fn put(&self, id: &str, path: &Path) -> Result<(), RemoteFileError> {
-        let local = |e: std::io::Error| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                RemoteFileError::LocalMissing(path.display().to_string())
-            } else {
-                RemoteFileError::LocalMissing(format!("{}: {e}", path.display()))
-            }
-        };
+        let local = |e| RemoteFileError::local(path, e);
         let mut file = tokio::fs::File::open(path).await.map_err(local)?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 64 * 1024];
@@ -158,19 +161,9 @@ impl S3 {
         }
         file.rewind().await.map_err(local)?;
         let sha = hex::encode(hasher.finalize());
+        let signed = self.signed(Method::PUT, &self.object_path(id), &sha)?;
         // Exactly the bytes hashed, even if the file grew meanwhile.
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
-            file.take(len),
-            64 * 1024,
-        ));
-        let resp = self
-            .signed(Method::PUT, &self.object_path(id), &sha)?
-            .header(reqwest::header::CONTENT_TYPE, "image/jpeg")
-            .header(reqwest::header::CONTENT_LENGTH, len)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| RemoteFileError::Remote(net::http::describe(e)))?;
+        let resp = send_jpeg(signed, file.take(len), len).await?;
         if resp.status().is_success() {
             Ok(())
         } else {
@@ -182,11 +175,7 @@ impl S3 {
     /// a missing bucket is not (that is a configuration error, and the object may well
     /// be in the right bucket).
     pub async fn delete(&self, id: &str) -> Result<(), RemoteFileError> {
-        let resp = self
-            .signed(Method::DELETE, &self.object_path(id), EMPTY_SHA256)?
-            .send()
-            .await
-            .map_err(|e| RemoteFileError::Remote(net::http::describe(e)))?;
+        let resp = self.send_bodyless(Method::DELETE, id).await?;
         let status = resp.status();
         if status.is_success() || status == StatusCode::GONE {
             return Ok(());
@@ -200,11 +189,7 @@ impl S3 {
 
     /// Downloads `{prefix}/{id}.jpg` (`None`: no such object). For diagnostics and tests.
     pub async fn get(&self, id: &str) -> Result<Option<Vec<u8>>, RemoteFileError> {
-        let resp = self
-            .signed(Method::GET, &self.object_path(id), EMPTY_SHA256)?
-            .send()
-            .await
-            .map_err(|e| RemoteFileError::Remote(net::http::describe(e)))?;
+        let resp = self.send_bodyless(Method::GET, id).await?;
         let status = resp.status();
         if status.is_success() {
             let bytes = resp
