@@ -16,9 +16,9 @@
 //! values (admin key, secret key, OVH credentials, database and storage passwords and
 //! URLs), log lines holding one are dropped, and phone-number-looking tokens are masked.
 //!
-//! Seams: [`scrub`] (secrets and phone numbers out), [`collect`] (the daemon's snapshot and
-//! the HTTP client that fetches it), [`offline`] (reading the stores without the daemon),
-//! [`config`] (the configuration view), [`render`] (the texts) and [`bundle`] (the archive
+//! Seams: `scrub` (secrets and phone numbers out), `collect` (the daemon's snapshot and
+//! the HTTP client that fetches it), `offline` (reading the stores without the daemon),
+//! `config` (the configuration view), `render` (the texts) and `bundle` (the archive
 //! and its durable write); this file runs them in order.
 
 mod bundle;

@@ -15,8 +15,8 @@
 //! - Error texts never include the application secret, the consumer key, or a full phone
 //!   number: OVH's messages are scrubbed (digit runs of 7+ are masked).
 //!
-//! Seams: [`client`] makes the calls, [`signing`] computes the signature, [`types`] holds
-//! the request and answer bodies, [`error`] classifies OVH's refusals, [`time`] keeps the
+//! Seams: `client` makes the calls, `signing` computes the signature, `types` holds
+//! the request and answer bodies, `error` classifies OVH's refusals, `time` keeps the
 //! delta to OVH's clock.
 
 pub mod client;

@@ -1,6 +1,6 @@
 //! Remote image files on S3-compatible object storage (AWS S3, Scaleway, OVHcloud, MinIO,
 //! Garage…): `PUT {prefix}/{id}.jpg` streamed from disk and `DELETE`, signed with AWS
-//! Signature Version 4 by the small signer in [`sigv4`] (no SDK). Both are idempotent: a repeated
+//! Signature Version 4 by the small signer in `sigv4` (no SDK). Both are idempotent: a repeated
 //! PUT overwrites with the same bytes, a DELETE of a missing object is success.
 //!
 //! The payload is signed: the file is read once to compute its SHA-256, which goes into
@@ -16,8 +16,8 @@
 //! bundle. Redirects are not followed: S3 answers a wrong region with a redirect, which is
 //! reported (with its error code) instead.
 //!
-//! [`config`] parses `REMOTE_STORAGE_URL=s3://…` and the `AWS_*` defaults, [`client`]
-//! makes the requests and words the store's refusals, [`sigv4`] signs them.
+//! `config` parses `REMOTE_STORAGE_URL=s3://…` and the `AWS_*` defaults, `client`
+//! makes the requests and words the store's refusals, `sigv4` signs them.
 
 pub mod client;
 pub mod config;
