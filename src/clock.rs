@@ -11,6 +11,18 @@ use std::sync::{Arc, Mutex};
 
 /// No correct clock reads earlier than this (2026-11-01T00:00:00Z, before this build).
 pub const BUILD_EPOCH_MS: i64 = 1_793_491_200_000;
+/// [`BUILD_EPOCH_MS`] in seconds.
+pub const BUILD_EPOCH_S: i64 = BUILD_EPOCH_MS / 1000;
+
+/// `YYYYMMDD'T'HHMMSS'Z'` (ISO 8601 basic format, UTC) of a wall-clock reading: what S3
+/// signs and what names a diagnostics bundle. `None` only for a reading past year 9999.
+pub fn format_basic_utc(ms: i64) -> Option<String> {
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()?
+        .format(fmt)
+        .ok()
+}
 
 /// Whether a wall-clock reading can be trusted.
 pub fn is_sane(ms: i64) -> bool {

@@ -6,13 +6,13 @@
 //! does not make kiosks look fresh or stale.
 
 use std::process::ExitCode;
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::net;
 
 /// Default `--stale-after`: three missed beats at the default interval.
 pub const DEFAULT_STALE_AFTER_S: u64 = 180;
@@ -92,18 +92,14 @@ impl KioskRow {
 
 /// The `fleet` command: prints the table (or `--json`), returns the exit code.
 pub fn cli(config: &Config, json: bool, stale_after_s: u64) -> ExitCode {
-    crate::install_crypto();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
+    let loaded = match net::block_on(load(config, stale_after_s)) {
+        Ok(l) => l,
         Err(e) => {
             eprintln!("selfie-kiosk fleet: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(load(config, stale_after_s)) {
+    match loaded {
         Ok(rows) => {
             if json {
                 let list: Vec<&KioskRow> = rows.iter().collect();
@@ -134,44 +130,11 @@ async fn connect(config: &Config) -> Result<tokio_postgres::Client, FleetError> 
         .remote_database_url
         .as_ref()
         .ok_or(FleetError::NotConfigured)?;
-    let mut pg = tokio_postgres::Config::from_str(url.expose()).map_err(|_| FleetError::BadUrl)?;
-    if pg.get_connect_timeout().is_none() {
-        pg.connect_timeout(Duration::from_secs(10));
-    }
-    pg.application_name("selfie-kiosk fleet");
-    let unavailable = |e: tokio_postgres::Error| {
-        // tokio-postgres errors never include the connection string.
-        let mut msg = e.to_string();
-        if let Some(db) = e.as_db_error() {
-            msg = db.message().to_string();
-        } else if let Some(src) = std::error::Error::source(&e) {
-            msg = format!("{msg}: {src}");
-        }
-        FleetError::Unavailable(msg)
-    };
-    let deadline = Duration::from_secs(15);
-    let timed_out = || FleetError::Unavailable("connection timed out".into());
-    if matches!(pg.get_ssl_mode(), tokio_postgres::config::SslMode::Disable) {
-        let (client, conn) = tokio::time::timeout(deadline, pg.connect(tokio_postgres::NoTls))
-            .await
-            .map_err(|_| timed_out())?
-            .map_err(unavailable)?;
-        tokio::spawn(conn);
-        Ok(client)
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let tls = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
-        let (client, conn) = tokio::time::timeout(deadline, pg.connect(tls))
-            .await
-            .map_err(|_| timed_out())?
-            .map_err(unavailable)?;
-        tokio::spawn(conn);
-        Ok(client)
-    }
+    let pg = net::pg::config(url.expose(), "selfie-kiosk fleet", Duration::from_secs(10))
+        .map_err(|_| FleetError::BadUrl)?;
+    net::pg::connect(&pg, Duration::from_secs(15))
+        .await
+        .map_err(|e| FleetError::Unavailable(e.to_string()))
 }
 
 /// Every kiosk's last heartbeat, sorted by kiosk id.
@@ -193,7 +156,7 @@ pub async fn load(config: &Config, stale_after_s: u64) -> Result<Vec<KioskRow>, 
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => {
             return Ok(Vec::new())
         }
-        Err(e) => return Err(FleetError::Unavailable(e.to_string())),
+        Err(e) => return Err(FleetError::Unavailable(net::pg::describe(&e))),
     };
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {

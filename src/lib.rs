@@ -45,6 +45,7 @@ pub mod health;
 pub mod heartbeat;
 pub mod ids;
 pub mod logging;
+pub mod net;
 pub mod outbox;
 pub mod scheduler;
 pub mod settings;

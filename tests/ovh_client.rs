@@ -5,12 +5,23 @@ mod support;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use selfie_kiosk::clock::{Clock, SystemClock};
 use selfie_kiosk::sms::ovh::{OvhClient, OvhCredentials, OvhError, SmsJobRequest, SmsPriority};
 use support::ovh::{Fault, JobState, OvhTestServer, SENDER, SERVICE};
 
 const NUMBER: &str = "+33612345678";
+
+/// The system clock `offset` seconds off (the offset can change while a client uses it).
+#[derive(Debug)]
+struct OffsetClock(Arc<AtomicI64>);
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> i64 {
+        SystemClock.now_ms() + self.0.load(Ordering::SeqCst) * 1000
+    }
+}
 
 fn creds(server: &OvhTestServer) -> OvhCredentials {
     OvhCredentials {
@@ -26,13 +37,7 @@ fn client(server: &OvhTestServer) -> OvhClient {
 
 /// A client whose local clock is `offset` seconds off real time.
 fn client_with(server: &OvhTestServer, creds: OvhCredentials, offset: i64) -> OvhClient {
-    let clock = Arc::new(move || {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64
-            + offset
-    });
+    let clock = Arc::new(OffsetClock(Arc::new(AtomicI64::new(offset))));
     OvhClient::with_clock(&server.base_url(), creds, Duration::from_secs(2), clock).unwrap()
 }
 
@@ -106,14 +111,7 @@ async fn skewed_kiosk_clock_still_signs_correctly() {
 async fn clock_change_after_delta_is_recovered_by_one_refresh() {
     let server = OvhTestServer::start_default();
     let offset = Arc::new(AtomicI64::new(0));
-    let o = offset.clone();
-    let clock = Arc::new(move || {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64
-            + o.load(Ordering::SeqCst)
-    });
+    let clock = Arc::new(OffsetClock(offset.clone()));
     let c = OvhClient::with_clock(
         &server.base_url(),
         creds(&server),

@@ -402,3 +402,24 @@ async fn sync_can_be_paused_and_resumed_at_run_time() {
     );
     assert_remote_exactly_once(&pg, &nginx, &want);
 }
+
+/// A WebDAV password holding `@` and `/` is written percent-encoded in
+/// `REMOTE_STORAGE_URL` (as URL user-info must be) and reaches nginx decoded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn percent_encoded_webdav_credentials_are_sent_decoded() {
+    let pg = PgCluster::new();
+    let nginx = Nginx::start_with(NginxOptions {
+        basic_auth: Some(("kiosk".into(), "p@ss/w-9f3".into())),
+    });
+    let dav_url = format!(
+        "http://kiosk:p%40ss%2Fw-9f3@127.0.0.1:{}/uploads/",
+        nginx.port()
+    );
+    let pg_url = pg.url();
+    let d = Daemon::start(&remote_env(&pg_url, &dav_url));
+    let want = post_many(&d, 3, 11).await;
+    let ids: Vec<String> = want.keys().cloned().collect();
+    wait_synced(&d, &ids, Duration::from_secs(30)).await;
+    assert_remote_exactly_once(&pg, &nginx, &want);
+    assert!(!d.log_text().contains("p@ss/w-9f3"));
+}

@@ -12,6 +12,7 @@ mod captures;
 mod listing;
 mod settings;
 mod sms;
+mod snapshot;
 mod stats;
 
 pub use backgrounds::*;
@@ -19,6 +20,7 @@ pub use captures::*;
 pub use listing::*;
 pub use settings::*;
 pub use sms::*;
+pub use snapshot::*;
 pub use stats::*;
 
 use std::path::Path;

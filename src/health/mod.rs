@@ -29,12 +29,8 @@ use crate::app::App;
 use crate::catalog::format_ms;
 use checks::*;
 
-/// A fixed date shortly before this build (2026-11-01T00:00:00Z), in Unix seconds. A system
-/// clock earlier than this cannot be right (boards without an RTC boot in 1970 until NTP
-/// answers): timestamps, retention and TLS would all be wrong, so the clock check reports
-/// `unsynchronized`. A constant rather than a build script keeps builds reproducible; bump
-/// it now and then when releasing.
-pub const BUILD_EPOCH_S: i64 = 1_793_491_200;
+/// The build date the clock check compares against (see [`crate::clock::BUILD_EPOCH_MS`]).
+pub use crate::clock::BUILD_EPOCH_S;
 
 /// How often the remotes are probed while they answer…
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(15);

@@ -1,4 +1,4 @@
-//! The remote PostgreSQL: connection (rustls when the URL asks for TLS), versioned
+//! The remote PostgreSQL: connection (through [`crate::net::pg`]), versioned
 //! migrations shared by every kiosk, and the capture upserts and deletes.
 //!
 //! Many kiosks, possibly on different versions, share one database. Migrations are
@@ -7,7 +7,6 @@
 //! kiosks starting together do not race. A kiosk never drops or rewrites what a newer one
 //! added; it writes only the columns it knows.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use tokio_postgres::Client;
 
 use crate::catalog::CaptureRow;
 use crate::config::Secret;
+use crate::net;
 
 /// Remote schema versions. Append only; each statement idempotent.
 pub const REMOTE_MIGRATIONS: &[&str] = &[
@@ -76,20 +76,12 @@ pub enum RemoteDbError {
 }
 
 fn db_err(e: tokio_postgres::Error) -> RemoteDbError {
-    // tokio-postgres errors never include the connection string.
-    let mut msg = e.to_string();
-    if let Some(db) = e.as_db_error() {
-        msg = format!("{} ({})", db.message(), db.code().code());
-    } else if let Some(src) = std::error::Error::source(&e) {
-        msg = format!("{msg}: {src}");
-    }
-    RemoteDbError::Db(msg.chars().take(300).collect())
+    RemoteDbError::Db(net::pg::describe(&e))
 }
 
 #[derive(Clone)]
 pub struct RemoteDb {
     config: tokio_postgres::Config,
-    tls: bool,
     kiosk_id: String,
     client: Arc<Mutex<Option<Arc<Client>>>>,
 }
@@ -102,20 +94,10 @@ impl std::fmt::Debug for RemoteDb {
 
 impl RemoteDb {
     pub fn new(url: &Secret, kiosk_id: &str) -> Result<RemoteDb, String> {
-        let mut config = tokio_postgres::Config::from_str(url.expose())
-            .map_err(|_| "REMOTE_DATABASE_URL is not a valid postgresql:// URL".to_string())?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(5));
-        }
-        config.keepalives_idle(Duration::from_secs(30));
-        config.application_name("selfie-kiosk");
-        let tls = !matches!(
-            config.get_ssl_mode(),
-            tokio_postgres::config::SslMode::Disable
-        );
+        let config = net::pg::config(url.expose(), "selfie-kiosk", Duration::from_secs(5))
+            .map_err(|e| e.to_string())?;
         Ok(RemoteDb {
             config,
-            tls,
             kiosk_id: kiosk_id.to_string(),
             client: Arc::new(Mutex::new(None)),
         })
@@ -141,32 +123,9 @@ impl RemoteDb {
     }
 
     async fn connect(&self) -> Result<Client, RemoteDbError> {
-        let deadline = Duration::from_secs(10);
-        if self.tls {
-            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(rustls_config());
-            let (client, conn) = tokio::time::timeout(deadline, self.config.connect(tls))
-                .await
-                .map_err(|_| RemoteDbError::Db("connection timed out".into()))?
-                .map_err(db_err)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!("remote database connection closed: {e}");
-                }
-            });
-            Ok(client)
-        } else {
-            let (client, conn) =
-                tokio::time::timeout(deadline, self.config.connect(tokio_postgres::NoTls))
-                    .await
-                    .map_err(|_| RemoteDbError::Db("connection timed out".into()))?
-                    .map_err(db_err)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!("remote database connection closed: {e}");
-                }
-            });
-            Ok(client)
-        }
+        net::pg::connect(&self.config, Duration::from_secs(10))
+            .await
+            .map_err(|e| RemoteDbError::Db(e.to_string()))
     }
 
     /// Upserts capture rows in one statement, keyed by (kiosk_id, id).
@@ -299,14 +258,6 @@ async fn migrate(client: &Client) -> Result<(), RemoteDbError> {
         }
     }
     Ok(())
-}
-
-fn rustls_config() -> rustls::ClientConfig {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth()
 }
 
 impl RemoteDb {

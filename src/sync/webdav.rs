@@ -2,13 +2,18 @@
 //! `DELETE`, as nginx `dav_methods PUT DELETE` or Apache mod_dav serve them. Both are
 //! idempotent: a repeated PUT overwrites with the same bytes, a DELETE of a missing file
 //! is success.
+//!
+//! Credentials come from `REMOTE_STORAGE_URL` as written there, percent-encoded as URL
+//! user-info is (`%40` for an `@`, `%2F` for a `/`); they are decoded here, once, before
+//! they go into the `Authorization` header.
 
 use std::path::Path;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::config::RemoteStorage;
+use crate::config::{RemoteStorage, Secret};
+use crate::net::{self, percent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteFileError {
@@ -21,12 +26,26 @@ pub enum RemoteFileError {
     LocalMissing(String),
 }
 
+impl RemoteFileError {
+    /// The capture's file at `path` cannot be read: named alone when it is gone, with the
+    /// reason otherwise.
+    pub fn local(path: &Path, e: std::io::Error) -> RemoteFileError {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            RemoteFileError::LocalMissing(path.display().to_string())
+        } else {
+            RemoteFileError::LocalMissing(format!("{}: {e}", path.display()))
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct WebDav {
     client: reqwest::Client,
     base: String,
+    /// Decoded from the URL.
     user: Option<String>,
-    password: Option<crate::config::Secret>,
+    /// Decoded from the URL.
+    password: Option<Secret>,
 }
 
 impl WebDav {
@@ -39,19 +58,17 @@ impl WebDav {
         else {
             return Err("not a WebDAV storage URL".into());
         };
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .read_timeout(Duration::from_secs(30))
-            .timeout(Duration::from_secs(300))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .user_agent(concat!("selfie-kiosk/", env!("CARGO_PKG_VERSION")))
+        let client = net::http::file_store_client_builder()
+            .map_err(|e| e.to_string())?
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(WebDav {
             client,
             base: base.clone(),
-            user: user.clone(),
-            password: password.clone(),
+            user: user.as_deref().map(percent::decode),
+            password: password
+                .as_ref()
+                .map(|p| Secret::new(percent::decode(p.expose()))),
         })
     }
 
@@ -68,35 +85,15 @@ impl WebDav {
 
     /// Uploads `path` as `{id}.jpg`, streaming it.
     pub async fn put(&self, id: &str, path: &Path) -> Result<(), RemoteFileError> {
-        let file = match tokio::fs::File::open(path).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(RemoteFileError::LocalMissing(path.display().to_string()))
-            }
-            Err(e) => {
-                return Err(RemoteFileError::LocalMissing(format!(
-                    "{}: {e}",
-                    path.display()
-                )))
-            }
-        };
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| RemoteFileError::local(path, e))?;
         let len = file
             .metadata()
             .await
             .map_err(|e| RemoteFileError::LocalMissing(e.to_string()))?
             .len();
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
-            file,
-            64 * 1024,
-        ));
-        let resp = self
-            .auth(self.client.put(self.url_for(id)))
-            .header(reqwest::header::CONTENT_TYPE, "image/jpeg")
-            .header(reqwest::header::CONTENT_LENGTH, len)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| RemoteFileError::Remote(describe(&e)))?;
+        let resp = send_jpeg(self.auth(self.client.put(self.url_for(id))), file, len).await?;
         match resp.status() {
             s if s.is_success() => Ok(()),
             s => Err(RemoteFileError::Remote(status_message("PUT", s))),
@@ -109,7 +106,7 @@ impl WebDav {
             .auth(self.client.delete(self.url_for(id)))
             .send()
             .await
-            .map_err(|e| RemoteFileError::Remote(describe(&e)))?;
+            .map_err(|e| RemoteFileError::Remote(net::http::describe(e)))?;
         match resp.status() {
             s if s.is_success() || s == StatusCode::NOT_FOUND || s == StatusCode::GONE => Ok(()),
             s => Err(RemoteFileError::Remote(status_message("DELETE", s))),
@@ -123,8 +120,25 @@ impl WebDav {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| RemoteFileError::Remote(describe(&e)))
+            .map_err(|e| RemoteFileError::Remote(net::http::describe(e)))
     }
+}
+
+/// Sends `rb` with a photo as its body: `len` bytes streamed from `file` in 64 KiB reads
+/// (WebDAV and S3 uploads alike).
+pub(crate) async fn send_jpeg(
+    rb: reqwest::RequestBuilder,
+    file: impl tokio::io::AsyncRead + Send + 'static,
+    len: u64,
+) -> Result<reqwest::Response, RemoteFileError> {
+    let body =
+        reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024));
+    rb.header(reqwest::header::CONTENT_TYPE, "image/jpeg")
+        .header(reqwest::header::CONTENT_LENGTH, len)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| RemoteFileError::Remote(net::http::describe(e)))
 }
 
 fn status_message(method: &str, s: StatusCode) -> String {
@@ -142,20 +156,40 @@ fn status_message(method: &str, s: StatusCode) -> String {
     format!("{method} answered {s}: {hint}")
 }
 
-/// A connection error without URL credentials (reqwest prints the URL; ours has none).
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else {
-        "request failed"
-    };
-    let mut msg = format!("{kind}: {e}");
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg.push_str(&format!(": {s}"));
-        src = s.source();
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use base64::Engine as _;
+
+    fn webdav(url: &str) -> WebDav {
+        let mut vars = crate::config::Vars::new();
+        vars.insert("REMOTE_STORAGE_URL".into(), url.into());
+        let config = crate::config::Config::from_vars(&vars).unwrap();
+        WebDav::new(config.remote_storage.as_ref().unwrap()).unwrap()
     }
-    msg.chars().take(300).collect()
+
+    fn authorization(w: &WebDav) -> Option<String> {
+        let req = w.auth(w.client.put(w.url_for("abc"))).build().unwrap();
+        req.headers()
+            .get(reqwest::header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap().to_string())
+    }
+
+    fn basic(user_pass: &str) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(user_pass);
+        format!("Basic {b64}")
+    }
+
+    #[test]
+    fn percent_encoded_credentials_are_sent_decoded() {
+        let w = webdav("https://kiosk:p%40ss%2Fw@vps.example/uploads");
+        assert_eq!(w.url_for("abc"), "https://vps.example/uploads/abc.jpg");
+        assert_eq!(authorization(&w), Some(basic("kiosk:p@ss/w")));
+        // An encoded user too; a raw '@' in the password works (the host follows the last
+        // one), and a '%' that encodes nothing stays as written.
+        let w = webdav("http://k%C3%A9v:50%off@p@127.0.0.1:9/dav/");
+        assert_eq!(authorization(&w), Some(basic("kév:50%off@p")));
+        assert_eq!(authorization(&webdav("http://127.0.0.1:9/dav/")), None);
+    }
 }
