@@ -425,6 +425,7 @@ async fn diag_bundle_online_and_offline_without_secrets() {
     );
     assert!(summary.contains("STATUS: DEGRADED"), "{summary}");
     assert!(summary.contains("daemon: running"), "{summary}");
+    assert!(summary.contains("workers: ok (buffer_trim "), "{summary}");
     assert!(summary.contains("remote storage: degraded"), "{summary}");
     assert!(summary.contains("WHAT TO DO"), "{summary}");
     assert_eq!(summary, files["summary.txt"]);
@@ -513,9 +514,26 @@ async fn admin_diag_needs_the_key() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let v: Value = r.json().await.unwrap();
-    for k in ["health", "outbox", "catalog", "config", "logs"] {
+    for k in ["health", "workers", "outbox", "catalog", "config", "logs"] {
         assert!(!v[k].is_null(), "{k}: {v:#}");
     }
+    // Every background loop is listed with its state.
+    let workers: Vec<&str> = v["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    for w in [
+        "cleanup",
+        "clock_fix",
+        "buffer_trim",
+        "heartbeat",
+        "remote_probes",
+    ] {
+        assert!(workers.contains(&w), "{w} missing from {workers:?}");
+    }
+    assert_eq!(v["health"]["checks"]["workers"]["status"], "ok", "{v:#}");
     let text = v.to_string();
     assert!(
         !text.contains(support::daemon::ADMIN_KEY),

@@ -22,6 +22,8 @@ pub fn routes() -> OpenApiRouter<SharedApp> {
 struct DiagSnapshot {
     daemon: DiagDaemon,
     health: crate::health::Report,
+    /// Every background worker's status.
+    workers: Vec<crate::workers::WorkerInfo>,
     /// Outbox summary (or `{"error"}`).
     outbox: Value,
     /// Catalog summary (or `{"error"}`).

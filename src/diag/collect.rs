@@ -131,6 +131,7 @@ pub async fn daemon_snapshot(app: &App) -> Value {
             "uptime_s": app.started.elapsed().as_secs(),
         },
         "health": report,
+        "workers": app.workers.list(),
         "outbox": outbox,
         "catalog": catalog,
         "config": safe_config(&app.config, Some(&settings)),

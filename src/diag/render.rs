@@ -189,6 +189,27 @@ pub(super) fn summary_txt(c: &Collected, kiosk: &str, when: &str, bundle_name: &
             .map(|e| format!(" — error: {e}"))
             .unwrap_or_default()
     ));
+    if let Some(workers) = checks["workers"]["workers"].as_object() {
+        let failed: Vec<&str> = workers
+            .iter()
+            .filter(|(_, w)| w["state"] == "failed")
+            .map(|(name, _)| name.as_str())
+            .collect();
+        s.push_str(&format!(
+            "workers: {} ({}){}\n",
+            show(&checks["workers"]["status"]),
+            workers
+                .iter()
+                .map(|(name, w)| format!("{name} {}", w["state"].as_str().unwrap_or("?")))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!(" — FAILING: {}", failed.join(", "))
+            }
+        ));
+    }
     let ob = &checks["outbox"];
     s.push_str(&format!(
         "backlog (outbox): {} pending, {} dead, oldest pending {}{}\n",
