@@ -113,7 +113,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
         async move {
             loop {
                 if let Err(e) = crate::cleanup::fix_clocks(&app).await {
-                    tracing::error!("clock fix-up failed: {}", e.message);
+                    tracing::error!("clock fix-up failed: {e}");
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -145,9 +145,9 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
                         s.last_cleanup_error = None;
                     }),
                     Err(e) => {
-                        tracing::error!("retention cleanup failed: {}", e.message);
+                        tracing::error!("retention cleanup failed: {e}");
                         app.scheduler
-                            .update(|s| s.last_cleanup_error = Some(e.message.clone()));
+                            .update(|s| s.last_cleanup_error = Some(e.to_string()));
                     }
                 }
             }

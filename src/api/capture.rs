@@ -13,7 +13,7 @@ use super::error::{ApiError, ApiResult, ErrorDetail};
 use super::openapi::EXAMPLE_JPEG_BASE64;
 use super::{declared_length, json_response, read_body, read_body_chunks};
 use crate::app::{App, SharedApp};
-use crate::capture::{self, CaptureAnswer, CaptureMeta};
+use crate::capture::{self, CaptureAnswer, CaptureMeta, Ingested};
 use crate::catalog;
 use crate::ids;
 
@@ -175,8 +175,16 @@ pub async fn post_capture(State(app): State<SharedApp>, req: Request) -> ApiResu
             ))
         }
     };
-    let (status, answer) = capture::ingest_upload(&app, upload, meta).await?;
-    Ok(json_response(status, &answer))
+    let (ingested, answer) = capture::ingest_upload(&app, upload, meta).await?;
+    Ok(json_response(status_of(ingested), &answer))
+}
+
+/// 201 for a capture stored now, 200 for a retried one.
+fn status_of(ingested: Ingested) -> StatusCode {
+    match ingested {
+        Ingested::Created => StatusCode::CREATED,
+        Ingested::Repeated => StatusCode::OK,
+    }
 }
 
 /// A JSON capture body: its upload and fields.
@@ -322,13 +330,13 @@ pub async fn post_batch(State(app): State<SharedApp>, req: Request) -> ApiResult
                 ApiError::bad_request("invalid_json", format!("item is not a capture object: {e}"))
             })?;
             let (bytes, meta) = item_from_json(j, max, Vec::new())?;
-            capture::ingest(&app, bytes, meta).await
+            Ok(capture::ingest(&app, bytes, meta).await?)
         }
         .await;
         results.push(match outcome {
-            Ok((status, answer)) => BatchItem {
+            Ok((ingested, answer)) => BatchItem {
                 index,
-                status: status.as_u16(),
+                status: status_of(ingested).as_u16(),
                 id: Some(answer.id.clone()),
                 capture: Some(answer),
                 error: None,

@@ -74,7 +74,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// `/openapi.json` describing them all.
 pub fn router(app: SharedApp) -> Router {
     let cors = cors_layer(&app.config.cors_origins);
-    let guard = app.clone();
+    let guard = admin::AdminGuard::new(app.clone());
     let (routes, doc) = documented_routes(move |admin| {
         admin.route_layer(axum::middleware::from_fn_with_state(
             guard,
@@ -207,8 +207,7 @@ pub async fn read_body_chunks(
     }
 }
 
-/// Largest buffer reserved up front from a declared Content-Length.
-pub const PREALLOCATE_MAX: u64 = 32 * 1024 * 1024;
+pub use crate::capture::PREALLOCATE_MAX;
 
 /// Serves `router` on `listener` until `shutdown` fires, then lets in-flight requests
 /// finish (up to `drain`). Header, body and idle timeouts guard against slow clients.

@@ -11,8 +11,7 @@
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::{CaptureMeta, PendingDigest, Upload};
-use crate::api::error::{ApiError, ApiResult};
+use super::{CaptureError, CaptureMeta, PendingDigest, Upload, PREALLOCATE_MAX};
 use crate::app::App;
 use crate::buffers;
 use crate::ids;
@@ -30,10 +29,11 @@ type DigestTx = std::sync::mpsc::SyncSender<[u8; 32]>;
 /// A capture body being received: a blocking thread, fed chunk by chunk, writes it (a
 /// JPEG) to its temp file and gathers its bytes (to validate and hash them), letting go
 /// of each chunk once used. A body that is not a JPEG is only gathered (the capture path
-/// converts or refuses it).
-pub struct StreamingUpload {
+/// converts or refuses it). `E`: the errors of reading the body (a JSON body's reader
+/// may have its own, besides the capture's).
+pub struct StreamingUpload<E = CaptureError> {
     intake: Intake,
-    done: tokio::sync::oneshot::Receiver<ApiResult<Written>>,
+    done: tokio::sync::oneshot::Receiver<Result<Written, E>>,
     digest: PendingDigest,
 }
 
@@ -81,7 +81,9 @@ impl StreamingUpload {
             Ok((buffers::into_bytes(body), file.into_file(), None))
         })
     }
+}
 
+impl<E: From<CaptureError> + Send + 'static> StreamingUpload<E> {
     /// A JSON body of `expected` bytes holding one capture of at most `max` bytes.
     /// `read_cut` reads the fields when the image was decoded on the fly; `read_whole`
     /// reads the whole body otherwise (its image decoded into the buffer it is given).
@@ -90,8 +92,8 @@ impl StreamingUpload {
         expected: u64,
         max: u64,
         read_cut: ReadCutDoc,
-        read_whole: impl FnOnce(&[u8], Vec<u8>) -> ApiResult<(Vec<u8>, CaptureMeta)> + Send + 'static,
-    ) -> StreamingUpload {
+        read_whole: impl FnOnce(&[u8], Vec<u8>) -> Result<(Vec<u8>, CaptureMeta), E> + Send + 'static,
+    ) -> StreamingUpload<E> {
         let uploads = app.uploads.clone();
         let reserve = app.disk_reserve_bytes();
         // Both buffers taken on the runtime's worker (see `start`). The body's is filled
@@ -131,7 +133,7 @@ impl StreamingUpload {
             let cut = field.cut_doc(&body);
             // Errors too go past the `give` below: the body's buffer is reused either way.
             let read = match cut.and_then(|(doc, kept)| read_cut(&doc, kept)) {
-                Some(meta) => super::validate_meta(&meta).map(|()| {
+                Some(meta) => super::validate_meta(&meta).map_err(E::from).map(|()| {
                     let mut file = file.into_file();
                     if let (Some(f), Some(id)) = (file.as_mut(), meta.id.as_deref()) {
                         f.retarget(id);
@@ -163,8 +165,8 @@ impl StreamingUpload {
     /// [`PieceHasher`]).
     fn spawn(
         intake: Intake,
-        receive: impl FnOnce(DigestTx) -> ApiResult<Written> + Send + 'static,
-    ) -> StreamingUpload {
+        receive: impl FnOnce(DigestTx) -> Result<Written, E> + Send + 'static,
+    ) -> StreamingUpload<E> {
         let (done_tx, done) = tokio::sync::oneshot::channel();
         let (digest_tx, digest) = std::sync::mpsc::sync_channel(1);
         tokio::task::spawn_blocking(move || {
@@ -203,7 +205,7 @@ impl StreamingUpload {
     /// The body is complete: waits for the writer to catch up. Returns the upload and,
     /// for a JSON body, its fields. (Dropped instead, on an aborted body, the writer ends
     /// and its temp file is removed.)
-    pub async fn finish(self) -> ApiResult<(Upload, Option<CaptureMeta>)> {
+    pub async fn finish(self) -> Result<(Upload, Option<CaptureMeta>), E> {
         match self.intake {
             Intake::Staged(chunks) => drop(chunks),
             // The unused room goes too, so that the buffer is whole again.
@@ -214,7 +216,7 @@ impl StreamingUpload {
         let (source, file, meta) = self
             .done
             .await
-            .map_err(|_| ApiError::internal("the upload task failed"))??;
+            .map_err(|_| CaptureError::task("the upload task failed"))??;
         let upload = Upload {
             source,
             file,
@@ -274,7 +276,7 @@ impl PieceHasher {
 /// A buffer size for a declared length, within reason: a client may announce a size it
 /// never sends.
 fn capacity(declared: u64) -> usize {
-    declared.min(crate::api::PREALLOCATE_MAX) as usize
+    declared.min(PREALLOCATE_MAX) as usize
 }
 
 /// The capture's temp file, begun once the first bytes show a JPEG. A failed write

@@ -12,7 +12,12 @@
 //! the benchmark VM, up to 0.4 ms when many files had just been deleted; timestamps in an
 //! instrumented build). Elsewhere a named temp file is used and renamed.
 
+pub mod backgrounds;
 pub mod image;
+mod locks;
+
+pub use backgrounds::Backgrounds;
+pub use locks::IdGuard;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -58,6 +63,8 @@ pub struct Uploads {
     unnamed: Arc<AtomicBool>,
     /// An unnamed temp file made ahead for the next capture.
     spare: Arc<Mutex<Option<File>>>,
+    /// Held by whoever writes or removes a capture's file and row.
+    locks: Arc<locks::IdLocks>,
 }
 
 impl Uploads {
@@ -72,7 +79,14 @@ impl Uploads {
             incoming,
             unnamed: Arc::new(AtomicBool::new(true)),
             spare: Arc::default(),
+            locks: Arc::default(),
         })
+    }
+
+    /// Waits until no other request works on capture `id` (its file and its row), and
+    /// holds it until the guard is dropped.
+    pub async fn lock_id(&self, id: &str) -> IdGuard<'_> {
+        self.locks.lock(id).await
     }
 
     /// Creates the unnamed temp file the next capture will use, unless one is ready
