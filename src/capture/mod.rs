@@ -19,6 +19,7 @@ use crate::storage::image::{self, Format};
 use crate::storage::{IncomingFile, Uploads};
 
 mod error;
+mod json_field;
 mod stream;
 pub use error::CaptureError;
 pub use stream::StreamingUpload;
