@@ -19,7 +19,7 @@ pub const DEFAULT_SMS_TEMPLATE: &str = "Votre photo est prête ! Téléchargez-l
 pub struct RuntimeSettings {
     /// GDPR retention, local and remote.
     pub retention_days: u32,
-    /// Hour of the day (local system time, 0-23) of the daily cleanup.
+    /// Hour of the day (UTC, 0-23) of the daily cleanup.
     pub cleanup_hour: u32,
     /// Whether the sync worker uploads (off: captures queue up locally).
     pub sync_enabled: bool,

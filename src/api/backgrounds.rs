@@ -13,7 +13,7 @@ use std::path::Path;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path as UrlPath, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -274,20 +274,6 @@ struct UploadQuery {
     position: Option<String>,
 }
 
-fn content_type(headers: &HeaderMap) -> String {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| {
-            s.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default()
-}
-
 /// The multipart form of `POST /admin/backgrounds`.
 #[derive(ToSchema)]
 #[allow(dead_code)] // documentation only: the form is read field by field
@@ -332,15 +318,8 @@ struct UploadForm {
 )]
 async fn upload(State(app): State<SharedApp>, req: Request) -> ApiResult<Response> {
     let max = app.config.max_capture_bytes;
-    let query: UploadQuery = match req.uri().query() {
-        None | Some("") => UploadQuery::default(),
-        Some(_) => {
-            axum::extract::Query::<UploadQuery>::try_from_uri(req.uri())
-                .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?
-                .0
-        }
-    };
-    let ct = content_type(req.headers());
+    let query: UploadQuery = super::query(req.uri())?;
+    let ct = super::media_type(req.headers());
     let (source, name, position) = match ct.as_str() {
         "image/jpeg" | "image/jpg" | "image/png" | "application/octet-stream" => {
             // Cheap checks first: no need to read 25 MB to say the name is missing.

@@ -282,6 +282,33 @@ pub fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Respo
     (status, axum::Json(body)).into_response()
 }
 
+/// The request's media type: its Content-Type without parameters, lower-cased (empty
+/// when there is none).
+pub fn media_type(headers: &http::HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| {
+            s.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+/// The query string as a `T` (none or empty: `T::default()`); one that does not fit is
+/// 400 `invalid_query`.
+pub fn query<T: serde::de::DeserializeOwned + Default>(uri: &http::Uri) -> Result<T, ApiError> {
+    match uri.query() {
+        None | Some("") => Ok(T::default()),
+        Some(_) => axum::extract::Query::<T>::try_from_uri(uri)
+            .map(|q| q.0)
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text())),
+    }
+}
+
 /// Parses a JSON object body into `T`. serde would also accept a JSON array holding the
 /// fields in order; a body that is not an object is refused like any other bad JSON.
 pub fn json_object<'de, T: serde::Deserialize<'de>>(body: &'de [u8]) -> Result<T, ApiError> {

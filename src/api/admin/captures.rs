@@ -6,9 +6,9 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{parse_bool, parse_range, query};
+use super::{parse_bool, parse_range};
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::json_response;
+use crate::api::{json_response, query};
 use crate::app::SharedApp;
 use crate::catalog::{self, CaptureFilter, CaptureListItem};
 

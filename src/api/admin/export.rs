@@ -9,8 +9,9 @@ use axum::response::Response;
 use serde::Deserialize;
 use tokio_util::io::ReaderStream;
 
-use super::{parse_range, query};
+use super::parse_range;
 use crate::api::error::ApiResult;
+use crate::api::query;
 use crate::app::SharedApp;
 use crate::catalog::CaptureFilter;
 

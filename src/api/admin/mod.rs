@@ -23,8 +23,8 @@ mod config;
 mod export;
 mod stats;
 
-use axum::extract::{Query, State};
-use axum::http::{StatusCode, Uri};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -105,15 +105,6 @@ async fn post_cleanup(State(app): State<SharedApp>) -> ApiResult<Response> {
 
 // ---------------------------------------------------------------------------------------
 // Query strings shared by the listing and the export
-
-pub(super) fn query<T: serde::de::DeserializeOwned + Default>(uri: &Uri) -> ApiResult<T> {
-    match uri.query() {
-        None | Some("") => Ok(T::default()),
-        Some(_) => Query::<T>::try_from_uri(uri)
-            .map(|q| q.0)
-            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text())),
-    }
-}
 
 /// A `from`/`to` bound in Unix milliseconds: RFC 3339 or `YYYY-MM-DD` (UTC). `end`: the
 /// exclusive end of what the bound includes (the instant after it, the day after it).
