@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use crate::capture::IdLocks;
 use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::config::{Config, Secret};
@@ -15,6 +14,8 @@ pub struct App {
     pub catalog: Catalog,
     pub outbox: Outbox,
     pub uploads: Uploads,
+    pub backgrounds: crate::storage::Backgrounds,
+    pub exports: crate::export::Exports,
     pub clock: Arc<dyn Clock>,
     /// Every background worker's status (`/health` `workers`, `/admin/diag`).
     pub workers: crate::workers::Workers,
@@ -23,13 +24,11 @@ pub struct App {
     pub started: crate::clock::Stopwatch,
     pub admin_api_key: Secret,
     pub secret_key: Secret,
-    pub id_locks: IdLocks,
     pub remote_files: Option<crate::sync::RemoteFiles>,
     pub remote_db: Option<crate::sync::remote_db::RemoteDb>,
     pub sync_state: crate::sync::SyncState,
     /// Notified whenever captures become synced (SMS jobs waiting on them listen).
     pub sync_events: tokio::sync::Notify,
-    pub auth_failures: crate::api::admin::AuthFailures,
     pub settings: crate::settings::Settings,
     pub sms_client: Option<crate::sms::ovh::OvhClient>,
     pub sms_health: crate::sms::SmsHealth,

@@ -14,11 +14,31 @@
 
 use serde::Serialize;
 
-use crate::api::error::{ApiError, ApiResult};
 use crate::app::App;
-use crate::catalog;
+use crate::catalog::{self, CatalogError};
 use crate::clock;
-use crate::outbox::JobKind;
+use crate::outbox::{JobKind, OutboxError};
+use crate::sms::phone::PhoneError;
+use crate::storage::StorageError;
+
+/// Why a cleanup or an erasure stopped. The texts are those the scheduler keeps as the
+/// last cleanup error.
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    #[error("phone number not understood: {0}")]
+    InvalidPhone(#[source] PhoneError),
+    #[error("the local catalog failed: {0}")]
+    Catalog(#[from] CatalogError),
+    #[error("the local job queue failed: {0}")]
+    Outbox(#[from] OutboxError),
+    #[error("could not store the file: {0}")]
+    Storage(#[from] StorageError),
+    /// The file removal thread died.
+    #[error("cleanup task failed: {0}")]
+    Task(String),
+}
+
+type Result<T, E = CleanupError> = std::result::Result<T, E>;
 
 /// Captures per transaction.
 pub const BATCH: usize = 500;
@@ -48,7 +68,7 @@ pub struct Removal {
 }
 
 /// Removes captures: rows and SMS rows in one transaction, then files, then jobs.
-pub async fn remove_captures(app: &App, ids: Vec<String>) -> ApiResult<Removal> {
+pub async fn remove_captures(app: &App, ids: Vec<String>) -> Result<Removal> {
     if ids.is_empty() {
         return Ok(Removal::default());
     }
@@ -59,7 +79,7 @@ pub async fn remove_captures(app: &App, ids: Vec<String>) -> ApiResult<Removal> 
         .await?;
     let uploads = app.uploads.clone();
     let files = ids.clone();
-    tokio::task::spawn_blocking(move || -> Result<(), crate::storage::StorageError> {
+    tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
         for id in &files {
             let p = uploads.path_for(id);
             match std::fs::remove_file(&p) {
@@ -68,13 +88,13 @@ pub async fn remove_captures(app: &App, ids: Vec<String>) -> ApiResult<Removal> 
                 Err(e) => tracing::error!(capture_id = %id, "cannot remove the capture file: {e}"),
             }
         }
-        crate::storage::sync_dir(uploads.dir()).map_err(|e| crate::storage::StorageError::Io {
+        crate::storage::sync_dir(uploads.dir()).map_err(|e| StorageError::Io {
             path: uploads.dir().to_path_buf(),
             source: e,
         })
     })
     .await
-    .map_err(|e| ApiError::internal(format!("cleanup task failed: {e}")))??;
+    .map_err(|e| CleanupError::Task(e.to_string()))??;
     let remote = app.remote_files.is_some() || app.remote_db.is_some();
     let now = app.clock.now_ms();
     for id in &ids {
@@ -93,7 +113,7 @@ pub async fn remove_captures(app: &App, ids: Vec<String>) -> ApiResult<Removal> 
 
 /// Recomputes the time of captures flagged while the clock was not sane. Returns how many
 /// were fixed; nothing happens while the clock is still not sane.
-pub async fn fix_clocks(app: &App) -> ApiResult<usize> {
+pub async fn fix_clocks(app: &App) -> Result<usize> {
     let now = app.clock.now_ms();
     if !clock::is_sane(now) {
         return Ok(0);
@@ -130,7 +150,7 @@ pub async fn fix_clocks(app: &App) -> ApiResult<usize> {
 }
 
 /// Removes every capture older than the retention now.
-pub async fn run(app: &App) -> ApiResult<CleanupReport> {
+pub async fn run(app: &App) -> Result<CleanupReport> {
     let settings = app.settings.get();
     let now = app.clock.now_ms();
     let mut report = CleanupReport {
@@ -196,11 +216,9 @@ pub struct ErasureReceipt {
 }
 
 /// Removes every capture sent to this number, locally now and remotely through the outbox.
-pub async fn erase_phone(app: &App, raw_phone: &str) -> ApiResult<ErasureReceipt> {
-    let e164 =
-        crate::sms::phone::normalize(raw_phone, crate::sms::phone::Region::FR).map_err(|e| {
-            ApiError::bad_request("invalid_phone", format!("phone number not understood: {e}"))
-        })?;
+pub async fn erase_phone(app: &App, raw_phone: &str) -> Result<ErasureReceipt> {
+    let e164 = crate::sms::phone::normalize(raw_phone, crate::sms::phone::Region::FR)
+        .map_err(CleanupError::InvalidPhone)?;
     let hmac = crate::sms::phone_hmac(app.secret_key.expose(), &e164);
     let ids = app
         .catalog

@@ -18,9 +18,7 @@ use std::time::Duration;
 
 use rust_xlsxwriter::{Color, Format, FormatBorder, Workbook, Worksheet, XlsxError};
 
-use crate::api::error::ApiError;
-use crate::app::App;
-use crate::catalog::{self, Bucket, CaptureFilter, CaptureListItem, CatalogError};
+use crate::catalog::{self, Bucket, CaptureFilter, CaptureListItem, Catalog, CatalogError};
 
 /// Rows read from SQLite per chunk.
 pub const CHUNK_ROWS: usize = 5_000;
@@ -28,9 +26,6 @@ pub const CHUNK_ROWS: usize = 5_000;
 pub const MAX_DATA_ROWS: usize = 1_048_575;
 /// Leftover export files older than this belong to no running export.
 const STALE_EXPORT: Duration = Duration::from_secs(3600);
-
-/// One export at a time: each holds a writer thread and temp files.
-static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -48,20 +43,6 @@ pub enum ExportError {
     },
     #[error("export task failed: {0}")]
     Task(String),
-}
-
-impl From<ExportError> for ApiError {
-    fn from(e: ExportError) -> Self {
-        match e {
-            ExportError::Busy => ApiError::new(
-                http::StatusCode::TOO_MANY_REQUESTS,
-                "export_busy",
-                e.to_string(),
-            ),
-            ExportError::Catalog(c) => c.into(),
-            other => ApiError::internal(other.to_string()),
-        }
-    }
 }
 
 /// A finished workbook: an open, already unlinked file.
@@ -89,10 +70,38 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
     }
 }
 
-/// Writes the workbook for the captures `filter` selects and returns it open.
-pub async fn export(app: &Arc<App>, filter: CaptureFilter) -> Result<ExportFile, ExportError> {
-    let _permit = RUNNING.try_acquire().map_err(|_| ExportError::Busy)?;
-    let dir = app.config.data_dir.join("exports");
+/// The exports of one kiosk: where their files go, and the one slot they take turns in.
+#[derive(Debug, Clone)]
+pub struct Exports {
+    catalog: Catalog,
+    /// `$KIOSK_DATA_DIR/exports`
+    dir: PathBuf,
+    /// One export at a time: each holds a writer thread and temp files.
+    running: Arc<tokio::sync::Semaphore>,
+}
+
+impl Exports {
+    pub fn new(catalog: Catalog, data_dir: &Path) -> Exports {
+        Exports {
+            catalog,
+            dir: data_dir.join("exports"),
+            running: Arc::new(tokio::sync::Semaphore::new(1)),
+        }
+    }
+
+    /// Writes the workbook for the captures `filter` selects and returns it open.
+    pub async fn export(&self, filter: CaptureFilter) -> Result<ExportFile, ExportError> {
+        let _permit = self.running.try_acquire().map_err(|_| ExportError::Busy)?;
+        export(&self.catalog, &self.dir, filter).await
+    }
+}
+
+async fn export(
+    catalog: &Catalog,
+    dir: &Path,
+    filter: CaptureFilter,
+) -> Result<ExportFile, ExportError> {
+    let dir = dir.to_path_buf();
     let tmp_dir = dir.join("tmp");
     std::fs::create_dir_all(&tmp_dir).map_err(io(&tmp_dir))?;
     {
@@ -102,8 +111,7 @@ pub async fn export(app: &Arc<App>, filter: CaptureFilter) -> Result<ExportFile,
     let path = dir.join(format!("export-{}.xlsx", crate::ids::random_hex(8)));
 
     // Fixed before the first chunk: what arrives during the export is not half in it.
-    let (upto, days) = app
-        .catalog
+    let (upto, days) = catalog
         .read(move |c| {
             let upto = catalog::max_capture_seq(c)?;
             let days = catalog::buckets(c, filter.from_ms, filter.to_ms, catalog::DAY_MS)?;
@@ -119,8 +127,7 @@ pub async fn export(app: &Arc<App>, filter: CaptureFilter) -> Result<ExportFile,
     let reader = async {
         let mut after = 0i64;
         loop {
-            let chunk = app
-                .catalog
+            let chunk = catalog
                 .read(move |c| catalog::list_captures_chunk(c, &filter, after, upto, CHUNK_ROWS))
                 .await?;
             let Some(last) = chunk.last() else {

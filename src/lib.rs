@@ -99,7 +99,7 @@ pub async fn run_app(
     shutdown: CancellationToken,
 ) {
     // Background files left by an upload a crash interrupted before its row.
-    api::backgrounds::reconcile(&app).await;
+    app.backgrounds.reconcile().await;
     let tracker = TaskTracker::new();
     let workers = CancellationToken::new();
 

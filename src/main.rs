@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use selfie_kiosk::config::{Config, ConfigError};
+use selfie_kiosk::config::{Config, ConfigError, Keys, Presence};
 
 /// Exit code for a bad configuration (sysexits.h EX_CONFIG... EX_USAGE is 64).
 const EXIT_CONFIG: u8 = 64;
@@ -78,33 +78,28 @@ fn config_error(e: &ConfigError) -> ExitCode {
 }
 
 fn check_config(c: &Config) -> ExitCode {
+    let view = selfie_kiosk::config::view(c, None, Keys::AsConfigured);
+    let facts = &view.read_only;
+    let key = |p: Presence| {
+        if p.is_set() {
+            "set"
+        } else {
+            "unset (generated at first start)"
+        }
+    };
     println!("configuration OK");
-    println!("  KIOSK_LISTEN        {}", c.listen);
-    if let Some(h) = c.health_listen {
+    println!("  KIOSK_LISTEN        {}", facts.listen);
+    if let Some(h) = &facts.health_listen {
         println!("  HEALTH_LISTEN       {h}");
     }
-    println!("  KIOSK_DATA_DIR      {}", c.data_dir.display());
-    println!("  UPLOADS_DIR         {}", c.uploads_dir.display());
-    println!("  KIOSK_ID            {}", c.kiosk_id);
-    println!(
-        "  ADMIN_API_KEY       {}",
-        if c.admin_api_key.is_some() {
-            "set"
-        } else {
-            "unset (generated at first start)"
-        }
-    );
-    println!(
-        "  SECRET_KEY          {}",
-        if c.secret_key.is_some() {
-            "set"
-        } else {
-            "unset (generated at first start)"
-        }
-    );
+    println!("  KIOSK_DATA_DIR      {}", facts.data_dir);
+    println!("  UPLOADS_DIR         {}", facts.uploads_dir);
+    println!("  KIOSK_ID            {}", facts.kiosk_id);
+    println!("  ADMIN_API_KEY       {}", key(facts.secrets.admin_api_key));
+    println!("  SECRET_KEY          {}", key(facts.secrets.secret_key));
     println!(
         "  REMOTE_DATABASE_URL {}",
-        if c.remote_database_url.is_some() {
+        if facts.remote_database.configured {
             "set"
         } else {
             "unset: no remote metadata"
@@ -112,28 +107,30 @@ fn check_config(c: &Config) -> ExitCode {
     );
     println!(
         "  REMOTE_STORAGE_URL  {}",
-        c.remote_storage
-            .as_ref()
-            .map(|r| r.display_url().to_string())
-            .unwrap_or_else(|| "unset: no remote files".into())
+        facts
+            .remote_storage
+            .url
+            .as_deref()
+            .unwrap_or("unset: no remote files")
     );
     println!(
         "  PUBLIC_BASE_URL     {}",
-        c.public_base_url
-            .clone()
-            .unwrap_or_else(|| "unset: SMS disabled".into())
+        facts
+            .public_base_url
+            .as_deref()
+            .unwrap_or("unset: SMS disabled")
     );
     println!(
         "  SMS (OVH)           {}",
-        if c.ovh.is_some() {
+        if facts.secrets.ovh_app_key.is_set() {
             "configured"
         } else {
             "not configured"
         }
     );
-    println!("  RETENTION_DAYS      {}", c.retention_days);
-    println!("  MAX_CAPTURE_BYTES   {}", c.max_capture_bytes);
-    println!("  KIOSK_DISK_RESERVE  {}", c.disk_reserve_bytes);
+    println!("  RETENTION_DAYS      {}", view.settings.retention_days);
+    println!("  MAX_CAPTURE_BYTES   {}", facts.max_capture_bytes);
+    println!("  KIOSK_DISK_RESERVE  {}", view.settings.kiosk_disk_reserve);
     ExitCode::SUCCESS
 }
 

@@ -150,8 +150,8 @@ impl Worker for CleanupWorker {
                     self.snapshot.last_cleanup_error = None;
                 }
                 Err(e) => {
-                    tracing::error!("retention cleanup failed: {}", e.message);
-                    self.snapshot.last_cleanup_error = Some(e.message.clone());
+                    tracing::error!("retention cleanup failed: {e}");
+                    self.snapshot.last_cleanup_error = Some(e.to_string());
                 }
             }
             self.daily.ran(now, hour);
@@ -177,7 +177,7 @@ impl Worker for ClockFixWorker {
     async fn work(&mut self) -> Result<Next, String> {
         crate::cleanup::fix_clocks(&self.0)
             .await
-            .map_err(|e| format!("clock fix-up failed: {}", e.message))?;
+            .map_err(|e| format!("clock fix-up failed: {e}"))?;
         Ok(Next::Idle(MAX_SLEEP))
     }
 }

@@ -8,6 +8,7 @@ use std::sync::RwLock;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::catalog::{self, Catalog, CatalogError};
 use crate::config::Config;
 
 /// The default SMS text (French: the kiosks run in France). `{link}` is replaced by the
@@ -222,17 +223,71 @@ pub fn sms_segments(text: &str) -> usize {
 
 /// The live settings, shared by every route and worker.
 #[derive(Debug)]
-pub struct Settings(RwLock<RuntimeSettings>);
+pub struct Settings {
+    live: RwLock<RuntimeSettings>,
+    /// Serializes changes (each one a read-modify-write of the live settings).
+    writes: tokio::sync::Mutex<()>,
+}
+
+/// A change made by [`Settings::change`].
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub old: RuntimeSettings,
+    pub new: RuntimeSettings,
+}
+
+/// Why a change was not made (then nothing was).
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error(transparent)]
+    Invalid(#[from] SettingError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
 
 impl Settings {
     pub fn new(s: RuntimeSettings) -> Settings {
-        Settings(RwLock::new(s))
+        Settings {
+            live: RwLock::new(s),
+            writes: tokio::sync::Mutex::new(()),
+        }
     }
     pub fn get(&self) -> RuntimeSettings {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
     pub fn replace(&self, s: RuntimeSettings) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = s;
+        *self.live.write().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+
+    /// Applies `changes` (keys and JSON values): every key is validated before anything
+    /// is stored; then all are stored in one transaction and take effect at once.
+    pub async fn change(
+        &self,
+        catalog: &Catalog,
+        changes: &Map<String, Value>,
+    ) -> Result<Change, ChangeError> {
+        let _guard = self.writes.lock().await;
+        let old = self.get();
+        let mut new = old.clone();
+        for (k, v) in changes {
+            new.set(k, v)?;
+        }
+        // Stored normalized (e.g. "64MB" → 67108864), as JSON text, all or nothing.
+        let normalized = new.to_map();
+        let rows: Vec<(String, String)> = changes
+            .keys()
+            .filter_map(|k| normalized.get(k).map(|v| (k.clone(), v.to_string())))
+            .collect();
+        catalog
+            .write(move |tx| {
+                for (k, v) in &rows {
+                    catalog::put_setting(tx, k, v)?;
+                }
+                Ok(())
+            })
+            .await?;
+        self.replace(new.clone());
+        Ok(Change { old, new })
     }
 }
 

@@ -90,6 +90,9 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
     rebuild_outbox(&catalog, &outbox, clock.now_ms(), remotes)?;
 
     let sync_state = crate::sync::SyncState::new(remote_db.is_some(), remote_files.is_some());
+    let backgrounds =
+        crate::storage::Backgrounds::new(config.data_dir.join("backgrounds"), catalog.clone());
+    let exports = crate::export::Exports::new(catalog.clone(), &config.data_dir);
     Ok(Arc::new(App {
         config: Arc::new(config),
         catalog,
@@ -97,16 +100,16 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
         uploads,
         workers: crate::workers::Workers::new(clock.clone()),
         probes: Default::default(),
+        backgrounds,
+        exports,
         clock,
         started: crate::clock::Stopwatch::start(),
         admin_api_key,
         secret_key,
-        id_locks: Default::default(),
         remote_files,
         remote_db,
         sync_state,
         sync_events: tokio::sync::Notify::new(),
-        auth_failures: Default::default(),
         settings: crate::settings::Settings::new(settings),
         sms_client,
         sms_health: Default::default(),

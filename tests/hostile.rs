@@ -18,7 +18,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, FileFailurePersistence};
 use serde_json::{json, Value};
 
-use selfie_kiosk::capture::decode_image_field;
+use selfie_kiosk::api::error::ApiError;
+use selfie_kiosk::capture;
 use selfie_kiosk::config::{Config, Vars};
 use selfie_kiosk::ids::is_valid_id;
 use selfie_kiosk::settings::{RuntimeSettings, KEYS};
@@ -68,6 +69,11 @@ fn pngs() -> &'static Vec<(Vec<u8>, u32, u32)> {
 
 // ---------------------------------------------------------------------------------------
 // decode_image_field
+
+/// The capture decoder's refusals as the API answers them (status, code, message).
+fn decode_image_field(s: &str, max: u64, out: Vec<u8>) -> Result<Vec<u8>, ApiError> {
+    capture::decode_image_field(s, max, out).map_err(ApiError::from)
+}
 
 #[derive(Debug, Clone, Copy)]
 enum B64Style {

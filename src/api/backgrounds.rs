@@ -6,22 +6,16 @@
 //! Public: `GET /api/backgrounds`, `GET /api/backgrounds/{id}` (the JPEG) and
 //! `GET /api/backgrounds/{id}/thumbnail`.
 //!
-//! An upload is checked like a capture (same size limit, same error codes), converted to
-//! JPEG when it is a PNG, and stored as `$KIOSK_DATA_DIR/backgrounds/{id}.jpg` plus
-//! `{id}.thumb.jpg` (at most 320 px wide), both written durably before the catalog row is
-//! inserted. A crash in between leaves files without a row; [`reconcile`] removes them (it
-//! runs before every upload, and start-up may call it too). Mutations are serialized by
-//! one lock: they are rare, and it keeps `reconcile` from racing an upload.
+//! An upload is checked like a capture (same size limit, same error codes); the files and
+//! their rows are [`crate::storage::backgrounds`]' job.
 
-use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path as UrlPath, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
@@ -29,26 +23,14 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiResult};
 use super::{json_response, read_body};
 use crate::app::{App, SharedApp};
-use crate::catalog::{self, BackgroundRow, NewBackground};
+use crate::catalog::{self, BackgroundRow};
 use crate::ids;
-use crate::storage::image::{self as img, Format, ImageError};
-use crate::storage::{self, StorageError};
+use crate::storage::backgrounds::BackgroundInfo;
 
-/// Widest thumbnail, in pixels.
-pub const THUMBNAIL_WIDTH: u32 = 320;
-/// Tallest thumbnail (very tall pictures are bounded too).
-pub const THUMBNAIL_MAX_HEIGHT: u32 = 1280;
-pub const THUMBNAIL_QUALITY: u8 = 80;
 /// Longest background name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
 /// Room for the multipart framing and the text fields around the file.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
-/// Temp files older than this in `.incoming` belong to no running upload.
-const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Serializes uploads, deletions and [`reconcile`].
-static MUTATIONS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 pub fn public_routes() -> OpenApiRouter<SharedApp> {
     OpenApiRouter::new()
         .routes(routes!(public_list))
@@ -65,19 +47,6 @@ pub fn admin_routes() -> OpenApiRouter<SharedApp> {
                 .layer(DefaultBodyLimit::disable()),
         )
         .routes(routes!(patch_background, delete_background))
-}
-
-/// The directory of background files.
-pub fn dir(app: &App) -> PathBuf {
-    app.config.data_dir.join("backgrounds")
-}
-
-fn image_path(dir: &Path, id: &str) -> PathBuf {
-    dir.join(format!("{id}.jpg"))
-}
-
-fn thumb_path(dir: &Path, id: &str) -> PathBuf {
-    dir.join(format!("{id}.thumb.jpg"))
 }
 
 /// A background as the app sees it.
@@ -213,7 +182,7 @@ async fn get_image(
 ) -> ApiResult<Response> {
     let row = find(&app, &id).await?;
     let etag = format!("\"{}\"", row.sha256);
-    serve_jpeg(&image_path(&dir(&app), &row.id), &etag, &headers).await
+    serve_jpeg(&app.backgrounds.image_path(&row.id), &etag, &headers).await
 }
 
 /// `GET /api/backgrounds/{id}/thumbnail`
@@ -242,7 +211,7 @@ async fn get_thumbnail(
 ) -> ApiResult<Response> {
     let row = find(&app, &id).await?;
     let etag = format!("\"{}-thumb\"", row.sha256);
-    serve_jpeg(&thumb_path(&dir(&app), &row.id), &etag, &headers).await
+    serve_jpeg(&app.backgrounds.thumb_path(&row.id), &etag, &headers).await
 }
 
 /// Backgrounds: the content behind an id never changes, so an hour of public caching is
@@ -305,20 +274,6 @@ struct UploadQuery {
     position: Option<String>,
 }
 
-fn content_type(headers: &HeaderMap) -> String {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| {
-            s.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default()
-}
-
 /// The multipart form of `POST /admin/backgrounds`.
 #[derive(ToSchema)]
 #[allow(dead_code)] // documentation only: the form is read field by field
@@ -363,15 +318,8 @@ struct UploadForm {
 )]
 async fn upload(State(app): State<SharedApp>, req: Request) -> ApiResult<Response> {
     let max = app.config.max_capture_bytes;
-    let query: UploadQuery = match req.uri().query() {
-        None | Some("") => UploadQuery::default(),
-        Some(_) => {
-            axum::extract::Query::<UploadQuery>::try_from_uri(req.uri())
-                .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?
-                .0
-        }
-    };
-    let ct = content_type(req.headers());
+    let query: UploadQuery = super::query(req.uri())?;
+    let ct = super::media_type(req.headers());
     let (source, name, position) = match ct.as_str() {
         "image/jpeg" | "image/jpg" | "image/png" | "application/octet-stream" => {
             // Cheap checks first: no need to read 25 MB to say the name is missing.
@@ -400,43 +348,15 @@ async fn upload(State(app): State<SharedApp>, req: Request) -> ApiResult<Respons
     if source.is_empty() {
         return Err(ApiError::bad_request("missing_file", "the image is empty"));
     }
-    let processed = tokio::task::spawn_blocking(move || process(source))
-        .await
-        .map_err(|e| ApiError::internal(format!("image task failed: {e}")))??;
-
-    let _lock = MUTATIONS.lock().await;
-    reconcile_locked(&app).await;
-    let id = ids::new_id();
-    let bg_dir = dir(&app);
-    let reserve = app.disk_reserve_bytes();
-    let new = NewBackground {
-        id: id.clone(),
+    let info = BackgroundInfo {
         name,
         position,
-        bytes: processed.jpeg.len() as i64,
-        width: processed.width as i64,
-        height: processed.height as i64,
-        sha256: processed.sha256.clone(),
         created_ms: app.clock.now_ms(),
     };
-    {
-        let (d, id) = (bg_dir.clone(), id.clone());
-        tokio::task::spawn_blocking(move || store_files(&d, &id, &processed, reserve))
-            .await
-            .map_err(|e| ApiError::internal(format!("storage task failed: {e}")))??;
-    }
-    let row = match app
-        .catalog
-        .write(move |c| catalog::insert_background(c, &new))
-        .await
-    {
-        Ok(row) => row,
-        Err(e) => {
-            let (d, id) = (bg_dir.clone(), id.clone());
-            let _ = tokio::task::spawn_blocking(move || remove_files(&d, &id)).await;
-            return Err(e.into());
-        }
-    };
+    let row = app
+        .backgrounds
+        .add(source, info, app.disk_reserve_bytes())
+        .await?;
     tracing::info!(background_id = %row.id, name = %row.name, "background added");
     Ok(json_response(
         StatusCode::CREATED,
@@ -487,99 +407,6 @@ async fn read_multipart(req: Request, max: u64) -> ApiResult<Form> {
         }
     }
     Ok(form)
-}
-
-/// A validated background: the JPEG to keep and its thumbnail.
-struct Processed {
-    jpeg: Vec<u8>,
-    thumb: Vec<u8>,
-    width: u32,
-    height: u32,
-    sha256: String,
-}
-
-fn process(source: Vec<u8>) -> Result<Processed, ImageError> {
-    let (jpeg, width, height) = match img::sniff(&source).ok_or(ImageError::NotAnImage)? {
-        Format::Jpeg => {
-            let (w, h) = img::jpeg_dimensions(&source)?;
-            (source, w, h)
-        }
-        Format::Png => img::png_to_jpeg(&source)?,
-    };
-    let thumb = thumbnail(&jpeg)?;
-    let sha256 = hex::encode(Sha256::digest(&jpeg));
-    Ok(Processed {
-        jpeg,
-        thumb,
-        width,
-        height,
-        sha256,
-    })
-}
-
-/// Decodes the JPEG (which also proves its pixel data is sound, beyond the header checks)
-/// and encodes a thumbnail at most [`THUMBNAIL_WIDTH`] wide.
-fn thumbnail(jpeg: &[u8]) -> Result<Vec<u8>, ImageError> {
-    let mut reader = image::ImageReader::with_format(Cursor::new(jpeg), image::ImageFormat::Jpeg);
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(img::MAX_PIXELS * 4);
-    reader.limits(limits);
-    let decoded = reader
-        .decode()
-        .map_err(|_| ImageError::BadJpeg("its image data cannot be decoded"))?;
-    let small = if decoded.width() > THUMBNAIL_WIDTH || decoded.height() > THUMBNAIL_MAX_HEIGHT {
-        decoded.thumbnail(THUMBNAIL_WIDTH, THUMBNAIL_MAX_HEIGHT)
-    } else {
-        decoded
-    };
-    let rgb = small.into_rgb8();
-    let mut out = Vec::new();
-    let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, THUMBNAIL_QUALITY);
-    rgb.write_with_encoder(enc)
-        .map_err(|_| ImageError::BadJpeg("cannot make a thumbnail"))?;
-    Ok(out)
-}
-
-fn io_error(path: &Path, source: std::io::Error) -> StorageError {
-    StorageError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// Writes both files durably (image first, thumbnail second); on failure neither stays.
-fn store_files(dir: &Path, id: &str, p: &Processed, reserve: u64) -> Result<(), StorageError> {
-    let incoming = dir.join(".incoming");
-    std::fs::create_dir_all(&incoming).map_err(|e| io_error(&incoming, e))?;
-    let free = storage::free_bytes(dir)?;
-    let need = (p.jpeg.len() + p.thumb.len()) as u64;
-    if free < reserve.saturating_add(need) {
-        return Err(StorageError::Full { free, reserve });
-    }
-    let result = (|| {
-        let tmp = incoming.join(format!("{id}.jpg.tmp"));
-        storage::write_durable(&tmp, &image_path(dir, id), &p.jpeg)?;
-        let tmp = incoming.join(format!("{id}.thumb.tmp"));
-        storage::write_durable(&tmp, &thumb_path(dir, id), &p.thumb)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(incoming.join(format!("{id}.jpg.tmp")));
-        let _ = std::fs::remove_file(incoming.join(format!("{id}.thumb.tmp")));
-        let _ = remove_files(dir, id);
-    }
-    result
-}
-
-/// Removes a background's files (missing ones are fine) and fsyncs the directory.
-fn remove_files(dir: &Path, id: &str) -> Result<(), StorageError> {
-    for p in [image_path(dir, id), thumb_path(dir, id)] {
-        match std::fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_error(&p, e)),
-        }
-    }
-    storage::sync_dir(dir).map_err(|e| io_error(dir, e))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -662,84 +489,12 @@ async fn delete_background(
     UrlPath(id): UrlPath<String>,
 ) -> ApiResult<Response> {
     check_id(&id)?;
-    let _lock = MUTATIONS.lock().await;
-    let lookup = id.clone();
-    let removed = app
-        .catalog
-        .write(move |c| catalog::delete_background_row(c, &lookup))
-        .await?;
-    if !removed {
+    if !app.backgrounds.delete(&id).await? {
         return Err(ApiError::not_found("no background with this id"));
     }
-    let (d, file_id) = (dir(&app), id.clone());
-    tokio::task::spawn_blocking(move || remove_files(&d, &file_id))
-        .await
-        .map_err(|e| ApiError::internal(format!("storage task failed: {e}")))??;
     tracing::info!(background_id = %id, "background deleted");
     Ok(json_response(
         StatusCode::OK,
         &DeletedBackground { id, deleted: true },
     ))
-}
-
-/// Removes background files that have no row (a crash between the files and the row) and
-/// stale temp files. Never fails: problems are logged.
-pub async fn reconcile(app: &App) {
-    let _lock = MUTATIONS.lock().await;
-    reconcile_locked(app).await;
-}
-
-async fn reconcile_locked(app: &App) {
-    let d = dir(app);
-    if !d.exists() {
-        return;
-    }
-    let known = match app.catalog.read(catalog::all_background_ids).await {
-        Ok(ids) => ids,
-        Err(e) => {
-            tracing::warn!("background files not reconciled: {e}");
-            return;
-        }
-    };
-    let _ = tokio::task::spawn_blocking(move || sweep(&d, &known)).await;
-}
-
-fn sweep(dir: &Path, known: &[String]) {
-    let known: std::collections::HashSet<&str> = known.iter().map(String::as_str).collect();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut removed = 0usize;
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let id = name
-            .strip_suffix(".thumb.jpg")
-            .or_else(|| name.strip_suffix(".jpg"));
-        if let Some(id) = id {
-            if !known.contains(id) && std::fs::remove_file(e.path()).is_ok() {
-                removed += 1;
-            }
-        }
-    }
-    if let Ok(entries) = std::fs::read_dir(dir.join(".incoming")) {
-        for e in entries.flatten() {
-            let stale = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > STALE_TMP);
-            if stale && std::fs::remove_file(e.path()).is_ok() {
-                removed += 1;
-            }
-        }
-    }
-    if removed > 0 {
-        let _ = storage::sync_dir(dir);
-        tracing::warn!(
-            removed,
-            "removed background files left without a catalog row by an interrupted upload"
-        );
-    }
 }

@@ -3,17 +3,17 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use axum::extract::{Query, Request, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorDetail};
 use super::openapi::EXAMPLE_JPEG_BASE64;
-use super::{declared_length, json_response, read_body, read_body_chunks};
+use super::{declared_length, json_response, media_type, query, read_body, read_body_chunks};
 use crate::app::{App, SharedApp};
-use crate::capture::{self, CaptureAnswer, CaptureMeta};
+use crate::capture::{self, CaptureAnswer, CaptureMeta, Ingested};
 use crate::catalog;
 use crate::ids;
 
@@ -54,21 +54,6 @@ pub struct CaptureQuery {
 
 fn json_limit(max: u64) -> u64 {
     max.div_ceil(3) * 4 + JSON_OVERHEAD
-}
-
-fn content_type(parts: &http::request::Parts) -> String {
-    parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| {
-            s.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default()
 }
 
 fn parse_json<'de, T: Deserialize<'de>>(body: &'de [u8]) -> ApiResult<T> {
@@ -136,11 +121,10 @@ fn meta_of_cut_doc(doc: &[u8], kept: &str) -> Option<CaptureMeta> {
 )]
 pub async fn post_capture(State(app): State<SharedApp>, req: Request) -> ApiResult<Response> {
     let max = app.config.max_capture_bytes;
-    let query = req.uri().query().unwrap_or("").to_string();
-    let ct = content_type_of(&req);
+    let ct = media_type(req.headers());
     let (upload, meta) = match ct.as_str() {
         "image/jpeg" | "image/jpg" | "image/png" | "application/octet-stream" => {
-            let q: CaptureQuery = serde_urlencoded_query(&query)?;
+            let q: CaptureQuery = query(req.uri())?;
             let meta = CaptureMeta {
                 id: q.id,
                 background_id: q.background_id,
@@ -175,8 +159,16 @@ pub async fn post_capture(State(app): State<SharedApp>, req: Request) -> ApiResu
             ))
         }
     };
-    let (status, answer) = capture::ingest_upload(&app, upload, meta).await?;
-    Ok(json_response(status, &answer))
+    let (ingested, answer) = capture::ingest_upload(&app, upload, meta).await?;
+    Ok(json_response(status_of(ingested), &answer))
+}
+
+/// 201 for a capture stored now, 200 for a retried one.
+fn status_of(ingested: Ingested) -> StatusCode {
+    match ingested {
+        Ingested::Created => StatusCode::CREATED,
+        Ingested::Repeated => StatusCode::OK,
+    }
 }
 
 /// A JSON capture body: its upload and fields.
@@ -212,32 +204,6 @@ async fn json_upload(
             capture::produce_then_hash(move || item_from_json(parse_json(&body)?, max, out)).await
         }
     }
-}
-
-fn content_type_of(req: &Request) -> String {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| {
-            s.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default()
-}
-
-fn serde_urlencoded_query<T: serde::de::DeserializeOwned + Default>(q: &str) -> ApiResult<T> {
-    if q.is_empty() {
-        return Ok(T::default());
-    }
-    let Query(v) =
-        Query::<T>::try_from_uri(&format!("/?{q}").parse().map_err(|_| {
-            ApiError::bad_request("invalid_query", "the query string is malformed")
-        })?)
-        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    Ok(v)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -292,7 +258,7 @@ pub async fn post_batch(State(app): State<SharedApp>, req: Request) -> ApiResult
     let max = app.config.max_capture_bytes;
     let limit = json_limit(max).max(64 * 1024 * 1024);
     let (parts, body) = read_body(req, limit).await?;
-    let ct = content_type(&parts);
+    let ct = media_type(&parts.headers);
     if !(ct.is_empty() || ct == "application/json") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -322,13 +288,13 @@ pub async fn post_batch(State(app): State<SharedApp>, req: Request) -> ApiResult
                 ApiError::bad_request("invalid_json", format!("item is not a capture object: {e}"))
             })?;
             let (bytes, meta) = item_from_json(j, max, Vec::new())?;
-            capture::ingest(&app, bytes, meta).await
+            Ok(capture::ingest(&app, bytes, meta).await?)
         }
         .await;
         results.push(match outcome {
-            Ok((status, answer)) => BatchItem {
+            Ok((ingested, answer)) => BatchItem {
                 index,
-                status: status.as_u16(),
+                status: status_of(ingested).as_u16(),
                 id: Some(answer.id.clone()),
                 capture: Some(answer),
                 error: None,
@@ -375,7 +341,7 @@ pub struct CaptureStatus {
     )
 )]
 pub async fn get_status(State(app): State<SharedApp>, req: Request) -> ApiResult<Response> {
-    let q: StatusQuery = serde_urlencoded_query(req.uri().query().unwrap_or(""))?;
+    let q: StatusQuery = query(req.uri())?;
     let raw = q.ids.unwrap_or_default();
     let wanted: Vec<String> = raw
         .split(',')

@@ -1,12 +1,17 @@
-//! The JSON error answer: `{"error": {"code": "snake_case", "message": "…"}}`.
+//! The JSON error answer: `{"error": {"code": "snake_case", "message": "…"}}`, and the
+//! one place where the domain's errors become HTTP statuses and codes.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+use crate::capture::CaptureError;
 use crate::catalog::CatalogError;
+use crate::cleanup::CleanupError;
+use crate::export::ExportError;
 use crate::outbox::OutboxError;
+use crate::storage::backgrounds::BackgroundError;
 use crate::storage::image::ImageError;
 use crate::storage::StorageError;
 
@@ -133,6 +138,65 @@ impl From<ImageError> for ApiError {
                 "invalid_image",
                 e.to_string(),
             ),
+        }
+    }
+}
+
+impl From<CaptureError> for ApiError {
+    fn from(e: CaptureError) -> Self {
+        let bad_request = |code| ApiError::bad_request(code, e.to_string());
+        match e {
+            CaptureError::InvalidId => bad_request("invalid_id"),
+            CaptureError::InvalidBackgroundId => bad_request("invalid_background_id"),
+            CaptureError::InvalidTakenAt => bad_request("invalid_taken_at"),
+            CaptureError::DataUrlWithoutComma
+            | CaptureError::DataUrlNotBase64
+            | CaptureError::InvalidBase64(_) => bad_request("invalid_base64"),
+            CaptureError::EmptyImage => bad_request("missing_image"),
+            CaptureError::TooLarge { limit } => ApiError::too_large(limit),
+            CaptureError::IdConflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "id_conflict", e.to_string())
+            }
+            CaptureError::Image(e) => e.into(),
+            CaptureError::Storage(e) => e.into(),
+            CaptureError::Catalog(e) => e.into(),
+            CaptureError::Outbox(e) => e.into(),
+            CaptureError::Task(_) => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<CleanupError> for ApiError {
+    fn from(e: CleanupError) -> Self {
+        match e {
+            CleanupError::InvalidPhone(_) => ApiError::bad_request("invalid_phone", e.to_string()),
+            CleanupError::Catalog(e) => e.into(),
+            CleanupError::Outbox(e) => e.into(),
+            CleanupError::Storage(e) => e.into(),
+            CleanupError::Task(_) => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<ExportError> for ApiError {
+    fn from(e: ExportError) -> Self {
+        match e {
+            ExportError::Busy => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "export_busy", e.to_string())
+            }
+            ExportError::Catalog(c) => c.into(),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<BackgroundError> for ApiError {
+    fn from(e: BackgroundError) -> Self {
+        match e {
+            BackgroundError::Image(e) => e.into(),
+            BackgroundError::Storage(e) => e.into(),
+            BackgroundError::Catalog(e) => e.into(),
+            BackgroundError::Task(_) => ApiError::internal(e.to_string()),
         }
     }
 }

@@ -74,7 +74,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// `/openapi.json` describing them all.
 pub fn router(app: SharedApp) -> Router {
     let cors = cors_layer(&app.config.cors_origins);
-    let guard = app.clone();
+    let guard = admin::AdminGuard::new(app.clone());
     let (routes, doc) = documented_routes(move |admin| {
         admin.route_layer(axum::middleware::from_fn_with_state(
             guard,
@@ -207,8 +207,7 @@ pub async fn read_body_chunks(
     }
 }
 
-/// Largest buffer reserved up front from a declared Content-Length.
-pub const PREALLOCATE_MAX: u64 = 32 * 1024 * 1024;
+pub use crate::capture::PREALLOCATE_MAX;
 
 /// Serves `router` on `listener` until `shutdown` fires, then lets in-flight requests
 /// finish (up to `drain`). Header, body and idle timeouts guard against slow clients.
@@ -281,6 +280,33 @@ pub async fn serve(
 /// A tiny helper for handlers that answer JSON with a status.
 pub fn json_response<T: serde::Serialize>(status: StatusCode, body: &T) -> Response {
     (status, axum::Json(body)).into_response()
+}
+
+/// The request's media type: its Content-Type without parameters, lower-cased (empty
+/// when there is none).
+pub fn media_type(headers: &http::HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| {
+            s.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}
+
+/// The query string as a `T` (none or empty: `T::default()`); one that does not fit is
+/// 400 `invalid_query`.
+pub fn query<T: serde::de::DeserializeOwned + Default>(uri: &http::Uri) -> Result<T, ApiError> {
+    match uri.query() {
+        None | Some("") => Ok(T::default()),
+        Some(_) => axum::extract::Query::<T>::try_from_uri(uri)
+            .map(|q| q.0)
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text())),
+    }
 }
 
 /// Parses a JSON object body into `T`. serde would also accept a JSON array holding the

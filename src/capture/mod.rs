@@ -6,16 +6,11 @@
 //! crash after the row but before the job is repaired by the start-up rebuild of jobs from
 //! unsynced rows.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use axum::http::StatusCode;
 use base64::Engine;
 use bytes::Bytes;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::api::error::{ApiError, ApiResult};
 use crate::app::App;
 use crate::catalog::{self, CaptureRow, NewCapture};
 use crate::ids;
@@ -23,8 +18,17 @@ use crate::outbox::JobKind;
 use crate::storage::image::{self, Format};
 use crate::storage::{IncomingFile, Uploads};
 
+mod error;
+mod json_field;
 mod stream;
+pub use error::CaptureError;
 pub use stream::StreamingUpload;
+
+/// Largest buffer reserved up front from a declared length: a client may announce a size
+/// it never sends.
+pub const PREALLOCATE_MAX: u64 = 32 * 1024 * 1024;
+
+type Result<T, E = CaptureError> = std::result::Result<T, E>;
 
 /// What the client sent, before validation.
 #[derive(Debug, Default, Clone)]
@@ -65,68 +69,25 @@ impl From<&CaptureRow> for CaptureAnswer {
     }
 }
 
-/// Per-id locks so two requests for the same client id never race on its file.
-#[derive(Debug, Default)]
-pub struct IdLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
-
-impl IdLocks {
-    async fn lock(&self, id: &str) -> IdGuard<'_> {
-        let m = {
-            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(id.to_string()).or_default().clone()
-        };
-        let guard = m.clone().lock_owned().await;
-        IdGuard {
-            locks: self,
-            id: id.to_string(),
-            _guard: guard,
-            mutex: m,
-        }
-    }
-}
-
-struct IdGuard<'a> {
-    locks: &'a IdLocks,
-    id: String,
-    _guard: tokio::sync::OwnedMutexGuard<()>,
-    mutex: Arc<tokio::sync::Mutex<()>>,
-}
-
-impl Drop for IdGuard<'_> {
-    fn drop(&mut self) {
-        let mut map = self.locks.0.lock().unwrap_or_else(|p| p.into_inner());
-        // Two references: the map's and ours. Anyone else waiting holds a third.
-        if Arc::strong_count(&self.mutex) <= 2 {
-            map.remove(&self.id);
-        }
-    }
-}
-
 /// Decodes base64 or a `data:image/...;base64,` URL, refusing early what cannot fit.
 /// The bytes go to `out` (cleared first): a buffer sized by the caller, possibly on
 /// another thread (see `post_capture`).
-pub fn decode_image_field(s: &str, max_bytes: u64, mut out: Vec<u8>) -> ApiResult<Vec<u8>> {
+pub fn decode_image_field(s: &str, max_bytes: u64, mut out: Vec<u8>) -> Result<Vec<u8>> {
     out.clear();
     let payload = match s.strip_prefix("data:") {
         Some(rest) => {
-            let (meta, data) = rest.split_once(',').ok_or_else(|| {
-                ApiError::bad_request("invalid_base64", "the data: URL has no ',' before its data")
-            })?;
+            let (meta, data) = rest
+                .split_once(',')
+                .ok_or(CaptureError::DataUrlWithoutComma)?;
             if !meta.ends_with(";base64") {
-                return Err(ApiError::bad_request(
-                    "invalid_base64",
-                    "the data: URL is not base64-encoded (expected ';base64,')",
-                ));
+                return Err(CaptureError::DataUrlNotBase64);
             }
             data
         }
         None => s,
     };
     if payload.is_empty() {
-        return Err(ApiError::bad_request(
-            "missing_image",
-            "the image field is empty",
-        ));
+        return Err(CaptureError::EmptyImage);
     }
     // The body limit already bounds `payload`; the decoded size is checked below.
     let cfg = base64::engine::GeneralPurposeConfig::new()
@@ -141,7 +102,7 @@ pub fn decode_image_field(s: &str, max_bytes: u64, mut out: Vec<u8>) -> ApiResul
     };
     if simd.decode_append(payload.as_bytes(), &mut out).is_ok() {
         if out.len() as u64 > max_bytes {
-            return Err(ApiError::too_large(max_bytes));
+            return Err(CaptureError::TooLarge { limit: max_bytes });
         }
         return Ok(out);
     }
@@ -157,13 +118,10 @@ pub fn decode_image_field(s: &str, max_bytes: u64, mut out: Vec<u8>) -> ApiResul
         payload.into()
     };
     if cleaned.is_empty() {
-        return Err(ApiError::bad_request(
-            "missing_image",
-            "the image field is empty",
-        ));
+        return Err(CaptureError::EmptyImage);
     }
     if (cleaned.len() as u64 / 4) * 3 > max_bytes + 3 {
-        return Err(ApiError::too_large(max_bytes));
+        return Err(CaptureError::TooLarge { limit: max_bytes });
     }
     let url_safe = cleaned.contains(['-', '_']);
     let engine = if url_safe {
@@ -173,52 +131,47 @@ pub fn decode_image_field(s: &str, max_bytes: u64, mut out: Vec<u8>) -> ApiResul
     };
     engine
         .decode_vec(cleaned.as_bytes(), &mut out)
-        .map_err(|e| {
-            ApiError::bad_request(
-                "invalid_base64",
-                format!("the image is not valid base64: {e}"),
-            )
-        })?;
+        .map_err(CaptureError::InvalidBase64)?;
     if out.len() as u64 > max_bytes {
-        return Err(ApiError::too_large(max_bytes));
+        return Err(CaptureError::TooLarge { limit: max_bytes });
     }
     Ok(out)
 }
 
-pub fn validate_meta(meta: &CaptureMeta) -> ApiResult<()> {
-    if let Some(id) = &meta.id {
-        if !ids::is_valid_id(id) {
-            return Err(ApiError::bad_request(
-                "invalid_id",
-                "the id must be 1-64 characters among A-Z a-z 0-9 _ -",
-            ));
-        }
+pub fn validate_meta(meta: &CaptureMeta) -> Result<()> {
+    if meta.id.as_deref().is_some_and(|id| !ids::is_valid_id(id)) {
+        return Err(CaptureError::InvalidId);
     }
-    if let Some(b) = &meta.background_id {
-        if !ids::is_valid_id(b) {
-            return Err(ApiError::bad_request(
-                "invalid_background_id",
-                "the background_id must be 1-64 characters among A-Z a-z 0-9 _ -",
-            ));
-        }
+    if meta
+        .background_id
+        .as_deref()
+        .is_some_and(|b| !ids::is_valid_id(b))
+    {
+        return Err(CaptureError::InvalidBackgroundId);
     }
     if let Some(t) = &meta.taken_at {
         if time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_err() {
-            return Err(ApiError::bad_request(
-                "invalid_taken_at",
-                "taken_at must be an RFC 3339 date-time, e.g. 2026-06-01T14:03:00Z",
-            ));
+            return Err(CaptureError::InvalidTakenAt);
         }
     }
     Ok(())
 }
 
-/// Stores one capture. Returns the status (201 new, 200 repeated) and the answer.
+/// Whether a capture was stored by this request or by an earlier one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    /// Stored now.
+    Created,
+    /// The id already held these very bytes: a retried request, answered the same way.
+    Repeated,
+}
+
+/// Stores one capture. Returns whether it is new, and the answer.
 pub async fn ingest(
     app: &App,
     source: impl Into<Bytes>,
     meta: CaptureMeta,
-) -> ApiResult<(StatusCode, CaptureAnswer)> {
+) -> Result<(Ingested, CaptureAnswer)> {
     let upload = Upload {
         source: source.into(),
         file: None,
@@ -243,9 +196,14 @@ pub type PendingDigest = std::sync::mpsc::Receiver<[u8; 32]>;
 
 /// Runs `f` on the blocking pool and returns its bytes as an [`Upload`] as soon as they
 /// exist; the same thread then hashes them (while the capture path writes the file).
-pub async fn produce_then_hash<T: Send + 'static>(
-    f: impl FnOnce() -> ApiResult<(Vec<u8>, T)> + Send + 'static,
-) -> ApiResult<(Upload, T)> {
+/// `f`'s errors may be wider than the capture's (e.g. a body that is not valid JSON).
+pub async fn produce_then_hash<T, E>(
+    f: impl FnOnce() -> Result<(Vec<u8>, T), E> + Send + 'static,
+) -> Result<(Upload, T), E>
+where
+    T: Send + 'static,
+    E: From<CaptureError> + Send + 'static,
+{
     let (out_tx, out_rx) = tokio::sync::oneshot::channel();
     let (digest_tx, digest_rx) = std::sync::mpsc::sync_channel(1);
     tokio::task::spawn_blocking(move || match f() {
@@ -260,7 +218,7 @@ pub async fn produce_then_hash<T: Send + 'static>(
     });
     let (source, extra) = out_rx
         .await
-        .map_err(|_| ApiError::internal("the decoding task failed"))??;
+        .map_err(|_| CaptureError::task("the decoding task failed"))??;
     let upload = Upload {
         source,
         file: None,
@@ -274,7 +232,7 @@ pub async fn ingest_upload(
     app: &App,
     upload: Upload,
     meta: CaptureMeta,
-) -> ApiResult<(StatusCode, CaptureAnswer)> {
+) -> Result<(Ingested, CaptureAnswer)> {
     validate_meta(&meta)?;
     let format = image::sniff(&upload.source).ok_or(image::ImageError::NotAnImage)?;
 
@@ -284,7 +242,7 @@ pub async fn ingest_upload(
         (None, Some(id)) => id.clone(),
         (None, None) => ids::new_id(),
     };
-    let _guard = app.id_locks.lock(&id).await;
+    let _guard = app.uploads.lock_id(&id).await;
 
     // Hashed on another thread while the file is written and fsynced.
     let digest_rx = match upload.digest {
@@ -303,6 +261,7 @@ pub async fn ingest_upload(
     // what lets the real time be recomputed later.
     let suspect = (!crate::clock::is_sane(created_ms))
         .then(|| (app.clock.boot_id(), app.clock.monotonic_ms()));
+    let conflict_id = id.clone();
     let job = StoreJob {
         catalog: app.catalog.clone(),
         uploads: app.uploads.clone(),
@@ -323,9 +282,10 @@ pub async fn ingest_upload(
     tokio::task::spawn_blocking(move || uploads.prepare_spare());
     let stored = tokio::task::spawn_blocking(move || job.run())
         .await
-        .map_err(|e| ApiError::internal(format!("storage task failed: {e}")))??;
+        .map_err(|e| CaptureError::task(format!("storage task failed: {e}")))??;
     let row = match stored {
-        Stored::Again(row) => return Ok((StatusCode::OK, CaptureAnswer::from(&row))),
+        Stored::Again(row) => return Ok((Ingested::Repeated, CaptureAnswer::from(&row))),
+        Stored::Conflict => return Err(CaptureError::IdConflict { id: conflict_id }),
         Stored::New(row) => row,
     };
     // The row is the truth from here: a failed push is repaired at the next start. With no
@@ -341,7 +301,7 @@ pub async fn ingest_upload(
         }
     }
     tracing::info!(capture_id = %row.id, bytes = row.bytes, "capture stored");
-    Ok((StatusCode::CREATED, CaptureAnswer::from(&row)))
+    Ok((Ingested::Created, CaptureAnswer::from(&row)))
 }
 
 enum Stored {
@@ -349,6 +309,8 @@ enum Stored {
     New(CaptureRow),
     /// This id already holds these bytes (a retried request).
     Again(CaptureRow),
+    /// This id already holds other bytes: nothing was stored.
+    Conflict,
 }
 
 /// The blocking part of a capture, in one trip to the blocking pool: validate (convert
@@ -371,14 +333,14 @@ struct StoreJob {
 }
 
 impl StoreJob {
-    fn source_sha256(&self) -> ApiResult<String> {
+    fn source_sha256(&self) -> Result<String> {
         self.digest
             .recv()
             .map(hex::encode)
-            .map_err(|_| ApiError::internal("the hashing task failed"))
+            .map_err(|_| CaptureError::task("the hashing task failed"))
     }
 
-    fn run(mut self) -> ApiResult<Stored> {
+    fn run(mut self) -> Result<Stored> {
         let (jpeg, width, height) = match self.format {
             Format::Jpeg => {
                 let (w, h) = image::jpeg_dimensions(&self.source)?;
@@ -398,11 +360,7 @@ impl StoreJob {
                 if row.source_sha256 == self.source_sha256()? {
                     return Ok(Stored::Again(row));
                 }
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "id_conflict",
-                    format!("a different capture with id {} already exists", self.id),
-                ));
+                return Ok(Stored::Conflict);
             }
         }
         match self.file.take() {
@@ -452,8 +410,8 @@ pub struct DeleteReceipt {
 /// Deletes a capture now: row (with its open SMS requests) and file locally, and queues
 /// the deletion of its remote copies. Idempotent: deleting an unknown id removes nothing.
 /// Used by `DELETE /admin/captures/{id}`, retention cleanup and GDPR erasure.
-pub async fn delete_capture(app: &App, id: &str) -> ApiResult<DeleteReceipt> {
-    let _guard = app.id_locks.lock(id).await;
+pub async fn delete_capture(app: &App, id: &str) -> Result<DeleteReceipt> {
+    let _guard = app.uploads.lock_id(id).await;
     let lookup = id.to_string();
     let (removed, sms_cancelled) = app
         .catalog
@@ -467,7 +425,7 @@ pub async fn delete_capture(app: &App, id: &str) -> ApiResult<DeleteReceipt> {
     let file_id = id.to_string();
     let file_removed = tokio::task::spawn_blocking(move || uploads.remove(&file_id))
         .await
-        .map_err(|e| ApiError::internal(format!("storage task failed: {e}")))??;
+        .map_err(|e| CaptureError::task(format!("storage task failed: {e}")))??;
     let now = app.clock.now_ms();
     app.outbox.cancel(JobKind::Sync, id)?;
     let remote = app.remote_files.is_some() || app.remote_db.is_some();

@@ -11,8 +11,8 @@
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::{CaptureMeta, PendingDigest, Upload};
-use crate::api::error::{ApiError, ApiResult};
+use super::json_field::Base64Field;
+use super::{CaptureError, CaptureMeta, PendingDigest, Upload, PREALLOCATE_MAX};
 use crate::app::App;
 use crate::buffers;
 use crate::ids;
@@ -30,10 +30,11 @@ type DigestTx = std::sync::mpsc::SyncSender<[u8; 32]>;
 /// A capture body being received: a blocking thread, fed chunk by chunk, writes it (a
 /// JPEG) to its temp file and gathers its bytes (to validate and hash them), letting go
 /// of each chunk once used. A body that is not a JPEG is only gathered (the capture path
-/// converts or refuses it).
-pub struct StreamingUpload {
+/// converts or refuses it). `E`: the errors of reading the body (a JSON body's reader
+/// may have its own, besides the capture's).
+pub struct StreamingUpload<E = CaptureError> {
     intake: Intake,
-    done: tokio::sync::oneshot::Receiver<ApiResult<Written>>,
+    done: tokio::sync::oneshot::Receiver<Result<Written, E>>,
     digest: PendingDigest,
 }
 
@@ -81,7 +82,9 @@ impl StreamingUpload {
             Ok((buffers::into_bytes(body), file.into_file(), None))
         })
     }
+}
 
+impl<E: From<CaptureError> + Send + 'static> StreamingUpload<E> {
     /// A JSON body of `expected` bytes holding one capture of at most `max` bytes.
     /// `read_cut` reads the fields when the image was decoded on the fly; `read_whole`
     /// reads the whole body otherwise (its image decoded into the buffer it is given).
@@ -90,8 +93,8 @@ impl StreamingUpload {
         expected: u64,
         max: u64,
         read_cut: ReadCutDoc,
-        read_whole: impl FnOnce(&[u8], Vec<u8>) -> ApiResult<(Vec<u8>, CaptureMeta)> + Send + 'static,
-    ) -> StreamingUpload {
+        read_whole: impl FnOnce(&[u8], Vec<u8>) -> Result<(Vec<u8>, CaptureMeta), E> + Send + 'static,
+    ) -> StreamingUpload<E> {
         let uploads = app.uploads.clone();
         let reserve = app.disk_reserve_bytes();
         // Both buffers taken on the runtime's worker (see `start`). The body's is filled
@@ -131,7 +134,7 @@ impl StreamingUpload {
             let cut = field.cut_doc(&body);
             // Errors too go past the `give` below: the body's buffer is reused either way.
             let read = match cut.and_then(|(doc, kept)| read_cut(&doc, kept)) {
-                Some(meta) => super::validate_meta(&meta).map(|()| {
+                Some(meta) => super::validate_meta(&meta).map_err(E::from).map(|()| {
                     let mut file = file.into_file();
                     if let (Some(f), Some(id)) = (file.as_mut(), meta.id.as_deref()) {
                         f.retarget(id);
@@ -163,8 +166,8 @@ impl StreamingUpload {
     /// [`PieceHasher`]).
     fn spawn(
         intake: Intake,
-        receive: impl FnOnce(DigestTx) -> ApiResult<Written> + Send + 'static,
-    ) -> StreamingUpload {
+        receive: impl FnOnce(DigestTx) -> Result<Written, E> + Send + 'static,
+    ) -> StreamingUpload<E> {
         let (done_tx, done) = tokio::sync::oneshot::channel();
         let (digest_tx, digest) = std::sync::mpsc::sync_channel(1);
         tokio::task::spawn_blocking(move || {
@@ -203,7 +206,7 @@ impl StreamingUpload {
     /// The body is complete: waits for the writer to catch up. Returns the upload and,
     /// for a JSON body, its fields. (Dropped instead, on an aborted body, the writer ends
     /// and its temp file is removed.)
-    pub async fn finish(self) -> ApiResult<(Upload, Option<CaptureMeta>)> {
+    pub async fn finish(self) -> Result<(Upload, Option<CaptureMeta>), E> {
         match self.intake {
             Intake::Staged(chunks) => drop(chunks),
             // The unused room goes too, so that the buffer is whole again.
@@ -214,7 +217,7 @@ impl StreamingUpload {
         let (source, file, meta) = self
             .done
             .await
-            .map_err(|_| ApiError::internal("the upload task failed"))??;
+            .map_err(|_| CaptureError::task("the upload task failed"))??;
         let upload = Upload {
             source,
             file,
@@ -274,7 +277,7 @@ impl PieceHasher {
 /// A buffer size for a declared length, within reason: a client may announce a size it
 /// never sends.
 fn capacity(declared: u64) -> usize {
-    declared.min(crate::api::PREALLOCATE_MAX) as usize
+    declared.min(PREALLOCATE_MAX) as usize
 }
 
 /// The capture's temp file, begun once the first bytes show a JPEG. A failed write
@@ -321,357 +324,5 @@ impl SniffedFile {
             f.start_writeback();
         }
         file
-    }
-}
-
-/// Where a JSON body's image value stands, as far as the body has arrived. Offsets are
-/// into the body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// The start of the body has not arrived yet.
-    Seeking,
-    /// The value's string opens at `open` and its base64 starts at `start` (after a
-    /// `data:` prefix, if any); `pos`: the first byte not decoded yet.
-    Decoding {
-        open: usize,
-        start: usize,
-        pos: usize,
-    },
-    /// All decoded: base64 in `start..end`, the closing quote at `end`.
-    Done {
-        open: usize,
-        start: usize,
-        end: usize,
-    },
-    /// Not decoded on the fly: the whole body is read at the end.
-    Off,
-}
-
-/// Decodes the `image` value of a JSON body while the body arrives. It only takes what
-/// the whole-body decoder's fast path takes (standard alphabet, padding only at the end,
-/// no escapes or line breaks) and gives the same bytes; anything else turns it off.
-struct Base64Field {
-    state: State,
-    max: u64,
-}
-
-/// Longest `{"image":"data:…;base64,` looked at before giving up.
-const MAX_PREFIX: usize = 256;
-
-impl Base64Field {
-    fn new(max: u64) -> Self {
-        Base64Field {
-            state: State::Seeking,
-            max,
-        }
-    }
-
-    fn is_off(&self) -> bool {
-        self.state == State::Off
-    }
-
-    /// `body`: all the bytes so far; decoded bytes are appended to `out`.
-    fn advance(&mut self, body: &[u8], out: &mut Vec<u8>) {
-        if self.state == State::Seeking {
-            self.state = match image_value(body) {
-                Prefix::NeedMore => return,
-                Prefix::No => State::Off,
-                Prefix::At { open, start } => State::Decoding {
-                    open,
-                    start,
-                    pos: start,
-                },
-            };
-        }
-        let State::Decoding {
-            open,
-            start,
-            mut pos,
-        } = self.state
-        else {
-            return;
-        };
-        // Whole groups of four first, without looking for the closing quote: the decoder
-        // refuses a quote as it refuses any other byte, so when it takes them they hold
-        // none. (Looking for it first cost as much as a tenth of a millisecond per photo.)
-        // A group with '=' can only be the last one: it waits for the closing quote.
-        let groups = whole_groups(&body[pos..]);
-        let refused = groups > 0
-            && base64_simd::STANDARD
-                .decode_append(&body[pos..pos + groups], out)
-                .is_err();
-        if !refused {
-            pos += groups;
-        }
-        let avail = &body[pos..];
-        self.state = match memchr::memchr(b'"', avail) {
-            Some(q) => {
-                // The last piece: padded or not, as the whole-body decoder would take it.
-                let end = pos + q;
-                let tail = &avail[..q];
-                let engine = if tail.len().is_multiple_of(4) {
-                    base64_simd::STANDARD
-                } else {
-                    base64_simd::STANDARD_NO_PAD
-                };
-                if end == start || engine.decode_append(tail, out).is_err() {
-                    State::Off
-                } else {
-                    State::Done { open, start, end }
-                }
-            }
-            // Not base64, and not the end of it either.
-            None if refused => State::Off,
-            // Less than a group left, or the one with '=': more is needed.
-            None => State::Decoding { open, start, pos },
-        };
-        if out.len() as u64 > self.max {
-            // The whole-body decoder says how much too large.
-            self.state = State::Off;
-        }
-    }
-
-    /// Once the body is complete: the body with the base64 cut out, and what the image
-    /// string holds then (empty, or the `data:` prefix). `None` when not decoded.
-    fn cut_doc<'b>(&self, body: &'b [u8]) -> Option<(Vec<u8>, &'b str)> {
-        let State::Done { open, start, end } = self.state else {
-            return None;
-        };
-        let mut doc = Vec::with_capacity(start + (body.len() - end));
-        doc.extend_from_slice(&body[..start]);
-        doc.extend_from_slice(&body[end..]);
-        let kept = std::str::from_utf8(&body[open..start]).ok()?;
-        Some((doc, kept))
-    }
-}
-
-/// How many of `b`'s first bytes make whole groups of four base64 characters that can be
-/// decoded now: all but a last group holding '=' (which only the closing quote can follow).
-fn whole_groups(b: &[u8]) -> usize {
-    let n = b.len() / 4 * 4;
-    if n >= 4 && b[n - 4..n].contains(&b'=') {
-        n - 4
-    } else {
-        n
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Prefix {
-    NeedMore,
-    No,
-    /// The string value opens at `open`; its base64 starts at `start`.
-    At {
-        open: usize,
-        start: usize,
-    },
-}
-
-/// Finds `{"image":"` (JSON whitespace allowed between the tokens) at the start of a
-/// body, then an optional `data:…;base64,` prefix. Only the first key: later keys could
-/// be inside a nested object.
-fn image_value(body: &[u8]) -> Prefix {
-    let mut i = 0;
-    for token in [&b"{"[..], b"\"image\"", b":", b"\""] {
-        while body
-            .get(i)
-            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-        {
-            i += 1;
-        }
-        if i > MAX_PREFIX {
-            return Prefix::No;
-        }
-        let rest = &body[i..];
-        if rest.len() < token.len() {
-            return if token.starts_with(rest) {
-                Prefix::NeedMore
-            } else {
-                Prefix::No
-            };
-        }
-        if !rest.starts_with(token) {
-            return Prefix::No;
-        }
-        i += token.len();
-    }
-    let open = i;
-    let rest = &body[open..];
-    if rest.len() < 5 && b"data:".starts_with(rest) {
-        return Prefix::NeedMore;
-    }
-    if !rest.starts_with(b"data:") {
-        return Prefix::At { open, start: open };
-    }
-    // A data: URL's header: printable ASCII without quote or backslash (so the JSON
-    // string has no escapes), ending in ";base64,".
-    let window = &rest[..rest.len().min(MAX_PREFIX)];
-    match window
-        .iter()
-        .position(|&b| b == b',' || !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\')
-    {
-        Some(c) if window[c] == b',' && window[..c].ends_with(b";base64") => Prefix::At {
-            open,
-            start: open + c + 1,
-        },
-        Some(_) => Prefix::No,
-        None if window.len() < MAX_PREFIX => Prefix::NeedMore,
-        None => Prefix::No,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-    use base64::Engine;
-    use proptest::prelude::*;
-
-    /// Feeds `body` in pieces cut at `cuts`; returns the field and what it decoded.
-    fn stream(body: &[u8], cuts: &[usize], max: u64) -> (Base64Field, Vec<u8>) {
-        let mut field = Base64Field::new(max);
-        let mut out = Vec::new();
-        let mut ends: Vec<usize> = cuts.iter().map(|&c| c.min(body.len())).collect();
-        ends.push(body.len());
-        ends.sort_unstable();
-        for end in ends {
-            field.advance(&body[..end], &mut out);
-        }
-        (field, out)
-    }
-
-    fn b64(data: &[u8]) -> String {
-        base64::engine::general_purpose::STANDARD.encode(data)
-    }
-
-    #[test]
-    fn finds_the_image_value_at_the_start() {
-        let at = |s: &str| image_value(s.as_bytes());
-        assert_eq!(
-            at("{\"image\":\"QUJD\"}"),
-            Prefix::At {
-                open: 10,
-                start: 10
-            }
-        );
-        assert_eq!(
-            at(" {\n \"image\" : \"data:image/jpeg;base64,QUJD\"}"),
-            Prefix::At {
-                open: 15,
-                start: 38
-            }
-        );
-        for partial in [
-            "",
-            " ",
-            "{",
-            "{\"ima",
-            "{\"image\" :",
-            "{\"image\":\"",
-            "{\"image\":\"dat",
-        ] {
-            assert_eq!(at(partial), Prefix::NeedMore, "{partial:?}");
-        }
-        assert_eq!(at("{\"image\":\"data:image/png;base"), Prefix::NeedMore);
-        for other in [
-            "[\"image\"]",
-            "{\"id\":\"a\",\"image\":\"QUJD\"}",
-            "{\"images\":\"QUJD\"}",
-            "{\"image\":null}",
-            "{\"image\":\"data:image/jpeg,QUJD\"}",
-            "{\"image\":\"data:image/jpeg;base64\\u002cQUJD\"}",
-        ] {
-            assert_eq!(at(other), Prefix::No, "{other:?}");
-        }
-        let padded = format!("{}{{\"image\":\"QUJD\"}}", " ".repeat(MAX_PREFIX + 1));
-        assert_eq!(at(&padded), Prefix::No);
-    }
-
-    #[test]
-    fn decodes_across_every_cut() {
-        let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
-        for len in [1, 2, 3, 998, 999, 1000] {
-            for prefix in ["", "data:image/jpeg;base64,"] {
-                let body = format!(
-                    "{{\"image\":\"{prefix}{}\",\"id\":\"x\"}}",
-                    b64(&data[..len])
-                );
-                for cut in 0..body.len() {
-                    let (field, out) = stream(body.as_bytes(), &[cut, cut + 3], 10_000);
-                    assert_eq!(out, &data[..len], "len {len} cut {cut}");
-                    let (doc, kept) = field.cut_doc(body.as_bytes()).unwrap();
-                    assert_eq!(kept, prefix);
-                    assert_eq!(
-                        doc,
-                        format!("{{\"image\":\"{prefix}\",\"id\":\"x\"}}").as_bytes()
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn anything_unusual_turns_it_off() {
-        let ok = b64(b"hello world!");
-        for value in [
-            String::new(),                          // empty: the whole-body reader says so
-            format!("{}\\n{}", &ok[..8], &ok[8..]), // an escape
-            format!("{}=AAA", &ok[..7]),            // padding inside
-            "QUJ".to_string() + "D-_A",             // URL-safe alphabet
-            "QUJDR".to_string(),                    // 4n+1 characters
-            "QUJ=".to_string(),                     // non-canonical trailing bits
-        ] {
-            let body = format!("{{\"image\":\"{value}\"}}");
-            for cut in 0..body.len() {
-                let (field, _) = stream(body.as_bytes(), &[cut], 10_000);
-                assert!(field.is_off(), "{value:?} cut {cut}");
-                assert!(field.cut_doc(body.as_bytes()).is_none());
-            }
-        }
-        // More than `max` decoded bytes: off, however it arrives.
-        let body = format!("{{\"image\":\"{}\"}}", b64(&[7u8; 100]));
-        for cut in 0..body.len() {
-            assert!(stream(body.as_bytes(), &[cut], 99).0.is_off());
-        }
-        assert!(!stream(body.as_bytes(), &[], 100).0.is_off());
-    }
-
-    proptest! {
-        /// Whatever the value and however it is cut: when the stream decodes it, the
-        /// whole-body decoder gives the same bytes; when that decoder's fast path takes
-        /// it, so does the stream.
-        #[test]
-        fn agrees_with_the_whole_body_decoder(
-            data in proptest::collection::vec(any::<u8>(), 0..300),
-            noise in proptest::collection::vec((any::<u16>(), prop::sample::select(&b"A=\\\"-_\n/+"[..])), 0..3),
-            cuts in proptest::collection::vec(0usize..500, 0..4),
-        ) {
-            let mut value = b64(&data).into_bytes();
-            for (at, byte) in &noise {
-                if !value.is_empty() {
-                    let i = *at as usize % value.len();
-                    value[i] = *byte;
-                }
-            }
-            let mut body = b"{\"image\":\"".to_vec();
-            body.extend_from_slice(&value);
-            body.extend_from_slice(b"\"}");
-            let (field, out) = stream(&body, &cuts, 10_000);
-            // A quote in the noise ends the string there (the document is then invalid,
-            // which the cut document's parse finds out).
-            let value = String::from_utf8(value).unwrap();
-            let value = value.split('"').next().unwrap_or_default();
-            let simd = if value.len().is_multiple_of(4) { base64_simd::STANDARD } else { base64_simd::STANDARD_NO_PAD };
-            let fast = (!value.is_empty() && !value.contains('\\'))
-                .then(|| simd.decode_to_vec(value.as_bytes()).ok())
-                .flatten();
-            if field.is_off() {
-                prop_assert!(fast.is_none());
-            } else {
-                prop_assert_eq!(Some(&out), fast.as_ref());
-                let whole = super::super::decode_image_field(value, 10_000, Vec::new()).unwrap();
-                prop_assert_eq!(out, whole);
-            }
-        }
     }
 }

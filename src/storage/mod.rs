@@ -12,11 +12,17 @@
 //! the benchmark VM, up to 0.4 ms when many files had just been deleted; timestamps in an
 //! instrumented build). Elsewhere a named temp file is used and renamed.
 
+pub mod backgrounds;
 pub mod image;
+mod incoming;
+mod locks;
+
+pub use backgrounds::Backgrounds;
+pub use incoming::IncomingFile;
+pub use locks::IdGuard;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,7 +41,7 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    fn io(path: &Path, source: io::Error) -> Self {
+    pub(super) fn io(path: &Path, source: io::Error) -> Self {
         if source.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
             return StorageError::Full {
                 free: 0,
@@ -58,6 +64,8 @@ pub struct Uploads {
     unnamed: Arc<AtomicBool>,
     /// An unnamed temp file made ahead for the next capture.
     spare: Arc<Mutex<Option<File>>>,
+    /// Held by whoever writes or removes a capture's file and row.
+    locks: Arc<locks::IdLocks>,
 }
 
 impl Uploads {
@@ -72,7 +80,14 @@ impl Uploads {
             incoming,
             unnamed: Arc::new(AtomicBool::new(true)),
             spare: Arc::default(),
+            locks: Arc::default(),
         })
+    }
+
+    /// Waits until no other request works on capture `id` (its file and its row), and
+    /// holds it until the guard is dropped.
+    pub async fn lock_id(&self, id: &str) -> IdGuard<'_> {
+        self.locks.lock(id).await
     }
 
     /// Creates the unnamed temp file the next capture will use, unless one is ready
@@ -159,20 +174,12 @@ impl Uploads {
                 (create_private(&tmp)?, Some(tmp))
             }
         };
-        let reserved = preallocate(&file, expected);
-        Ok(IncomingFile {
-            file: Some(file),
-            tmp,
-            id: id.to_string(),
-            written: 0,
-            kicked: 0,
-            reserved,
-        })
+        Ok(IncomingFile::new(file, tmp, id, expected))
     }
 
     /// A temp file name in `.incoming/`, unique per write: two requests for one id may
     /// both be streaming (the id lock is taken once the body is in).
-    fn temp_path(&self, id: &str) -> PathBuf {
+    pub(super) fn temp_path(&self, id: &str) -> PathBuf {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         self.incoming
@@ -221,194 +228,6 @@ impl Uploads {
     }
 }
 
-/// A capture file being written (see [`Uploads::begin`]).
-#[derive(Debug)]
-pub struct IncomingFile {
-    /// `None` once committed.
-    file: Option<File>,
-    /// The temp file's name; `None`: an unnamed one.
-    tmp: Option<PathBuf>,
-    id: String,
-    /// Bytes written so far, and how many of them were handed to the disk already.
-    written: u64,
-    kicked: u64,
-    /// Disk blocks reserved ahead (see [`preallocate`]): for how many bytes, and the
-    /// block size.
-    reserved: Option<(u64, u64)>,
-}
-
-/// Reserves the disk blocks of a file about to receive `expected` bytes, without changing
-/// its size (`FALLOC_FL_KEEP_SIZE`). Writing into blocks reserved at once costs less than
-/// having ext4 reserve them page by page as the writes come (delayed allocation): on the
-/// benchmark VM, writing a 1.59 MB photo in 98 KB pieces took 0.38-0.41 ms instead of
-/// 0.50-0.53 ms for 0.02 ms of `fallocate`, and its fsync took no longer (python loop,
-/// 150 files × 3 rounds); the capture benchmark's 1-client p50 fell by 0.17-0.44 ms
-/// (base64) and 0.19-0.60 ms (raw) in four alternated runs. A capture that has begun
-/// also owns its space: a disk filling up meanwhile no longer makes its writes fail
-/// half-way (tests/disk_full.rs shows it on a tmpfs). Advice only: where it fails (a file
-/// system without it, no room), the writes allocate as usual. Returns the bytes reserved
-/// and the block size.
-fn preallocate(f: &File, expected: u64) -> Option<(u64, u64)> {
-    let keep = rustix::fs::FallocateFlags::KEEP_SIZE;
-    if expected == 0 || rustix::fs::fallocate(f, keep, 0, expected).is_err() {
-        return None;
-    }
-    let block = rustix::fs::fstat(f).map_or(4096, |st| st.st_blksize as u64);
-    Some((expected, block.max(512)))
-}
-
-/// While a photo arrives, what is written of it is handed to the disk every this many
-/// bytes: the fsync at the end then has little left to wait for.
-///
-/// Buffered writes with these kicks were measured against other ways on the benchmark VM
-/// (timing marks in instrumented builds, 280 captures each; none kept):
-/// - `O_DIRECT` (aligned writes, no page cache): writing the 1.6 MB photo took 1.0-1.3 ms
-///   of waiting, one write at a time, and the capture ended 0.1-0.4 ms later;
-/// - the writes done by the thread that receives the body (`block_in_place`), so that
-///   they start with the first bytes: the body took twice as long to arrive, and the
-///   capture ended at the same time;
-/// - the fsync begun by the writer thread as soon as the body ends: it ended no sooner.
-///
-/// With these buffered writes, the same marks had the file durable 0.96-1.12 times a
-/// paired reference write (write+fsync+rename+fsync) after the request started, in six
-/// runs: what is left after the body is mostly waiting on the disk.
-const WRITEBACK_STEP: u64 = 256 * 1024;
-
-impl IncomingFile {
-    /// The capture id the file is for.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// Makes the file the one of capture `id` (validated) when committed: for a body
-    /// that names its capture only after the image.
-    pub fn retarget(&mut self, id: &str) {
-        self.id = id.to_string();
-    }
-
-    pub fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
-        let Some(f) = self.file.as_mut() else {
-            return Ok(());
-        };
-        f.write_all(data)
-            .map_err(|e| StorageError::io(&self.incoming_label(), e))?;
-        self.written += data.len() as u64;
-        if self.written - self.kicked >= WRITEBACK_STEP {
-            self.start_writeback();
-        }
-        Ok(())
-    }
-
-    /// Hands what is written and not handed yet to the disk, without waiting: the body
-    /// is complete, or another step of it is written.
-    pub fn start_writeback(&mut self) {
-        let (Some(f), Some(len)) = (
-            &self.file,
-            std::num::NonZeroU64::new(self.written - self.kicked),
-        ) else {
-            return;
-        };
-        // DONTNEED on dirty pages starts their writeback without waiting for it
-        // (mm/fadvise.c, WB_SYNC_NONE), and drops them once they are clean. Advice only:
-        // the fsync in `commit` is what makes the data durable.
-        let _ = rustix::fs::fadvise(f, self.kicked, Some(len), rustix::fs::Advice::DontNeed);
-        self.kicked = self.written;
-    }
-
-    /// fsync → name it `{id}.jpg` → fsync the directory: from here the file survives a
-    /// power cut.
-    pub fn commit(mut self, uploads: &Uploads) -> Result<PathBuf, StorageError> {
-        let dest = uploads.path_for(&self.id);
-        let Some(f) = self.file.take() else {
-            return Ok(dest);
-        };
-        let reserved_past_the_end = self
-            .reserved
-            .is_some_and(|(bytes, block)| bytes.div_ceil(block) > self.written.div_ceil(block));
-        if reserved_past_the_end {
-            // Fewer bytes came than were reserved (a JSON body's image is a little
-            // shorter than its base64 suggests): let the blocks past the end go. A
-            // truncation to the same size does that on ext4 (see ext4_setattr).
-            f.set_len(self.written)
-                .map_err(|e| StorageError::io(&self.incoming_label(), e))?;
-        }
-        f.sync_all()
-            .map_err(|e| StorageError::io(&self.incoming_label(), e))?;
-        let tmp = match self.tmp.take() {
-            Some(tmp) => tmp,
-            None => match link_unnamed(&f, &dest, || uploads.temp_path(&self.id))? {
-                None => return finish_durable(f, &dest),
-                Some(tmp) => tmp,
-            },
-        };
-        if let Err(e) = fs::rename(&tmp, &dest) {
-            // Left for `drop` to remove.
-            self.tmp = Some(tmp);
-            return Err(StorageError::io(&dest, e));
-        }
-        finish_durable(f, &dest)
-    }
-
-    /// The path to name in an error about the temp file.
-    fn incoming_label(&self) -> PathBuf {
-        self.tmp
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("(unnamed temp file)"))
-    }
-}
-
-/// Links the synced unnamed temp file `f` to `dest`. If a file has that name already
-/// (left by a crash between the rename and the row), links it to a named temp file
-/// (`tmp()`) instead and returns that, to be renamed over `dest` as a named one would be.
-fn link_unnamed(
-    f: &File,
-    dest: &Path,
-    tmp: impl FnOnce() -> PathBuf,
-) -> Result<Option<PathBuf>, StorageError> {
-    // The descriptor's /proc link names the unnamed file (linkat with AT_EMPTY_PATH
-    // would need CAP_DAC_READ_SEARCH).
-    let link = format!("/proc/self/fd/{}", f.as_raw_fd());
-    let follow = rustix::fs::AtFlags::SYMLINK_FOLLOW;
-    let cwd = rustix::fs::CWD;
-    match rustix::fs::linkat(cwd, &link, cwd, dest, follow) {
-        Ok(()) => Ok(None),
-        Err(rustix::io::Errno::EXIST) => {
-            let tmp = tmp();
-            rustix::fs::linkat(cwd, &link, cwd, &tmp, follow)
-                .map_err(|e| StorageError::io(&tmp, e.into()))?;
-            Ok(Some(tmp))
-        }
-        Err(e) => Err(StorageError::io(dest, e.into())),
-    }
-}
-
-/// Lets the kernel drop a synced file's cached pages, on another blocking thread when
-/// there is a runtime: nobody needs to wait for it. A photo is read back rarely (one
-/// upload, a download or two), and a kiosk keeps thousands of them: cached, they would
-/// push the catalog and the program out of a small board's memory. (It also keeps virtual
-/// machines fast: on the benchmark VM, tools/bench-capture.sh's last scenario, raw with 4
-/// clients after ~1,000 captures kept, went from 252-266 to 385-415 captures/s with it.)
-/// Advice only.
-fn drop_cache_later(f: File) {
-    let drop_cache = move || {
-        let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
-    };
-    match tokio::runtime::Handle::try_current() {
-        Ok(rt) => drop(rt.spawn_blocking(drop_cache)),
-        Err(_) => drop_cache(),
-    }
-}
-
-impl Drop for IncomingFile {
-    fn drop(&mut self) {
-        // Not committed (or the commit failed before the rename): nothing half-written
-        // stays behind. An unnamed temp file vanishes when closed.
-        if let Some(tmp) = &self.tmp {
-            let _ = fs::remove_file(tmp);
-        }
-    }
-}
-
 /// temp file → write → fsync → rename → fsync directory.
 pub fn write_durable(tmp: &Path, dest: &Path, data: &[u8]) -> Result<(), StorageError> {
     let mut f = create_private(tmp)?;
@@ -436,11 +255,28 @@ fn sync_and_rename(f: File, tmp: &Path, dest: &Path) -> Result<(), StorageError>
 
 /// `dest` has its name: fsync its directory (from here it survives a power cut), then let
 /// its cached pages go.
-fn finish_durable(f: File, dest: &Path) -> Result<PathBuf, StorageError> {
+pub(super) fn finish_durable(f: File, dest: &Path) -> Result<PathBuf, StorageError> {
     let parent = dest.parent().unwrap_or(Path::new("."));
     sync_dir(parent).map_err(|e| StorageError::io(parent, e))?;
     drop_cache_later(f);
     Ok(dest.to_path_buf())
+}
+
+/// Lets the kernel drop a synced file's cached pages, on another blocking thread when
+/// there is a runtime: nobody needs to wait for it. A photo is read back rarely (one
+/// upload, a download or two), and a kiosk keeps thousands of them: cached, they would
+/// push the catalog and the program out of a small board's memory. (It also keeps virtual
+/// machines fast: on the benchmark VM, tools/bench-capture.sh's last scenario, raw with 4
+/// clients after ~1,000 captures kept, went from 252-266 to 385-415 captures/s with it.)
+/// Advice only.
+fn drop_cache_later(f: File) {
+    let drop_cache = move || {
+        let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => drop(rt.spawn_blocking(drop_cache)),
+        Err(_) => drop_cache(),
+    }
 }
 
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -490,6 +326,7 @@ pub fn ensure_secret_file(path: &Path) -> Result<(String, bool), StorageError> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::incoming::WRITEBACK_STEP;
     use super::*;
     use std::os::unix::fs::MetadataExt;
 
@@ -551,14 +388,15 @@ mod tests {
         for piece in big.chunks(100_000) {
             f.write(piece).unwrap();
         }
-        assert!(f.kicked > 0 && f.kicked < f.written);
+        let (written, kicked) = f.progress();
+        assert!(kicked > 0 && kicked < written);
         assert_eq!(fs::read(f.commit(u).unwrap()).unwrap(), big);
 
         // Room reserved for more bytes than came (a JSON body's estimate): the file holds
         // what came, and the blocks reserved past it are let go.
         let mut f = u.begin("six", 1 << 20, 0).unwrap();
         f.write(b"short").unwrap();
-        let reserved = f.file.as_ref().unwrap().metadata().unwrap().blocks() * 512;
+        let reserved = f.file().unwrap().metadata().unwrap().blocks() * 512;
         assert!(reserved >= 1 << 20, "{reserved} bytes reserved");
         let path = f.commit(u).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"short");

@@ -1,0 +1,187 @@
+//! `GET /admin/stats`: every figure is an SQL aggregate; no row is loaded.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::api::error::{ApiError, ApiResult};
+use crate::app::SharedApp;
+use crate::catalog::{self, Bucket, DAY_MS, HOUR_MS};
+
+fn day_label(ms: i64) -> String {
+    catalog::format_ms(ms).chars().take(10).collect()
+}
+
+fn hour_label(ms: i64) -> String {
+    let s: String = catalog::format_ms(ms).chars().take(13).collect();
+    format!("{s}:00:00Z")
+}
+
+/// Every bucket of `[from, from + n·width)` with its start, zero where nothing happened.
+fn series(
+    buckets: &[Bucket],
+    from: i64,
+    width: i64,
+    n: i64,
+) -> impl Iterator<Item = (i64, Bucket)> {
+    let by_start: HashMap<i64, Bucket> = buckets.iter().map(|b| (b.start_ms, *b)).collect();
+    (0..n).map(move |i| {
+        let start = from + i * width;
+        (start, by_start.get(&start).copied().unwrap_or_default())
+    })
+}
+
+/// What `GET /admin/stats` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Stats {
+    #[schema(format = DateTime)]
+    generated_at: String,
+    /// All captures.
+    captures: catalog::CaptureTotals,
+    /// Today (UTC) so far.
+    today: StatsDay,
+    sms: StatsSms,
+    /// The last 30 days (UTC), oldest first, zero where nothing happened.
+    per_day: Vec<StatsDay>,
+    /// The last 48 hours, oldest first.
+    per_hour: Vec<StatsHour>,
+    /// Most used first.
+    per_background: Vec<catalog::BackgroundCount>,
+    outbox: StatsOutbox,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct StatsSms {
+    total: i64,
+    sent: i64,
+    failed: i64,
+    pending: i64,
+    expired: i64,
+    cancelled: i64,
+    /// Every internal status with its count.
+    by_status: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct StatsDay {
+    /// `YYYY-MM-DD`
+    date: String,
+    captures: i64,
+    synced: i64,
+    sms_sent: i64,
+}
+
+impl StatsDay {
+    fn of(date: String, b: Bucket) -> StatsDay {
+        StatsDay {
+            date,
+            captures: b.captures,
+            synced: b.synced,
+            sms_sent: b.sms_sent,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct StatsHour {
+    /// `YYYY-MM-DDTHH:00:00Z`
+    hour: String,
+    captures: i64,
+    synced: i64,
+    sms_sent: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct StatsOutbox {
+    pending: usize,
+    leased: usize,
+    dead: usize,
+    oldest_created_at: Option<String>,
+    /// Pending jobs per kind.
+    by_kind: BTreeMap<String, usize>,
+}
+
+/// `GET /admin/stats`: every figure is an SQL aggregate; no row is loaded.
+#[utoipa::path(
+    get,
+    path = "/admin/stats",
+    tag = "admin",
+    summary = "Statistics",
+    responses(
+        (status = 200, description = "Totals, per day, per hour, SMS, backgrounds, outbox", body = Stats),
+        (status = 503, description = "`catalog_unavailable`, `outbox_unavailable`"),
+    )
+)]
+pub(super) async fn get_stats(State(app): State<SharedApp>) -> ApiResult<Json<Stats>> {
+    let now = app.clock.now_ms();
+    let today = now - now.rem_euclid(DAY_MS);
+    let days_from = today - 29 * DAY_MS;
+    let this_hour = now - now.rem_euclid(HOUR_MS);
+    let hours_from = this_hour - 47 * HOUR_MS;
+    let (totals, today_totals, days, hours, sms, per_background) = app
+        .catalog
+        .read(move |c| {
+            Ok((
+                catalog::capture_totals(c, i64::MIN, i64::MAX)?,
+                catalog::capture_totals(c, today, today + DAY_MS)?,
+                catalog::buckets(c, days_from, today + DAY_MS, DAY_MS)?,
+                catalog::buckets(c, hours_from, this_hour + HOUR_MS, HOUR_MS)?,
+                catalog::sms_by_status(c)?,
+                catalog::captures_per_background(c)?,
+            ))
+        })
+        .await?;
+    let outbox = {
+        let outbox = app.outbox.clone();
+        tokio::task::spawn_blocking(move || outbox.stats())
+            .await
+            .map_err(|e| ApiError::internal(format!("outbox task failed: {e}")))??
+    };
+    let sms_count = |s: &str| sms.get(s).copied().unwrap_or(0);
+    let sms_today = days
+        .iter()
+        .find(|b| b.start_ms == today)
+        .map_or(0, |b| b.sms_sent);
+    let stats = Stats {
+        generated_at: catalog::format_ms(now),
+        captures: totals,
+        today: StatsDay {
+            date: day_label(today),
+            captures: today_totals.total,
+            synced: today_totals.synced,
+            sms_sent: sms_today,
+        },
+        sms: StatsSms {
+            total: sms.values().sum::<i64>(),
+            sent: sms_count("sent"),
+            failed: sms_count("failed"),
+            pending: sms_count("waiting_for_sync") + sms_count("queued") + sms_count("sending"),
+            expired: sms_count("expired"),
+            cancelled: sms_count("cancelled"),
+            by_status: sms,
+        },
+        per_day: series(&days, days_from, DAY_MS, 30)
+            .map(|(start, b)| StatsDay::of(day_label(start), b))
+            .collect(),
+        per_hour: series(&hours, hours_from, HOUR_MS, 48)
+            .map(|(start, b)| StatsHour {
+                hour: hour_label(start),
+                captures: b.captures,
+                synced: b.synced,
+                sms_sent: b.sms_sent,
+            })
+            .collect(),
+        per_background,
+        outbox: StatsOutbox {
+            pending: outbox.pending,
+            leased: outbox.leased,
+            dead: outbox.dead,
+            oldest_created_at: outbox.oldest_created_ms.map(catalog::format_ms),
+            by_kind: outbox.by_kind,
+        },
+    };
+    Ok(Json(stats))
+}
