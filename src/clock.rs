@@ -141,6 +141,8 @@ pub struct TokioClock {
 }
 
 impl TokioClock {
+    /// Tokio's clock is the point here: tests pause and advance it.
+    #[allow(clippy::disallowed_methods)]
     pub fn new(base_ms: i64) -> Arc<TokioClock> {
         Arc::new(TokioClock {
             base_ms,

@@ -2,6 +2,9 @@
 //! run-time configuration, capture listing and deletion, statistics, backgrounds, and the
 //! Excel export read back with calamine and converted by LibreOffice.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Tests and benchmarks measure real time; the rule that time is read through `clock`
+// (clippy.toml) is for the daemon.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

@@ -1,6 +1,9 @@
 //! The capture routes over real HTTP against the real binary: happy paths, idempotency,
 //! and every bad input, each leaving no file or row behind.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Tests and benchmarks measure real time; the rule that time is read through `clock`
+// (clippy.toml) is for the daemon.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

@@ -1,6 +1,9 @@
 //! Durability of the capture path against the real process: SIGKILL right after the 201s,
 //! SIGKILL in the middle of uploads, SIGTERM under load.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Tests and benchmarks measure real time; the rule that time is read through `clock`
+// (clippy.toml) is for the daemon.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

@@ -6,6 +6,9 @@
 //! Case counts are kept small enough for the whole file to run in well under a minute in a
 //! debug build. Failures print the shrunk input; nothing is persisted into the tree.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Tests and benchmarks measure real time; the rule that time is read through `clock`
+// (clippy.toml) is for the daemon.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

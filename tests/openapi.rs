@@ -2,6 +2,9 @@
 //! and by `openapi-spec-validator`), exactly the routes the server serves (from the code and
 //! by probing the live server), and schemathesis fuzzing the live API against it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Tests and benchmarks measure real time; the rule that time is read through `clock`
+// (clippy.toml) is for the daemon.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

@@ -2,6 +2,9 @@
 //! PostgreSQL: offline then online, objects byte-identical, deletes, and wrong credentials
 //! or bucket reported in `/health` with the S3 error code.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Tests and benchmarks measure real time; the rule that time is read through `clock`
+// (clippy.toml) is for the daemon.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

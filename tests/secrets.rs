@@ -6,6 +6,9 @@
 //! remote credentials); then the daemon logs, every HTTP answer, the diagnostics bundles,
 //! the catalog, the outbox and the remote PostgreSQL tables are searched for each of them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Tests and benchmarks measure real time; the rule that time is read through `clock`
+// (clippy.toml) is for the daemon.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

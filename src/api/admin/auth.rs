@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Stopwatch;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, StatusCode};
@@ -37,7 +39,7 @@ impl AdminGuard {
 
 /// Failed admin attempts per address (bounded: old entries are forgotten).
 #[derive(Debug, Default)]
-pub struct AuthFailures(Mutex<HashMap<IpAddr, (u32, Instant)>>);
+pub struct AuthFailures(Mutex<HashMap<IpAddr, (u32, Stopwatch)>>);
 
 impl AuthFailures {
     fn delay_for(&self, ip: IpAddr) -> Duration {
@@ -54,9 +56,9 @@ impl AuthFailures {
         if map.len() > 4096 {
             map.retain(|_, (_, at)| at.elapsed() < Duration::from_secs(600));
         }
-        let e = map.entry(ip).or_insert((0, Instant::now()));
+        let e = map.entry(ip).or_insert((0, Stopwatch::start()));
         e.0 = e.0.saturating_add(1);
-        e.1 = Instant::now();
+        e.1 = Stopwatch::start();
     }
     fn succeed(&self, ip: IpAddr) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&ip);

@@ -1,6 +1,6 @@
 //! `GET /admin/export/excel`: the workbook ([`crate::export`]) streamed as an attachment.
 
-use std::time::Instant;
+use crate::clock::Stopwatch;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -55,7 +55,7 @@ pub(super) async fn get_export_excel(
         to_ms,
         ..Default::default()
     };
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let out = app.exports.export(filter).await?;
     tracing::info!(
         rows = out.rows,
