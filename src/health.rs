@@ -2,7 +2,7 @@
 //!
 //! `down` (HTTP 503) only for what stops captures: the catalog or the disk. Anything
 //! remote is at worst `degraded`: the kiosk works offline. No check here touches the
-//! network: the remote checks combine what the sync worker last saw ([`crate::sync::SyncState`])
+//! network: the remote checks combine what the sync worker last saw ([`crate::sync::Circuits`])
 //! with the cached result of [`probe_loop`], a background task that probes each remote
 //! every [`PROBE_INTERVAL`] with a [`PROBE_TIMEOUT`] bound. So `/health` answers in
 //! milliseconds even when the network is a black hole.
@@ -176,7 +176,7 @@ pub async fn report(app: &App) -> Report {
             app.started.elapsed(),
         ),
     );
-    let sync = app.sync_state.snapshot();
+    let sync = app.circuits.snapshot();
     checks.insert(
         "remote_db",
         remote_check(&sync.remote_db, &hs.remote_db_probe()),

@@ -156,8 +156,7 @@ struct SyncAnswer {
     )
 )]
 async fn post_sync(State(app): State<SharedApp>) -> ApiResult<Response> {
-    app.sync_state.reset();
-    let expedited = app.outbox.expedite(None, app.clock.now_ms())?;
+    let expedited = crate::jobs::sync_now(&app)?;
     let stats = app.outbox.stats()?;
     Ok(json_response(
         StatusCode::ACCEPTED,
@@ -453,12 +452,7 @@ async fn put_config(State(app): State<SharedApp>, req: Request) -> ApiResult<Res
     }
     if new.sync_enabled && !old.sync_enabled {
         // Jobs held while sync was off are due again now.
-        if let Err(e) = app
-            .outbox
-            .expedite(Some(crate::outbox::JobKind::Sync), app.clock.now_ms())
-        {
-            tracing::error!("outbox expedite failed: {e}");
-        }
+        crate::jobs::resume_sync(&app);
     }
     let keys: Vec<&String> = changes.keys().collect();
     tracing::info!(?keys, "run-time settings changed");
