@@ -26,9 +26,8 @@ pub struct App {
     pub secret_key: Secret,
     pub remote_files: Option<crate::sync::RemoteFiles>,
     pub remote_db: Option<crate::sync::remote_db::RemoteDb>,
-    pub sync_state: crate::sync::SyncState,
-    /// Notified whenever captures become synced (SMS jobs waiting on them listen).
-    pub sync_events: tokio::sync::Notify,
+    /// Each remote's circuit (the sync and SMS-log jobs, `/health`).
+    pub circuits: crate::sync::Circuits,
     pub settings: crate::settings::Settings,
     pub sms_client: Option<crate::sms::ovh::OvhClient>,
     pub sms_health: crate::sms::SmsHealth,

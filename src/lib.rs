@@ -17,8 +17,9 @@
 //! | [`catalog`] | SQLite (WAL, `synchronous=FULL`), migrations, typed queries — the truth |
 //! | [`storage`] | durable file writes, free space, image header validation, PNG → JPEG |
 //! | [`outbox`] | sled job queue: push, claim with lease, backoff, dead letter — the schedule |
-//! | [`sync`] | the outbox job runner, WebDAV and S3 uploads, remote PostgreSQL and its migrations |
-//! | [`sms`] | SMS requests, abuse limits and the sending job; OVH client (signing, time delta); phone numbers |
+//! | [`jobs`] | the outbox job runner (the `jobs` worker) and the outcome protocol its handlers answer in |
+//! | [`sync`] | sync and remote-delete handlers, remote circuits, WebDAV and S3 uploads, remote PostgreSQL and its migrations |
+//! | [`sms`] | SMS requests and abuse limits, the sending job, status enums and health; OVH client (signing, time delta); phone numbers |
 //! | [`settings`] | run-time settings (`/admin/config`), SMS segment counting |
 //! | [`scheduler`], [`cleanup`] | recurring tasks (timer loop), retention, erasure, clock fix-up |
 //! | [`health`] | `/health` checks and the aggregate status, the cached remote probes |
@@ -44,6 +45,7 @@ pub mod fleet;
 pub mod health;
 pub mod heartbeat;
 pub mod ids;
+pub mod jobs;
 pub mod logging;
 pub mod net;
 pub mod outbox;
@@ -103,10 +105,25 @@ pub async fn run_app(
     let tracker = TaskTracker::new();
     let workers = CancellationToken::new();
 
-    tracker.spawn(sync::worker::run(app.clone(), workers.clone()));
+    workers::spawn(
+        &tracker,
+        &app.workers,
+        jobs::JobRunner::new(app.clone()),
+        workers.clone(),
+    );
     scheduler::spawn(&tracker, &app, workers.clone());
-    tracker.spawn(sms::credits_loop(app.clone(), workers.clone()));
-    tracker.spawn(systemd::watchdog_loop(workers.clone()));
+    workers::spawn(
+        &tracker,
+        &app.workers,
+        sms::CreditsWorker::new(app.clone()),
+        workers.clone(),
+    );
+    workers::spawn(
+        &tracker,
+        &app.workers,
+        systemd::WatchdogWorker::new(app.workers.clone(), jobs::JobRunner::NAME),
+        workers.clone(),
+    );
     workers::spawn(
         &tracker,
         &app.workers,

@@ -89,7 +89,8 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
     let remotes = remote_files.is_some() || remote_db.is_some();
     rebuild_outbox(&catalog, &outbox, clock.now_ms(), remotes)?;
 
-    let sync_state = crate::sync::SyncState::new(remote_db.is_some(), remote_files.is_some());
+    let circuits = crate::sync::Circuits::new(remote_db.is_some(), remote_files.is_some());
+    let sms_health = crate::sms::SmsHealth::new(clock.clone());
     let backgrounds =
         crate::storage::Backgrounds::new(config.data_dir.join("backgrounds"), catalog.clone());
     let exports = crate::export::Exports::new(catalog.clone(), &config.data_dir);
@@ -108,11 +109,10 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
         secret_key,
         remote_files,
         remote_db,
-        sync_state,
-        sync_events: tokio::sync::Notify::new(),
+        circuits,
         settings: crate::settings::Settings::new(settings),
         sms_client,
-        sms_health: Default::default(),
+        sms_health,
     }))
 }
 

@@ -1,20 +1,12 @@
 //! systemd integration without libsystemd: `sd_notify` datagrams to `$NOTIFY_SOCKET`.
 //!
 //! READY=1 is sent once the API socket is bound, STOPPING=1 when the drain starts, and
-//! WATCHDOG=1 every half `WatchdogSec` — but only while the job runner's loop keeps
-//! reporting in ([`alive`]), so a wedged daemon is restarted by systemd.
+//! WATCHDOG=1 every half `WatchdogSec` — but only while the job runner keeps reporting in
+//! to the workers registry ([`WatchdogWorker`]), so a wedged daemon is restarted by systemd.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
-static LAST_ALIVE_MS: AtomicI64 = AtomicI64::new(0);
-
-/// Called by core loops each time round.
-pub fn alive() {
-    LAST_ALIVE_MS.store(crate::catalog::now_ms(), Ordering::Relaxed);
-}
+use crate::workers::{Next, Worker, Workers};
 
 /// Sends one notification; silently nothing when not under systemd.
 pub fn notify(state: &str) -> bool {
@@ -36,7 +28,6 @@ pub fn notify(state: &str) -> bool {
 }
 
 pub fn notify_ready() {
-    alive();
     notify("READY=1\nSTATUS=serving");
 }
 
@@ -55,23 +46,52 @@ pub fn watchdog_interval() -> Option<Duration> {
     (usec > 0).then(|| Duration::from_micros(usec))
 }
 
-/// Pings the watchdog at half its interval while the core loops are alive.
-pub async fn watchdog_loop(shutdown: CancellationToken) {
-    let Some(interval) = watchdog_interval() else {
-        return;
-    };
-    let every = interval / 2;
-    let stale_ms = interval.as_millis() as i64;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+/// Pings the watchdog at half its interval while the worker it watches (the job runner)
+/// keeps reporting in: a wedged runner stops the pings and systemd restarts the daemon.
+/// Done at once when systemd asked for no watchdog.
+pub struct WatchdogWorker {
+    workers: Workers,
+    watched: &'static str,
+    interval: Option<Duration>,
+    first: bool,
+}
+
+impl WatchdogWorker {
+    pub fn new(workers: Workers, watched: &'static str) -> WatchdogWorker {
+        WatchdogWorker {
+            workers,
+            watched,
+            interval: watchdog_interval(),
+            first: true,
         }
-        let age = crate::catalog::now_ms() - LAST_ALIVE_MS.load(Ordering::Relaxed);
-        if age <= stale_ms {
-            notify("WATCHDOG=1");
-        } else {
-            tracing::error!(age_ms = age, "core loop stalled: not pinging the watchdog");
+    }
+}
+
+impl Worker for WatchdogWorker {
+    fn name(&self) -> &'static str {
+        "watchdog"
+    }
+
+    async fn work(&mut self) -> Result<Next, String> {
+        let Some(interval) = self.interval else {
+            return Ok(Next::Done);
+        };
+        let every = interval / 2;
+        // The first ping comes half an interval after start, after READY=1.
+        if std::mem::take(&mut self.first) {
+            return Ok(Next::Idle(every));
         }
+        let stale_ms = interval.as_millis() as i64;
+        match self.workers.alive_age_ms(self.watched) {
+            Some(age) if age <= stale_ms => {
+                notify("WATCHDOG=1");
+            }
+            age => tracing::error!(
+                worker = self.watched,
+                age_ms = age,
+                "core loop stalled: not pinging the watchdog"
+            ),
+        }
+        Ok(Next::Idle(every))
     }
 }

@@ -202,3 +202,32 @@ impl From<BackgroundError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<crate::sms::SmsError> for ApiError {
+    fn from(e: crate::sms::SmsError) -> Self {
+        use crate::sms::{Limit, SmsError};
+        let message = e.to_string();
+        let (status, code) = match e {
+            SmsError::Catalog(e) => return e.into(),
+            SmsError::Outbox(e) => return e.into(),
+            SmsError::NotConfigured => (StatusCode::SERVICE_UNAVAILABLE, "sms_not_configured"),
+            SmsError::InvalidCaptureId | SmsError::InvalidSmsId => {
+                (StatusCode::BAD_REQUEST, "invalid_id")
+            }
+            SmsError::InvalidPhone(_) => (StatusCode::BAD_REQUEST, "invalid_phone"),
+            SmsError::PremiumNumber(_) => (StatusCode::BAD_REQUEST, "premium_number"),
+            SmsError::CaptureNotFound => (StatusCode::NOT_FOUND, "capture_not_found"),
+            SmsError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            SmsError::RateLimited { which, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                match which {
+                    Limit::PerPhone => "rate_limited_phone",
+                    Limit::PerCapture => "rate_limited_capture",
+                    Limit::Hourly => "rate_limited_hourly",
+                    Limit::Daily => "rate_limited_daily",
+                },
+            ),
+        };
+        ApiError::new(status, code, message)
+    }
+}

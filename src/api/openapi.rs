@@ -182,14 +182,3 @@ pub async fn get_openapi_json(Extension(doc): Extension<DocJson>) -> Response {
     )
         .into_response()
 }
-
-/// The public SMS status (`sending` shows as `queued`; expired and cancelled as `failed`).
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)] // documentation only: the status is a string in `SmsAnswer`
-pub enum SmsStatus {
-    WaitingForSync,
-    Queued,
-    Sent,
-    Failed,
-}

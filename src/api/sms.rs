@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::error::{ApiError, ApiResult};
 use super::{json_response, read_body};
 use crate::app::SharedApp;
-use crate::sms::SmsAnswer;
+use crate::sms::{Requested, SmsAnswer};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SendSms {
@@ -46,12 +46,10 @@ pub async fn post_send_sms(State(app): State<SharedApp>, req: Request) -> ApiRes
             "the body must be {\"capture_id\": \"…\", \"phone\": \"…\"}",
         )
     })?;
-    let (status, answer) = crate::sms::request(&app, &r.capture_id, &r.phone).await?;
     // 202 for a new request, 200 for the same request repeated.
-    let status = if status == StatusCode::OK {
-        StatusCode::OK
-    } else {
-        StatusCode::ACCEPTED
+    let (status, answer) = match crate::sms::request(&app, &r.capture_id, &r.phone).await? {
+        Requested::Created(answer) => (StatusCode::ACCEPTED, answer),
+        Requested::Existing(answer) => (StatusCode::OK, answer),
     };
     Ok(json_response(status, &answer))
 }

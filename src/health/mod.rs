@@ -101,7 +101,7 @@ pub async fn report(app: &App) -> Report {
             app.started.elapsed(),
         ),
     );
-    let sync = app.sync_state.snapshot();
+    let sync = app.circuits.snapshot();
     checks.insert(
         "remote_db",
         remote_check(&sync.remote_db, &app.probes.remote_db()),

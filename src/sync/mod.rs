@@ -1,16 +1,18 @@
 //! Sync: outbox jobs → remote storage (image files) and PostgreSQL (metadata rows).
 //!
-//! Each remote has a small circuit: when a connection-level failure happens, the remote is
+//! The handlers of `sync` and `remote_delete` jobs are in [`job`]. Each remote has a small
+//! circuit, kept in [`Circuits`] (the one handle the sync and SMS-log handlers and
+//! `/health` share): when a connection-level failure happens, the remote is
 //! marked down until `retry_at`; jobs claimed meanwhile are put back to that time without
 //! touching the network (a backlog of thousands does not mean thousands of failed
 //! connects). The next attempt after `retry_at` is the probe; when it succeeds every
 //! waiting job is made due at once, so the backlog drains without waiting out backoffs.
 //! Errors that concern one job only (a file refused) back off that job alone.
 
+pub mod job;
 pub mod remote_db;
 pub mod s3;
 pub mod webdav;
-pub mod worker;
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -83,8 +85,10 @@ pub struct SyncSnapshot {
 pub const REMOTE_BACKOFF_BASE: Duration = Duration::from_secs(1);
 pub const REMOTE_BACKOFF_CAP: Duration = Duration::from_secs(10);
 
+/// The circuit of each remote: last success, failures in a row, and until when attempts
+/// are held back. One per daemon, owned by the `App`.
 #[derive(Debug, Default)]
-pub struct SyncState {
+pub struct Circuits {
     inner: Mutex<SyncSnapshot>,
 }
 
@@ -94,9 +98,19 @@ pub enum Remote {
     Storage,
 }
 
-impl SyncState {
-    pub fn new(db_configured: bool, storage_configured: bool) -> SyncState {
-        let s = SyncState::default();
+impl Remote {
+    /// For logs ("remote storage reachable again").
+    pub fn label(self) -> &'static str {
+        match self {
+            Remote::Db => "remote database",
+            Remote::Storage => "remote storage",
+        }
+    }
+}
+
+impl Circuits {
+    pub fn new(db_configured: bool, storage_configured: bool) -> Circuits {
+        let s = Circuits::default();
         {
             let mut g = s.lock();
             g.remote_db.configured = db_configured;
@@ -146,14 +160,6 @@ impl SyncState {
             let at = now_ms + d.as_millis() as i64;
             s.retry_at_ms = Some(at);
             at
-        })
-    }
-
-    /// Records an error that is not about connectivity (kept for `/health`).
-    pub fn note_error(&self, r: Remote, now_ms: i64, error: &str) {
-        self.with(r, |s| {
-            s.last_error = Some(error.chars().take(300).collect());
-            s.last_error_ms = Some(now_ms);
         })
     }
 

@@ -146,12 +146,7 @@ pub(super) async fn put_config(State(app): State<SharedApp>, req: Request) -> Ap
     }
     if new.sync_enabled && !old.sync_enabled {
         // Jobs held while sync was off are due again now.
-        if let Err(e) = app
-            .outbox
-            .expedite(Some(crate::outbox::JobKind::Sync), app.clock.now_ms())
-        {
-            tracing::error!("outbox expedite failed: {e}");
-        }
+        crate::jobs::resume_sync(&app);
     }
     let keys: Vec<&String> = changes.keys().collect();
     tracing::info!(?keys, "run-time settings changed");

@@ -75,8 +75,7 @@ struct SyncAnswer {
     )
 )]
 async fn post_sync(State(app): State<SharedApp>) -> ApiResult<Response> {
-    app.sync_state.reset();
-    let expedited = app.outbox.expedite(None, app.clock.now_ms())?;
+    let expedited = crate::jobs::sync_now(&app)?;
     let stats = app.outbox.stats()?;
     Ok(json_response(
         StatusCode::ACCEPTED,
