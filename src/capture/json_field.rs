@@ -124,14 +124,18 @@ impl Base64Field {
 }
 
 /// How many of `b`'s first bytes make whole groups of four base64 characters that can be
-/// decoded now: all but a last group holding '=' (which only the closing quote can follow).
+/// decoded now: none from a group holding '=' on, since only the closing quote may follow
+/// padding. The decoder takes '=' at the end of whatever it is given, so a padded group
+/// followed by more groups (`…N8M=xg==`) must not end a piece handed to it: held back, it
+/// is decoded with the rest at the quote, where the misplaced padding is refused.
 fn whole_groups(b: &[u8]) -> usize {
-    let n = b.len() / 4 * 4;
-    if n >= 4 && b[n - 4..n].contains(&b'=') {
-        n - 4
-    } else {
-        n
+    let mut n = b.len() / 4 * 4;
+    // The decoder refuses '=' anywhere but in the last group it is given, so looking at
+    // the trailing groups is enough.
+    while n >= 4 && b[n - 4..n].contains(&b'=') {
+        n -= 4;
     }
+    n
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -312,6 +316,21 @@ mod tests {
             assert!(stream(body.as_bytes(), &[cut], 99).0.is_off());
         }
         assert!(!stream(body.as_bytes(), &[], 100).0.is_off());
+    }
+
+    /// Padding inside the value, in a group followed by more: refused however the body is
+    /// cut (proptest found a cut where the group before the last was decoded alone).
+    #[test]
+    fn padding_before_the_last_group_is_refused_at_every_cut() {
+        // "QUI=" and "QQ==" are each valid, canonical last groups; together they are not.
+        let bad = br#"{"image":"QUJDQUI=QQ=="}"#;
+        assert!(base64_simd::STANDARD
+            .decode_to_vec(&b"QUJDQUI=QQ=="[..])
+            .is_err());
+        for cut in 0..bad.len() {
+            let (field, _) = stream(bad, &[cut], 10_000);
+            assert!(field.is_off(), "cut {cut}");
+        }
     }
 
     proptest! {
