@@ -114,13 +114,20 @@ pub(super) fn offline(config: &Config, why: String, now_ms: i64) -> Collected {
     let cat_path = health::catalog_path(&config.data_dir);
     let (catalog, local_db, settings) = match open_catalog_readonly(&cat_path) {
         Ok(conn) => {
-            let summary = catalog_summary(&conn);
+            let summary = catalog_summary(&conn, config.sync_scope());
             let stored = crate::catalog::all_settings(&conn).unwrap_or_default();
             let settings = crate::settings::overlay(
                 crate::settings::RuntimeSettings::from_config(config),
                 &stored,
             );
-            let check = json!({"status": "ok", "captures": summary["captures"], "unsynced": summary["unsynced"]});
+            let mut check = json!({"status": "ok"});
+            if let Value::Object(o) = &mut check {
+                for k in ["captures", "unsynced", "sync"] {
+                    if let Some(v) = summary.get(k) {
+                        o.insert(k.into(), v.clone());
+                    }
+                }
+            }
             (summary, check, Some(settings))
         }
         Err(e) => {
