@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::{safe_config, Secrets, JOBS_LISTED, LAST_CAPTURES};
+use super::{config_json, Secrets, JOBS_LISTED, LAST_CAPTURES};
 use crate::app::App;
 use crate::catalog;
 use crate::config::Config;
@@ -138,7 +138,7 @@ pub async fn daemon_snapshot(app: &App) -> Value {
         "workers": app.workers.list(),
         "outbox": outbox,
         "catalog": catalog,
-        "config": safe_config(&app.config, Some(&settings)),
+        "config": config_json(&app.config, Some(&settings), crate::config::Keys::Running),
         "logs": secrets.scrub_lines(&crate::logging::recent_logs()),
     });
     secrets.scrub_json(&v)

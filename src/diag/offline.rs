@@ -10,7 +10,7 @@ use percent_encoding::{percent_encode, AsciiSet, CONTROLS};
 use serde_json::{json, Map, Value};
 
 use super::collect::{catalog_summary, outbox_summary};
-use super::{safe_config, Collected, Source, JOURNAL_LINES};
+use super::{config_json, Collected, Source, JOURNAL_LINES};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::health;
@@ -184,7 +184,7 @@ pub(super) fn offline(config: &Config, why: String, now_ms: i64) -> Collected {
         health,
         outbox,
         catalog,
-        config: safe_config(config, settings.as_ref()),
+        config: config_json(config, settings.as_ref(), crate::config::Keys::AsConfigured),
         daemon_logs: None,
         notes,
     }
