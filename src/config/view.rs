@@ -85,12 +85,18 @@ impl RemoteDatabaseFacts {
         let Some(url) = url else {
             return RemoteDatabaseFacts::default();
         };
+        let only_configured = RemoteDatabaseFacts {
+            configured: true,
+            ..Default::default()
+        };
+        // A second `@` is a password written without percent-encoding: the parser would
+        // take its tail for the host name, which must not be shown.
+        if url.expose().matches('@').count() > 1 {
+            return only_configured;
+        }
         let Ok(pg) = url.expose().parse::<tokio_postgres::Config>() else {
             // Start-up refuses it; say only that it is there.
-            return RemoteDatabaseFacts {
-                configured: true,
-                ..Default::default()
-            };
+            return only_configured;
         };
         RemoteDatabaseFacts {
             configured: true,
@@ -266,6 +272,9 @@ mod tests {
         assert_eq!(ro["remote_database"]["user"], "kiosk");
         assert_eq!(ro["remote_database"]["sslmode"], "require");
         assert_eq!(ro["remote_storage"]["kind"], "webdav");
+        let raw = "postgresql://kiosk:pa@ss-planted@db.example/kiosks";
+        let facts = RemoteDatabaseFacts::of(Some(&crate::config::Secret::new(raw)));
+        assert!(facts.configured && facts.hosts.is_empty(), "{facts:?}");
         assert_eq!(ro["remote_storage"]["url"], "https://vps/uploads/");
         for k in [
             "remote_database_url",
