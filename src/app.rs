@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, SyncScope};
 use crate::clock::Clock;
 use crate::config::{Config, Secret};
 use crate::outbox::Outbox;
@@ -34,15 +34,21 @@ pub struct App {
 }
 
 impl App {
+    /// What "synced" means on this kiosk: every answer that says whether captures are
+    /// synced, or how many wait, reads it.
+    pub fn sync_scope(&self) -> SyncScope {
+        self.config.sync_scope()
+    }
+
     /// Whether any remote (database or files) is configured, i.e. whether syncing means
-    /// anything. With none, every capture counts as synced ("every configured remote has it").
+    /// anything.
     pub fn has_remotes(&self) -> bool {
-        self.remote_files.is_some() || self.remote_db.is_some()
+        self.sync_scope().has_remotes()
     }
 
     /// The sync state the API reports for a row.
     pub fn is_synced(&self, row: &crate::catalog::CaptureRow) -> bool {
-        row.synced_ms.is_some() || !self.has_remotes()
+        self.sync_scope().is_synced(row.synced_ms)
     }
 
     pub fn disk_reserve_bytes(&self) -> u64 {

@@ -47,7 +47,8 @@ pub const BATCH: usize = 500;
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct CleanupReport {
     pub removed: usize,
-    /// Of which never synced (retention wins over sync).
+    /// Of which never synced (retention wins over sync); 0 when no remote is configured
+    /// (nothing to sync to).
     pub removed_unsynced: usize,
     pub sms_removed: usize,
     pub remote_deletions_pending: usize,
@@ -95,7 +96,7 @@ pub async fn remove_captures(app: &App, ids: Vec<String>) -> Result<Removal> {
     })
     .await
     .map_err(|e| CleanupError::Task(e.to_string()))??;
-    let remote = app.remote_files.is_some() || app.remote_db.is_some();
+    let remote = app.has_remotes();
     let now = app.clock.now_ms();
     for id in &ids {
         app.outbox.cancel(JobKind::Sync, id)?;
@@ -165,11 +166,12 @@ pub async fn run(app: &App) -> Result<CleanupReport> {
     }
     report.clocks_fixed = fix_clocks(app).await?;
     let cutoff = now - settings.retention_days as i64 * 86_400_000;
+    let scope = app.sync_scope();
     report.cutoff = Some(catalog::format_ms(cutoff));
     loop {
         let batch = app
             .catalog
-            .read(move |c| catalog::expired_captures(c, cutoff, BATCH))
+            .read(move |c| catalog::expired_captures(c, scope, cutoff, BATCH))
             .await?;
         if batch.is_empty() {
             break;

@@ -114,7 +114,13 @@ async fn export(
     let (upto, days) = catalog
         .read(move |c| {
             let upto = catalog::max_capture_seq(c)?;
-            let days = catalog::buckets(c, filter.from_ms, filter.to_ms, catalog::DAY_MS)?;
+            let days = catalog::buckets(
+                c,
+                filter.scope,
+                filter.from_ms,
+                filter.to_ms,
+                catalog::DAY_MS,
+            )?;
             Ok((upto, days))
         })
         .await?;
@@ -290,7 +296,7 @@ fn write_workbook(
             ws.write_number(r, 4, c.bytes as f64)?;
             ws.write_number(r, 5, c.width as f64)?;
             ws.write_number(r, 6, c.height as f64)?;
-            ws.write_string(r, 7, if c.synced_ms.is_some() { "yes" } else { "no" })?;
+            ws.write_string(r, 7, if c.is_synced { "yes" } else { "no" })?;
             if let Some(ms) = c.synced_ms {
                 ws.write_number_with_format(r, 8, excel_serial(ms), &f.datetime)?;
             }

@@ -135,15 +135,15 @@ fn check_config(c: &Config) -> ExitCode {
 }
 
 fn sms_test(config: &Config, phone: &str, dry_run: bool) -> ExitCode {
-    selfie_kiosk::install_crypto();
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        eprintln!("selfie-kiosk: cannot start the runtime");
-        return ExitCode::FAILURE;
+    let ran = match selfie_kiosk::net::block_on(selfie_kiosk::sms::sms_test(config, phone, dry_run))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("selfie-kiosk: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
     };
-    match rt.block_on(selfie_kiosk::sms::sms_test(config, phone, dry_run)) {
+    match ran {
         Ok(lines) => {
             for l in lines {
                 println!("{l}");

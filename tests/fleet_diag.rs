@@ -401,10 +401,12 @@ async fn diag_bundle_online_and_offline_without_secrets() {
         .iter()
         .any(|j| j["target"] == id.as_str()));
     let config: Value = serde_json::from_str(&files["config.json"]).unwrap();
-    assert_eq!(config["KIOSK_ID"], "diag-kiosk");
-    assert_eq!(config["REMOTE_DATABASE_URL"]["user"], "kiosk", "{config:#}");
+    // The view check-config and GET /admin/config show.
+    let ro = &config["read_only"];
+    assert_eq!(ro["kiosk_id"], "diag-kiosk");
+    assert_eq!(ro["remote_database"]["user"], "kiosk", "{config:#}");
     assert_eq!(
-        config["REMOTE_STORAGE_URL"]["url"],
+        ro["remote_storage"]["url"],
         format!("http://127.0.0.1:{dead}/uploads/")
     );
     // No journald on test machines: the daemon's own recent-log buffer.

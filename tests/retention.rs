@@ -31,6 +31,16 @@ fn open(dir: &std::path::Path, clock: Arc<ManualClock>) -> Arc<App> {
     startup::open(Config::with_data_dir(dir), clock).unwrap()
 }
 
+/// As [`open`], with a remote database configured (never reached: no worker runs here).
+fn open_with_remote(dir: &std::path::Path, clock: Arc<ManualClock>) -> Arc<App> {
+    selfie_kiosk::install_crypto();
+    let mut config = Config::with_data_dir(dir);
+    config.remote_database_url = Some(selfie_kiosk::config::Secret::new(
+        "postgresql://kiosk:unused@127.0.0.1:9/kiosks",
+    ));
+    startup::open(config, clock).unwrap()
+}
+
 async fn ingest(app: &App, seed: u32) -> String {
     let (_, a) = capture::ingest(app, jpeg(32, 32, seed), CaptureMeta::default())
         .await
@@ -59,7 +69,7 @@ fn set_retention(app: &App, days: u32) {
 async fn retention_is_applied_and_changeable_at_run_time() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(NOW);
-    let app = open(dir.path(), clock.clone());
+    let app = open_with_remote(dir.path(), clock.clone());
     let old = ingest(&app, 1).await;
     clock.advance(10 * DAY);
     let fresh = ingest(&app, 2).await;
@@ -81,6 +91,24 @@ async fn retention_is_applied_and_changeable_at_run_time() {
     clock.advance(6 * DAY);
     assert_eq!(cleanup::run(&app).await.unwrap().removed, 1);
     assert!(!exists(&app, &fresh));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_remote_nothing_removed_counts_as_never_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(NOW);
+    let app = open(dir.path(), clock.clone());
+    let old = ingest(&app, 1).await;
+    clock.advance(10 * DAY);
+    set_retention(&app, 5);
+    let r = cleanup::run(&app).await.unwrap();
+    // Nothing to sync to: no backlog was lost.
+    assert_eq!(
+        (r.removed, r.removed_unsynced, r.remote_deletions_pending),
+        (1, 0, 0),
+        "{r:?}"
+    );
+    assert!(!exists(&app, &old));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

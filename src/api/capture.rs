@@ -320,7 +320,7 @@ pub struct StatusQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CaptureStatus {
     pub exists: bool,
-    /// Every configured remote has it.
+    /// Every configured remote has it (always, when no remote is configured).
     pub is_synced: bool,
 }
 

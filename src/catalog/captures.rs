@@ -4,6 +4,65 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::CatalogError;
 
+/// What "synced" means on this kiosk: the one definition the status route, the admin
+/// list, stats and export, `/health`, `diag` and cleanup all read.
+///
+/// With a remote, a capture is synced once every configured remote has it (`synced_ms`
+/// set), and the others are the sync backlog. With none there is nothing to sync to:
+/// every capture counts as synced and there is no backlog ("no remote configured"), while
+/// its row keeps `synced_ms` unset so that a remote configured later still gets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncScope {
+    /// No remote database nor remote storage configured.
+    Standalone,
+    /// At least one remote configured.
+    Remotes,
+}
+
+impl SyncScope {
+    /// What the answers say instead of a backlog on a standalone kiosk.
+    pub const STANDALONE_LABEL: &'static str = "no remote configured";
+
+    pub fn from_remotes(any_configured: bool) -> SyncScope {
+        if any_configured {
+            SyncScope::Remotes
+        } else {
+            SyncScope::Standalone
+        }
+    }
+
+    pub fn has_remotes(self) -> bool {
+        self == SyncScope::Remotes
+    }
+
+    /// Whether a capture with this sync time counts as synced.
+    pub fn is_synced(self, synced_ms: Option<i64>) -> bool {
+        synced_ms.is_some() || self == SyncScope::Standalone
+    }
+
+    /// Of `unmarked` captures with no sync time, how many wait for a sync.
+    pub fn backlog(self, unmarked: i64) -> i64 {
+        match self {
+            SyncScope::Standalone => 0,
+            SyncScope::Remotes => unmarked,
+        }
+    }
+
+    /// Of `total` captures of which `marked` have a sync time, how many count as synced.
+    pub fn synced_count(self, total: i64, marked: i64) -> i64 {
+        total - self.backlog(total - marked)
+    }
+
+    /// What to show beside the figures: [`Self::STANDALONE_LABEL`] on a standalone kiosk,
+    /// nothing when there are remotes (the backlog says it all).
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            SyncScope::Standalone => Some(Self::STANDALONE_LABEL),
+            SyncScope::Remotes => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureRow {
     pub seq: i64,
@@ -138,6 +197,8 @@ pub fn unsynced_captures(conn: &Connection) -> Result<Vec<CaptureRow>, CatalogEr
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+/// (captures, captures with no sync time): see [`SyncScope::backlog`] for what the
+/// second means.
 pub fn count_captures(conn: &Connection) -> Result<(i64, i64), CatalogError> {
     Ok(conn.query_row(
         "SELECT COUNT(*), COUNT(*) - COUNT(synced_ms) FROM captures",
@@ -225,18 +286,19 @@ pub fn fix_capture_time(conn: &Connection, id: &str, created_ms: i64) -> Result<
 }
 
 /// Up to `limit` captures created before `cutoff_ms` (trusted times only), oldest first:
-/// (id, synced).
+/// (id, whether it counts as synced in `scope`).
 pub fn expired_captures(
     conn: &Connection,
+    scope: SyncScope,
     cutoff_ms: i64,
     limit: usize,
 ) -> Result<Vec<(String, bool)>, CatalogError> {
     let mut st = conn.prepare_cached(
-        "SELECT id, synced_ms IS NOT NULL FROM captures
+        "SELECT id, synced_ms FROM captures
          WHERE created_ms < ?1 AND clock_suspect = 0 ORDER BY created_ms LIMIT ?2",
     )?;
     let rows = st.query_map(params![cutoff_ms, limit as i64], |r| {
-        Ok((r.get(0)?, r.get(1)?))
+        Ok((r.get(0)?, scope.is_synced(r.get(1)?)))
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
@@ -281,4 +343,27 @@ pub fn set_schedule_last_run(
         params![task, at_ms, result],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SyncScope;
+
+    #[test]
+    fn standalone_counts_everything_synced_and_no_backlog() {
+        let s = SyncScope::from_remotes(false);
+        assert_eq!(s, SyncScope::Standalone);
+        assert!(s.is_synced(None) && s.is_synced(Some(1)));
+        assert_eq!((s.backlog(7), s.synced_count(10, 3)), (0, 10));
+        assert_eq!(s.label(), Some("no remote configured"));
+    }
+
+    #[test]
+    fn with_remotes_synced_means_marked() {
+        let s = SyncScope::from_remotes(true);
+        assert!(s.has_remotes());
+        assert!(!s.is_synced(None) && s.is_synced(Some(1)));
+        assert_eq!((s.backlog(7), s.synced_count(10, 3)), (7, 3));
+        assert_eq!(s.label(), None);
+    }
 }

@@ -8,7 +8,7 @@
 
 use rusqlite::{params, Connection, Row};
 
-use super::CatalogError;
+use super::{CatalogError, SyncScope};
 
 /// Filters shared by the listing and the export. Times are Unix milliseconds, `to_ms`
 /// exclusive.
@@ -16,17 +16,22 @@ use super::CatalogError;
 pub struct CaptureFilter {
     pub from_ms: i64,
     pub to_ms: i64,
+    /// Synced or not, as `scope` defines it.
     pub synced: Option<bool>,
     pub has_sms: Option<bool>,
+    /// What "synced" means on this kiosk.
+    pub scope: SyncScope,
 }
 
-impl Default for CaptureFilter {
-    fn default() -> Self {
+impl CaptureFilter {
+    /// Every capture, "synced" read in `scope`.
+    pub fn all(scope: SyncScope) -> Self {
         CaptureFilter {
             from_ms: i64::MIN,
             to_ms: i64::MAX,
             synced: None,
             has_sms: None,
+            scope,
         }
     }
 }
@@ -47,6 +52,8 @@ pub struct CaptureListItem {
     pub sha256: String,
     pub file_missing: bool,
     pub synced_ms: Option<i64>,
+    /// Synced as the filter's [`SyncScope`] defines it.
+    pub is_synced: bool,
     pub sms_count: i64,
 }
 
@@ -55,11 +62,14 @@ const SELECT: &str = "SELECT c.seq, c.id, c.created_ms, c.taken_at, c.background
         (SELECT COUNT(*) FROM sms s WHERE s.capture_id = c.id)
     FROM captures c LEFT JOIN backgrounds b ON b.id = c.background_id";
 
+/// `:standalone` is [`SyncScope::Standalone`], where every capture counts as synced
+/// ([`SyncScope::is_synced`] in SQL).
 const FILTER: &str = "c.created_ms >= :from AND c.created_ms < :to
-    AND (:synced IS NULL OR (c.synced_ms IS NOT NULL) = :synced)
+    AND (:synced IS NULL OR (c.synced_ms IS NOT NULL OR :standalone) = :synced)
     AND (:has_sms IS NULL OR EXISTS (SELECT 1 FROM sms s WHERE s.capture_id = c.id) = :has_sms)";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<CaptureListItem> {
+fn from_row(r: &Row<'_>, scope: SyncScope) -> rusqlite::Result<CaptureListItem> {
+    let synced_ms = r.get(11)?;
     Ok(CaptureListItem {
         seq: r.get(0)?,
         id: r.get(1)?,
@@ -72,7 +82,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<CaptureListItem> {
         height: r.get(8)?,
         sha256: r.get(9)?,
         file_missing: r.get::<_, i64>(10)? != 0,
-        synced_ms: r.get(11)?,
+        synced_ms,
+        is_synced: scope.is_synced(synced_ms),
         sms_count: r.get(12)?,
     })
 }
@@ -93,10 +104,11 @@ pub fn list_captures_page(
             ":from": f.from_ms,
             ":to": f.to_ms,
             ":synced": f.synced,
+            ":standalone": f.scope == SyncScope::Standalone,
             ":has_sms": f.has_sms,
             ":limit": limit as i64,
         },
-        from_row,
+        |r| from_row(r, f.scope),
     )?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
@@ -120,10 +132,11 @@ pub fn list_captures_chunk(
             ":from": f.from_ms,
             ":to": f.to_ms,
             ":synced": f.synced,
+            ":standalone": f.scope == SyncScope::Standalone,
             ":has_sms": f.has_sms,
             ":limit": limit as i64,
         },
-        from_row,
+        |r| from_row(r, f.scope),
     )?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }

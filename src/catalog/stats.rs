@@ -5,7 +5,7 @@
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
-use super::CatalogError;
+use super::{CatalogError, SyncScope};
 
 pub const DAY_MS: i64 = 86_400_000;
 pub const HOUR_MS: i64 = 3_600_000;
@@ -24,8 +24,13 @@ pub const SMS_STATUSES: &[&str] = &[
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CaptureTotals {
     pub total: i64,
+    /// Synced as [`SyncScope`] defines it: all of them when no remote is configured.
     pub synced: i64,
+    /// Waiting for a sync: 0 when no remote is configured.
     pub pending_sync: i64,
+    /// `"no remote configured"` when there is none (nothing to sync to); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<String>,
     pub file_missing: i64,
     pub bytes: i64,
 }
@@ -33,6 +38,7 @@ pub struct CaptureTotals {
 /// Totals over captures created in `[from_ms, to_ms)`.
 pub fn capture_totals(
     conn: &Connection,
+    scope: SyncScope,
     from_ms: i64,
     to_ms: i64,
 ) -> Result<CaptureTotals, CatalogError> {
@@ -43,11 +49,12 @@ pub fn capture_totals(
     )?;
     Ok(st.query_row(params![from_ms, to_ms], |r| {
         let total: i64 = r.get(0)?;
-        let synced: i64 = r.get(1)?;
+        let synced = scope.synced_count(total, r.get(1)?);
         Ok(CaptureTotals {
             total,
             synced,
             pending_sync: total - synced,
+            sync: scope.label().map(str::to_string),
             file_missing: r.get(2)?,
             bytes: r.get(3)?,
         })
@@ -60,6 +67,7 @@ pub struct Bucket {
     /// Start of the bucket, Unix milliseconds.
     pub start_ms: i64,
     pub captures: i64,
+    /// Synced as [`SyncScope`] defines it.
     pub synced: i64,
     /// SMS sent within the bucket (by send time).
     pub sms_sent: i64,
@@ -69,6 +77,7 @@ pub struct Bucket {
 /// of `[from_ms, to_ms)`, only the buckets that have something, in time order.
 pub fn buckets(
     conn: &Connection,
+    scope: SyncScope,
     from_ms: i64,
     to_ms: i64,
     bucket_ms: i64,
@@ -91,7 +100,7 @@ pub fn buckets(
         let (b, n, synced) = row?;
         let e = out.entry(b).or_default();
         e.captures = n;
-        e.synced = synced;
+        e.synced = scope.synced_count(n, synced);
     }
     let mut st = conn.prepare_cached(
         "SELECT sent_ms / ?3 AS b, COUNT(*)

@@ -336,6 +336,14 @@ impl Config {
         }
     }
 
+    /// Whether any remote is configured, i.e. what "synced" means here (start-up builds
+    /// one remote handle per configured remote, so the daemon's view is the same).
+    pub fn sync_scope(&self) -> crate::catalog::SyncScope {
+        crate::catalog::SyncScope::from_remotes(
+            self.remote_database_url.is_some() || self.remote_storage.is_some(),
+        )
+    }
+
     pub fn sms_configured(&self) -> bool {
         self.ovh.is_some() && self.public_base_url.is_some()
     }

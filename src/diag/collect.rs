@@ -7,28 +7,29 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::{safe_config, Secrets, JOBS_LISTED, LAST_CAPTURES};
+use super::{config_json, Secrets, JOBS_LISTED, LAST_CAPTURES};
 use crate::app::App;
 use crate::catalog;
 use crate::config::Config;
 use crate::health;
 use crate::net;
 
-/// Catalog figures and the last captures (ids and dates only; no phone number is read).
-/// A figure that cannot be read is `{"error": …}` in its place; the others still show.
-pub fn catalog_summary(conn: &rusqlite::Connection) -> Value {
+/// Catalog figures and the last captures (ids and dates only; no phone number is read),
+/// the backlog as `scope` defines it. A figure that cannot be read is `{"error": …}` in
+/// its place; the others still show.
+pub fn catalog_summary(conn: &rusqlite::Connection, scope: catalog::SyncScope) -> Value {
     let or_error = |r: Result<Value, catalog::CatalogError>| {
         r.unwrap_or_else(|e| json!({"error": e.to_string()}))
     };
     fn date(ms: Option<i64>) -> Value {
         json!(ms.map(catalog::format_ms))
     }
-    let (captures, unsynced) = match catalog::count_captures(conn) {
-        Ok((n, u)) => (json!(n), json!(u)),
-        Err(e) => (
-            json!({"error": e.to_string()}),
-            json!({"error": e.to_string()}),
-        ),
+    let counts = match catalog::count_captures(conn) {
+        Ok((n, unmarked)) => health::local_db_counts(scope, n, unmarked),
+        Err(e) => ["captures", "unsynced"]
+            .into_iter()
+            .map(|k| (k.to_string(), json!({"error": e.to_string()})))
+            .collect(),
     };
     let span = catalog::capture_span(conn).map_err(|e| e.to_string());
     let from_span = |f: fn(&catalog::CaptureSpan) -> Value| match &span {
@@ -58,10 +59,8 @@ pub fn catalog_summary(conn: &rusqlite::Connection) -> Value {
             .collect::<Vec<_>>()
             .into()
     });
-    json!({
+    let mut summary = json!({
         "schema_version": or_error(catalog::schema_version(conn).map(Value::from)),
-        "captures": captures,
-        "unsynced": unsynced,
         "file_missing": from_span(|s| json!(s.file_missing)),
         "oldest_capture": from_span(|s| date(s.oldest_ms)),
         "newest_capture": from_span(|s| date(s.newest_ms)),
@@ -69,7 +68,11 @@ pub fn catalog_summary(conn: &rusqlite::Connection) -> Value {
         "backgrounds": or_error(catalog::count_backgrounds(conn).map(Value::from)),
         "sms_by_status": or_error(sms),
         "last_captures": or_error(last),
-    })
+    });
+    if let Value::Object(o) = &mut summary {
+        o.extend(counts);
+    }
+    summary
 }
 
 /// Outbox figures and the first jobs (kinds, targets — capture or SMS ids — and errors).
@@ -118,9 +121,10 @@ pub async fn daemon_snapshot(app: &App) -> Value {
     .await
     .unwrap_or_else(|e| Err(e.to_string()))
     .unwrap_or_else(|e| json!({"error": e}));
+    let scope = app.sync_scope();
     let catalog = app
         .catalog
-        .read(|c| Ok(catalog_summary(c)))
+        .read(move |c| Ok(catalog_summary(c, scope)))
         .await
         .unwrap_or_else(|e| json!({"error": e.to_string()}));
     let settings = app.settings.get();
@@ -134,7 +138,7 @@ pub async fn daemon_snapshot(app: &App) -> Value {
         "workers": app.workers.list(),
         "outbox": outbox,
         "catalog": catalog,
-        "config": safe_config(&app.config, Some(&settings)),
+        "config": config_json(&app.config, Some(&settings), crate::config::Keys::Running),
         "logs": secrets.scrub_lines(&crate::logging::recent_logs()),
     });
     secrets.scrub_json(&v)

@@ -18,12 +18,12 @@
 //!
 //! Seams: `scrub` (secrets and phone numbers out), `collect` (the daemon's snapshot and
 //! the HTTP client that fetches it), `offline` (reading the stores without the daemon),
-//! `config` (the configuration view), `render` (the texts) and `bundle` (the archive
-//! and its durable write); this file runs them in order.
+//! `render` (the texts) and `bundle` (the archive and its durable write); this file runs
+//! them in order. `config.json` is [`crate::config::view`], the view `check-config` and
+//! `GET /admin/config` show.
 
 mod bundle;
 mod collect;
-mod config;
 mod offline;
 mod render;
 mod scrub;
@@ -35,11 +35,10 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, Keys};
 use crate::net;
 
 pub use collect::{catalog_summary, daemon_snapshot, outbox_summary};
-pub use config::safe_config;
 pub use scrub::{mask_phones, Secrets};
 
 /// Captures listed by id in `catalog.json`.
@@ -48,6 +47,17 @@ const LAST_CAPTURES: usize = 20;
 const JOBS_LISTED: usize = 200;
 /// Log lines taken from journald.
 const JOURNAL_LINES: &str = "2000";
+
+/// `config.json`: the configuration view (secrets only as "set"/"unset"), with the live
+/// run-time `settings` when known; `keys` says whether a daemon runs with them.
+fn config_json(
+    config: &Config,
+    settings: Option<&crate::settings::RuntimeSettings>,
+    keys: Keys,
+) -> Value {
+    serde_json::to_value(crate::config::view(config, settings, keys))
+        .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))
+}
 
 /// Where the data came from.
 #[derive(Debug, Clone)]

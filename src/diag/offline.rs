@@ -10,7 +10,7 @@ use percent_encoding::{percent_encode, AsciiSet, CONTROLS};
 use serde_json::{json, Map, Value};
 
 use super::collect::{catalog_summary, outbox_summary};
-use super::{safe_config, Collected, Source, JOURNAL_LINES};
+use super::{config_json, Collected, Source, JOURNAL_LINES};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::health;
@@ -114,13 +114,20 @@ pub(super) fn offline(config: &Config, why: String, now_ms: i64) -> Collected {
     let cat_path = health::catalog_path(&config.data_dir);
     let (catalog, local_db, settings) = match open_catalog_readonly(&cat_path) {
         Ok(conn) => {
-            let summary = catalog_summary(&conn);
+            let summary = catalog_summary(&conn, config.sync_scope());
             let stored = crate::catalog::all_settings(&conn).unwrap_or_default();
             let settings = crate::settings::overlay(
                 crate::settings::RuntimeSettings::from_config(config),
                 &stored,
             );
-            let check = json!({"status": "ok", "captures": summary["captures"], "unsynced": summary["unsynced"]});
+            let mut check = json!({"status": "ok"});
+            if let Value::Object(o) = &mut check {
+                for k in ["captures", "unsynced", "sync"] {
+                    if let Some(v) = summary.get(k) {
+                        o.insert(k.into(), v.clone());
+                    }
+                }
+            }
             (summary, check, Some(settings))
         }
         Err(e) => {
@@ -177,7 +184,7 @@ pub(super) fn offline(config: &Config, why: String, now_ms: i64) -> Collected {
         health,
         outbox,
         catalog,
-        config: safe_config(config, settings.as_ref()),
+        config: config_json(config, settings.as_ref(), crate::config::Keys::AsConfigured),
         daemon_logs: None,
         notes,
     }

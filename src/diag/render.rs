@@ -179,11 +179,16 @@ pub(super) fn summary_txt(c: &Collected, kiosk: &str, when: &str, bundle_name: &
         ));
     }
     let db = &checks["local_db"];
+    // A kiosk with no remote has no backlog: it says so instead of "N not yet synced".
+    let standalone = c.catalog["sync"].as_str();
     s.push_str(&format!(
-        "catalog: {} — {} captures, {} not yet synced{}\n",
+        "catalog: {} — {} captures, {}{}\n",
         db["status"].as_str().unwrap_or("?"),
         show(&c.catalog["captures"]),
-        show(&c.catalog["unsynced"]),
+        match standalone {
+            Some(label) => label.to_string(),
+            None => format!("{} not yet synced", show(&c.catalog["unsynced"])),
+        },
         db["error"]
             .as_str()
             .map(|e| format!(" — error: {e}"))
@@ -224,10 +229,12 @@ pub(super) fn summary_txt(c: &Collected, kiosk: &str, when: &str, bundle_name: &
             .map(|e| format!(" — {e}"))
             .unwrap_or_default()
     ));
-    s.push_str(&format!(
-        "last capture synced: {}\n",
-        c.catalog["last_synced"].as_str().unwrap_or("never")
-    ));
+    if standalone.is_none() {
+        s.push_str(&format!(
+            "last capture synced: {}\n",
+            c.catalog["last_synced"].as_str().unwrap_or("never")
+        ));
+    }
     for (name, key) in [
         ("remote database", "remote_db"),
         ("remote storage", "remote_storage"),

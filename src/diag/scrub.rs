@@ -199,7 +199,8 @@ mod tests {
         assert!(!out.contains("planted"), "{out}");
         let lines = vec!["ok line".to_string(), "oops db-pw-planted".to_string()];
         assert_eq!(s.scrub_lines(&lines), vec!["ok line".to_string()]);
-        let cfg = serde_json::to_string(&super::super::safe_config(&c, None)).unwrap();
+        let cfg =
+            super::super::config_json(&c, None, crate::config::Keys::AsConfigured).to_string();
         assert!(!cfg.contains("planted"), "{cfg}");
         assert!(cfg.contains("https://vps/uploads/"), "{cfg}");
     }

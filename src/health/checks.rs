@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::probe::ProbeSnapshot;
 use super::{check, ms, Check, Status, BUILD_EPOCH_S};
 use crate::app::App;
-use crate::catalog::format_ms;
+use crate::catalog::{format_ms, SyncScope};
 use crate::clock::Stopwatch;
 
 /// The catalog's path under the data directory.
@@ -52,10 +52,11 @@ pub(super) async fn local_db(app: &App) -> Check {
         .unwrap_or_else(|e| Err(e.to_string()));
     let latency_ms = ms(t.elapsed());
     match (counts, file) {
-        (Ok((total, unsynced)), Ok(())) => check(
-            Status::Ok,
-            json!({"captures": total, "unsynced": unsynced, "latency_ms": latency_ms}),
-        ),
+        (Ok((total, unmarked)), Ok(())) => check(Status::Ok, {
+            let mut v = local_db_counts(app.sync_scope(), total, unmarked);
+            v.insert("latency_ms".into(), json!(latency_ms));
+            Value::Object(v)
+        }),
         (Err(e), _) => check(
             Status::Down,
             json!({"error": e.to_string(), "latency_ms": latency_ms}),
@@ -65,6 +66,19 @@ pub(super) async fn local_db(app: &App) -> Check {
             json!({"error": format!("catalog file unreadable: {e}"), "latency_ms": latency_ms}),
         ),
     }
+}
+
+/// The capture figures of `local_db` (and of diag's catalog summary), from
+/// [`crate::catalog::count_captures`]: `unsynced` is the sync backlog, and a kiosk with no
+/// remote says so in `sync` rather than showing a backlog that never drains.
+pub fn local_db_counts(scope: SyncScope, total: i64, unmarked: i64) -> Map<String, Value> {
+    let mut v = Map::new();
+    v.insert("captures".into(), json!(total));
+    v.insert("unsynced".into(), json!(scope.backlog(unmarked)));
+    if let Some(label) = scope.label() {
+        v.insert("sync".into(), json!(label));
+    }
+    v
 }
 
 pub(super) fn disk(app: &App) -> Check {

@@ -17,7 +17,9 @@
 pub mod checks;
 pub mod probe;
 
-pub use checks::{catalog_path, clock, disk_check, outbox_check, verify_catalog_file};
+pub use checks::{
+    catalog_path, clock, disk_check, local_db_counts, outbox_check, verify_catalog_file,
+};
 
 use std::collections::BTreeMap;
 use std::time::Duration;

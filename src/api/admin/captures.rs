@@ -38,7 +38,10 @@ struct CaptureItem {
     sha256: String,
     background_id: Option<String>,
     background_name: Option<String>,
+    /// Every configured remote has it; always `true` when no remote is configured
+    /// (nothing to sync to), as `GET /api/captures/status` says.
     is_synced: bool,
+    /// When it was synced; `null` while not, and always when no remote is configured.
     synced_at: Option<String>,
     file_missing: bool,
     sms_count: i64,
@@ -53,7 +56,7 @@ impl From<CaptureListItem> for CaptureItem {
             download_url: format!("/api/download/{}", c.id),
             created_at: catalog::format_ms(c.created_ms),
             synced_at: c.synced_ms.map(catalog::format_ms),
-            is_synced: c.synced_ms.is_some(),
+            is_synced: c.is_synced,
             id: c.id,
             taken_at: c.taken_at,
             bytes: c.bytes,
@@ -90,7 +93,7 @@ struct CapturePage {
     params(
         ("from" = Option<String>, Query, description = "Created at or after"),
         ("to" = Option<String>, Query, description = "Created at or before"),
-        ("synced" = Option<bool>, Query),
+        ("synced" = Option<bool>, Query, description = "As `is_synced`: with no remote configured every capture is synced"),
         ("has_sms" = Option<bool>, Query),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
@@ -109,6 +112,7 @@ pub(super) async fn list_captures(State(app): State<SharedApp>, uri: Uri) -> Api
         to_ms,
         synced: parse_bool(q.synced.as_deref(), "invalid_synced", "synced")?,
         has_sms: parse_bool(q.has_sms.as_deref(), "invalid_has_sms", "has_sms")?,
+        scope: app.sync_scope(),
     };
     let limit = match q.limit.as_deref().map(str::trim) {
         None | Some("") => DEFAULT_PAGE,

@@ -53,7 +53,7 @@ pub(super) async fn get_export_excel(
     let filter = CaptureFilter {
         from_ms,
         to_ms,
-        ..Default::default()
+        ..CaptureFilter::all(app.sync_scope())
     };
     let started = Stopwatch::start();
     let out = app.exports.export(filter).await?;

@@ -39,7 +39,8 @@ fn series(
 pub(super) struct Stats {
     #[schema(format = DateTime)]
     generated_at: String,
-    /// All captures.
+    /// All captures. With no remote configured every capture counts as synced,
+    /// `pending_sync` is 0 and `sync` says "no remote configured".
     captures: catalog::CaptureTotals,
     /// Today (UTC) so far.
     today: StatsDay,
@@ -121,14 +122,15 @@ pub(super) async fn get_stats(State(app): State<SharedApp>) -> ApiResult<Json<St
     let days_from = today - 29 * DAY_MS;
     let this_hour = now - now.rem_euclid(HOUR_MS);
     let hours_from = this_hour - 47 * HOUR_MS;
+    let scope = app.sync_scope();
     let (totals, today_totals, days, hours, sms, per_background) = app
         .catalog
         .read(move |c| {
             Ok((
-                catalog::capture_totals(c, i64::MIN, i64::MAX)?,
-                catalog::capture_totals(c, today, today + DAY_MS)?,
-                catalog::buckets(c, days_from, today + DAY_MS, DAY_MS)?,
-                catalog::buckets(c, hours_from, this_hour + HOUR_MS, HOUR_MS)?,
+                catalog::capture_totals(c, scope, i64::MIN, i64::MAX)?,
+                catalog::capture_totals(c, scope, today, today + DAY_MS)?,
+                catalog::buckets(c, scope, days_from, today + DAY_MS, DAY_MS)?,
+                catalog::buckets(c, scope, hours_from, this_hour + HOUR_MS, HOUR_MS)?,
                 catalog::sms_by_status(c)?,
                 catalog::captures_per_background(c)?,
             ))
