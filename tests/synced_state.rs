@@ -3,6 +3,9 @@
 //! on a kiosk with no remote (everything synced, "no remote configured", no backlog) and on
 //! one with remotes (real PostgreSQL and nginx) before and after the sync.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Tests measure real time; the rule that time is read through `clock` (clippy.toml)
+// is for the daemon.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 
