@@ -8,28 +8,45 @@
 //!
 //! # Layout
 //!
+//! Three layers:
+//!
+//! - **Faces**: [`api`] (HTTP: one file per resource; `api/error.rs` is the only place where
+//!   domain errors become status codes and JSON) and the command-line tools ([`diag`],
+//!   [`fleet`], `sms::cli`, `check-config` in `main.rs`).
+//! - **Domain**: what the kiosk does, on an [`App`], each module with its own error and
+//!   outcome types: [`capture`], [`cleanup`], [`export`], [`sms`], [`sync`], [`health`],
+//!   [`heartbeat`], [`scheduler`], [`startup`], and [`jobs`], whose runner alone acknowledges,
+//!   reschedules and buries outbox jobs from the outcomes the `sync` and `sms` handlers
+//!   return. Nothing here imports `api`.
+//! - **Handles**: the types the [`App`] is made of, none of which knows the `App` or HTTP:
+//!   stores ([`catalog`], [`outbox`], [`storage`]), remotes (`sync::{RemoteFiles, Circuits}`,
+//!   `sync::remote_db::RemoteDb`, `sms::ovh::OvhClient`), status ([`workers`],
+//!   `health::probe::Probes`, `sms::SmsHealth`), [`settings`], [`config`], and the plumbing
+//!   under them all ([`net`], [`clock`], [`ids`], [`buffers`], [`logging`], [`systemd`]).
+//!
 //! | module | job |
 //! | --- | --- |
-//! | [`config`] | environment / `.env` → validated [`config::Config`], secrets redacted |
-//! | [`api`] | axum router, one file per resource, JSON errors, the server loop and its timeouts |
-//! | [`capture`] | the capture path: validate → durable file → catalog row → outbox job |
-//! | [`buffers`] | photo-sized buffers reused across captures (bounded, trimmed when idle) |
-//! | [`catalog`] | SQLite (WAL, `synchronous=FULL`), migrations, typed queries — the truth |
-//! | [`storage`] | durable file writes, free space, image header validation, PNG → JPEG |
+//! | [`config`] | environment / `.env` → validated [`config::Config`] (`parse`: sizes, URLs), secrets redacted; `view`: the one view of it that `check-config`, `/admin/config` and `diag` show |
+//! | [`api`] | axum router and server loop; `capture`, `sms`, `files`, `backgrounds`, `health`, `diag`, `gdpr`, `admin/{auth,config,captures,stats,export}`; `error` maps every domain error to HTTP |
+//! | [`capture`] | the capture path: validate → durable file → catalog row → outbox job; `stream` (bodies written as they arrive), `json_field` (base64 decoded as it streams), `error` |
+//! | [`catalog`] | SQLite (WAL, `synchronous=FULL`), migrations, typed queries — the truth; every write in a transaction guard ([`catalog::Tx`]) |
+//! | [`storage`] | durable file writes (`incoming`), per-id locks, free space, image validation and PNG → JPEG, the backgrounds handle |
 //! | [`outbox`] | sled job queue: push, claim with lease, backoff, dead letter — the schedule |
-//! | [`jobs`] | the outbox job runner (the `jobs` worker) and the outcome protocol its handlers answer in |
-//! | [`sync`] | sync and remote-delete handlers, remote circuits, WebDAV and S3 uploads, remote PostgreSQL and its migrations |
-//! | [`sms`] | SMS requests and abuse limits, the sending job, status enums and health; OVH client (signing, time delta); phone numbers |
-//! | [`settings`] | run-time settings (`/admin/config`), SMS segment counting |
-//! | [`scheduler`], [`cleanup`] | recurring tasks (timer loop), retention, erasure, clock fix-up |
-//! | [`health`] | `/health` checks and the aggregate status, the cached remote probes |
-//! | [`heartbeat`], [`fleet`] | health reports into the remote database; `selfie-kiosk fleet` |
-//! | [`diag`] | `selfie-kiosk diag`: the technicians' bundle (and `GET /admin/diag`) |
+//! | [`jobs`] | the job runner (the `jobs` worker) and the outcome protocol its handlers answer in |
+//! | [`sync`] | the sync and remote-delete handlers (`job`), each remote's circuit, WebDAV, S3 (`s3/{config,client,sigv4}`), remote PostgreSQL and its migrations |
+//! | [`sms`] | `request` (limits), `job` (the sending handler, decisions as plain functions), `status` (status enums, credits worker), `cli` (`sms-test`); `ovh/` client; phone numbers |
+//! | [`workers`] | the `Worker` trait every background loop implements, its supervisor (backoff, panics) and the status registry |
+//! | [`net`] | one TLS config, HTTP client builder and error description, one PostgreSQL connect, percent-encoding sets, `block_on` for the one-shot commands |
+//! | [`settings`] | run-time settings (`/admin/config`) and their write lock, SMS segment counting |
+//! | [`scheduler`], [`cleanup`] | the daily cleanup and clock fix-up workers; retention, erasure, clock fix-up |
+//! | [`health`] | `/health`: the report, `checks` (one function each), `probe` (the remote probes worker and its cache) |
+//! | [`heartbeat`], [`fleet`] | health reports into the remote database (a worker); `selfie-kiosk fleet` |
+//! | [`diag`] | `selfie-kiosk diag`: `scrub`, `collect`, `offline`, `config`, `render`, `bundle` (and `GET /admin/diag`) |
 //! | [`export`] | the Excel export: chunked catalog reads → constant-memory workbook → streamed file |
 //! | [`startup`] | opening stores, reconciling files with rows, rebuilding the outbox |
-//! | [`systemd`] | sd_notify: READY, WATCHDOG, STOPPING |
-//! | [`clock`], [`ids`] | injected time (and the "clock not set yet" rule), ids and randomness |
-//! | [`app`], [`logging`] | the shared state; journald/stderr logging, run-time log level, recent-log buffer |
+//! | [`systemd`] | sd_notify: READY, STOPPING, and the watchdog worker that pings only while the job runner reports in |
+//! | [`clock`], [`ids`] | time as an input (the only place the system clock is read: `clippy.toml` enforces it; the "clock not set yet" rule), ids and randomness |
+//! | [`app`], [`logging`] | the shared handles; journald/stderr logging, run-time log level, recent-log buffer |
 
 pub mod api;
 pub mod app;

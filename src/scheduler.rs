@@ -1,5 +1,5 @@
 //! The scheduler: recurring tasks on one timer loop — "sleep until the next deadline",
-//! with deadlines computed from the injected [`Clock`] and persisted last runs, so a restart
+//! with deadlines computed from the injected [`Clock`](crate::clock::Clock) and persisted last runs, so a restart
 //! loses no timer and a run missed while the kiosk was off happens at the next start.
 //! (One-off work — uploads, SMS, remote deletions — lives in the outbox, whose job runner
 //! sleeps until its next due job the same way.) Each task is a [`Worker`]:
@@ -60,7 +60,7 @@ impl Daily {
     }
 
     /// How long to sleep before looking again (settings and clock jumps are re-read at
-    /// least every [`MAX_SLEEP`]).
+    /// least every `MAX_SLEEP`).
     pub fn wait(&self, now_ms: i64, hour: u32) -> Duration {
         let next = self.next_ms(hour).unwrap_or(now_ms);
         Duration::from_millis((next - now_ms).max(0) as u64).min(MAX_SLEEP)

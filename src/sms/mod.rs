@@ -14,7 +14,7 @@
 //! failed, expired, cancelled); an HMAC keyed with `SECRET_KEY` stays for the limits,
 //! statistics and erasure. Logs and answers only ever show the masked form.
 //!
-//! Layout: [`request`] (the request, its limits, the answer), [`job`] (the sending job and
+//! Layout: [`request`](mod@request) (the request, its limits, the answer), [`job`] (the sending job and
 //! the SMS-log copy), [`status`] (the status enums, the `/health` figures and the credits
 //! worker), [`cli`] (`sms-test`), [`ovh`] (the API client), [`phone`] (numbers). Errors
 //! are [`SmsError`]; `api::error` maps them to HTTP.

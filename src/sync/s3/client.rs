@@ -1,5 +1,5 @@
 //! Requests to the store (`PUT`, `DELETE`, `GET`, the `HEAD` probe), signed by
-//! [`super::sigv4`], and the refusals worded with a hint at what to check.
+//! `sigv4`, and the refusals worded with a hint at what to check.
 
 use std::path::Path;
 use std::sync::Arc;
