@@ -8,29 +8,54 @@ use crate::config::{Config, Secret};
 use crate::outbox::Outbox;
 use crate::storage::Uploads;
 
+/// Every handle is owned by the `App` and depends only on modules below the domain code
+/// (none of them knows the `App` or HTTP): routes and workers reach everything through it.
 #[derive(Debug)]
 pub struct App {
     pub config: Arc<Config>,
+    pub keys: Keys,
+    pub clock: Arc<dyn Clock>,
+    pub started: crate::clock::Stopwatch,
+    // Stores.
     pub catalog: Catalog,
     pub outbox: Outbox,
     pub uploads: Uploads,
     pub backgrounds: crate::storage::Backgrounds,
     pub exports: crate::export::Exports,
-    pub clock: Arc<dyn Clock>,
+    pub settings: crate::settings::Settings,
+    // The outside world.
+    pub remotes: Remotes,
+    pub sms: Sms,
+    // Status.
     /// Every background worker's status (`/health` `workers`, `/admin/diag`).
     pub workers: crate::workers::Workers,
     /// What the remote probes last saw (`/health`).
     pub probes: crate::health::probe::Probes,
-    pub started: crate::clock::Stopwatch,
+}
+
+/// The two keys the daemon holds (given, or generated at first start).
+#[derive(Debug)]
+pub struct Keys {
+    /// Admin routes (`X-API-Key`).
     pub admin_api_key: Secret,
+    /// Keys the phone-number HMACs.
     pub secret_key: Secret,
-    pub remote_files: Option<crate::sync::RemoteFiles>,
-    pub remote_db: Option<crate::sync::remote_db::RemoteDb>,
+}
+
+/// The remotes captures are copied to, and what the jobs last saw of each.
+#[derive(Debug)]
+pub struct Remotes {
+    pub files: Option<crate::sync::RemoteFiles>,
+    pub db: Option<crate::sync::remote_db::RemoteDb>,
     /// Each remote's circuit (the sync and SMS-log jobs, `/health`).
     pub circuits: crate::sync::Circuits,
-    pub settings: crate::settings::Settings,
-    pub sms_client: Option<crate::sms::ovh::OvhClient>,
-    pub sms_health: crate::sms::SmsHealth,
+}
+
+/// SMS: the OVH client when configured, and what `/health` shows of sending.
+#[derive(Debug)]
+pub struct Sms {
+    pub client: Option<crate::sms::ovh::OvhClient>,
+    pub health: crate::sms::SmsHealth,
 }
 
 impl App {

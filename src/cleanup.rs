@@ -221,7 +221,7 @@ pub struct ErasureReceipt {
 pub async fn erase_phone(app: &App, raw_phone: &str) -> Result<ErasureReceipt> {
     let e164 = crate::sms::phone::normalize(raw_phone, crate::sms::phone::Region::FR)
         .map_err(CleanupError::InvalidPhone)?;
-    let hmac = crate::sms::phone_hmac(app.secret_key.expose(), &e164);
+    let hmac = crate::sms::phone_hmac(app.keys.secret_key.expose(), &e164);
     let ids = app
         .catalog
         .read(move |c| catalog::captures_for_phone(c, &hmac))

@@ -67,7 +67,7 @@ impl Worker for HeartbeatWorker {
     }
 
     async fn work(&mut self) -> Result<Next, String> {
-        if self.app.remote_db.is_none() {
+        if self.app.remotes.db.is_none() {
             return Ok(Next::Done);
         }
         match tokio::time::timeout(BEAT_TIMEOUT, beat(&self.app)).await {
@@ -100,7 +100,7 @@ impl Worker for HeartbeatWorker {
 
 /// One heartbeat: upsert, append, prune.
 pub async fn beat(app: &App) -> Result<(), String> {
-    let Some(db) = app.remote_db.as_ref() else {
+    let Some(db) = app.remotes.db.as_ref() else {
         return Ok(());
     };
     let report = crate::health::report(app).await;

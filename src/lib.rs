@@ -145,8 +145,8 @@ pub async fn run_app(
         &tracker,
         &app.workers,
         health::probe::ProbeWorker {
-            db: app.remote_db.clone(),
-            files: app.remote_files.clone(),
+            db: app.remotes.db.clone(),
+            files: app.remotes.files.clone(),
             probes: app.probes.clone(),
             clock: app.clock.clone(),
         },

@@ -105,14 +105,20 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
         exports,
         clock,
         started: crate::clock::Stopwatch::start(),
-        admin_api_key,
-        secret_key,
-        remote_files,
-        remote_db,
-        circuits,
+        keys: crate::app::Keys {
+            admin_api_key,
+            secret_key,
+        },
+        remotes: crate::app::Remotes {
+            files: remote_files,
+            db: remote_db,
+            circuits,
+        },
         settings: crate::settings::Settings::new(settings),
-        sms_client,
-        sms_health,
+        sms: crate::app::Sms {
+            client: sms_client,
+            health: sms_health,
+        },
     }))
 }
 

@@ -428,7 +428,7 @@ pub async fn delete_capture(app: &App, id: &str) -> Result<DeleteReceipt> {
         .map_err(|e| CaptureError::task(format!("storage task failed: {e}")))??;
     let now = app.clock.now_ms();
     app.outbox.cancel(JobKind::Sync, id)?;
-    let remote = app.remote_files.is_some() || app.remote_db.is_some();
+    let remote = app.remotes.files.is_some() || app.remotes.db.is_some();
     if remote && (removed || file_removed) {
         app.outbox
             .push_durable(JobKind::RemoteDelete, id, now, now)

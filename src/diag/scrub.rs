@@ -69,8 +69,8 @@ impl Secrets {
     /// A running daemon's secrets (its keys may have been generated into files).
     pub fn from_app(app: &App) -> Secrets {
         let mut s = Secrets::from_config(&app.config);
-        s.0.push(app.admin_api_key.expose().to_string());
-        s.0.push(app.secret_key.expose().to_string());
+        s.0.push(app.keys.admin_api_key.expose().to_string());
+        s.0.push(app.keys.secret_key.expose().to_string());
         Secrets::new(s.0)
     }
 

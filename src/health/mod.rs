@@ -103,7 +103,7 @@ pub async fn report(app: &App) -> Report {
             app.started.elapsed(),
         ),
     );
-    let sync = app.circuits.snapshot();
+    let sync = app.remotes.circuits.snapshot();
     checks.insert(
         "remote_db",
         remote_check(&sync.remote_db, &app.probes.remote_db()),
@@ -112,7 +112,7 @@ pub async fn report(app: &App) -> Report {
         "remote_storage",
         remote_check(&sync.remote_storage, &app.probes.remote_storage()),
     );
-    checks.insert("sms", sms(app, &app.sms_health.snapshot()));
+    checks.insert("sms", sms(app, &app.sms.health.snapshot()));
     checks.insert("clock", clock(crate::catalog::now_ms()));
     checks.insert("workers", workers(&app.workers.list()));
     let status = checks

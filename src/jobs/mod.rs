@@ -22,7 +22,7 @@ use crate::outbox::{JobKind, OutboxError};
 /// An operator asked for a sync now: every circuit is closed and every waiting job is due
 /// at once. Returns how many jobs were made due.
 pub fn sync_now(app: &App) -> Result<usize, OutboxError> {
-    app.circuits.reset();
+    app.remotes.circuits.reset();
     app.outbox.expedite(None, app.clock.now_ms())
 }
 

@@ -175,7 +175,7 @@ async fn set_status(app: &App, id: &str, status: SmsStatus, error: Option<&str>)
 fn finish(app: &App, job: Job) -> Report {
     let target = job.target.clone();
     let mut report = Report::one(job, Outcome::Done);
-    if app.remote_db.is_some() {
+    if app.remotes.db.is_some() {
         report.effect(Effect::Push(JobKind::SmsLog, target));
     }
     report
@@ -211,7 +211,7 @@ pub async fn send(app: &Arc<App>, job: Job) -> Report {
     };
     let id = row.id.clone();
     let (client, ovh_cfg, base) = (
-        app.sms_client.as_ref(),
+        app.sms.client.as_ref(),
         app.config.ovh.as_ref(),
         app.config.public_base_url.as_deref(),
     );
@@ -244,7 +244,7 @@ pub async fn send(app: &Arc<App>, job: Job) -> Report {
         Err(e) => return Report::one(job, Outcome::retry_in(e.to_string(), LOCAL_RETRY)),
     };
     let (capture, check_first) =
-        match decide_with_capture(&row, capture.as_ref(), app.remote_files.is_some()) {
+        match decide_with_capture(&row, capture.as_ref(), app.remotes.files.is_some()) {
             CaptureStep::Cancel => {
                 set_status(
                     app,
@@ -336,18 +336,18 @@ pub async fn send(app: &Arc<App>, job: Job) -> Report {
                 return Report::one(job, Outcome::retry_in(e.to_string(), LOCAL_RETRY));
             }
             tracing::info!(sms_id = %id, capture_id = %capture.id, phone = %row.phone_masked, "SMS sent");
-            app.sms_health.sent(res.total_credits_removed);
+            app.sms.health.sent(res.total_credits_removed);
             finish(app, job)
         }
         AfterSend::Retry(msg) => {
             tracing::warn!(sms_id = %id, "SMS attempt failed, will retry: {msg}");
-            app.sms_health.error(&msg);
+            app.sms.health.error(&msg);
             set_status(app, &id, SmsStatus::Queued, Some(&msg)).await;
             Report::one(job, Outcome::retry(msg))
         }
         AfterSend::Fail(msg) => {
             tracing::error!(sms_id = %id, "SMS failed permanently: {msg}");
-            app.sms_health.error(&msg);
+            app.sms.health.error(&msg);
             let failed = SmsStatus::Failed.as_str();
             write_logged(app, move |c| {
                 catalog::clear_sms_attempt(c, &id, failed, &msg)?;
@@ -361,7 +361,7 @@ pub async fn send(app: &Arc<App>, job: Job) -> Report {
 
 /// Copies an SMS row (no phone number, only its HMAC) to the remote SMS log.
 pub async fn copy_to_log(app: &Arc<App>, job: Job) -> Report {
-    let Some(db) = &app.remote_db else {
+    let Some(db) = &app.remotes.db else {
         return Report::one(job, Outcome::Done);
     };
     let row = match load_row(app, &job.target).await {
@@ -373,9 +373,10 @@ pub async fn copy_to_log(app: &Arc<App>, job: Job) -> Report {
         Ok(()) => Report::one(job, Outcome::Done),
         Err(e) => {
             let error = e.to_string();
-            let until = app
-                .circuits
-                .failure(crate::sync::Remote::Db, app.clock.now_ms(), &error);
+            let until =
+                app.remotes
+                    .circuits
+                    .failure(crate::sync::Remote::Db, app.clock.now_ms(), &error);
             let after = Wait::Until(until);
             Report::one(job, Outcome::RetryAfter { error, after })
         }

@@ -111,7 +111,7 @@ pub fn initial_status(remote_storage: bool, capture: &CaptureRow) -> SmsStatus {
 /// existing request back, not a second text.
 pub async fn request(app: &App, capture_id: &str, raw_phone: &str) -> Result<Requested, SmsError> {
     let settings = app.settings.get();
-    if app.sms_client.is_none() || app.config.public_base_url.is_none() || !settings.sms_enabled {
+    if app.sms.client.is_none() || app.config.public_base_url.is_none() || !settings.sms_enabled {
         return Err(SmsError::NotConfigured);
     }
     if !crate::ids::is_valid_id(capture_id) {
@@ -123,7 +123,7 @@ pub async fn request(app: &App, capture_id: &str, raw_phone: &str) -> Result<Req
         }
         _ => SmsError::InvalidPhone(e),
     })?;
-    let hmac = phone_hmac(app.secret_key.expose(), &e164);
+    let hmac = phone_hmac(app.keys.secret_key.expose(), &e164);
     let masked = phone::mask(&e164);
     let now = app.clock.now_ms();
     let sms_id = crate::ids::new_id();
@@ -143,7 +143,7 @@ pub async fn request(app: &App, capture_id: &str, raw_phone: &str) -> Result<Req
         attempt_started_ms: None,
         sent_ms: None,
     };
-    let storage = app.remote_files.is_some();
+    let storage = app.remotes.files.is_some();
     // Refusals are answered from inside the transaction (nothing was written, so it
     // commits nothing); only catalog failures are its errors.
     let outcome = app

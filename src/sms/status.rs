@@ -175,14 +175,14 @@ impl Worker for CreditsWorker {
 
     async fn work(&mut self) -> Result<Next, String> {
         let app = &self.app;
-        let (Some(client), Some(o)) = (&app.sms_client, &app.config.ovh) else {
+        let (Some(client), Some(o)) = (&app.sms.client, &app.config.ovh) else {
             return Ok(Next::Done);
         };
         match client.sms_account(&o.service_name).await {
-            Ok(acc) => app.sms_health.credits(acc.credits_left),
+            Ok(acc) => app.sms.health.credits(acc.credits_left),
             Err(e) => {
                 tracing::warn!("cannot read the SMS credits: {e}");
-                app.sms_health.error(&e.to_string());
+                app.sms.health.error(&e.to_string());
             }
         }
         Ok(Next::Idle(CREDITS_REFRESH))

@@ -120,9 +120,10 @@ pub async fn run_batch(app: &Arc<App>, alive: &Alive, jobs: Vec<Job>) -> Report 
             return report;
         }
     };
-    let storage = match &app.remote_files {
+    let storage = match &app.remotes.files {
         None => Storage::NotConfigured,
         Some(_) => app
+            .remotes
             .circuits
             .held_until(Remote::Storage, app.clock.now_ms())
             .map_or(Storage::Available, Storage::HeldUntil),
@@ -134,7 +135,7 @@ pub async fn run_batch(app: &Arc<App>, alive: &Alive, jobs: Vec<Job>) -> Report 
         return report;
     }
     let mut ready = plan.ready;
-    match &app.remote_files {
+    match &app.remotes.files {
         Some(files) if !plan.upload.is_empty() => {
             ready.extend(upload(app, alive, files, plan.upload, &mut report).await);
         }
@@ -144,9 +145,9 @@ pub async fn run_batch(app: &Arc<App>, alive: &Alive, jobs: Vec<Job>) -> Report 
     if ready.is_empty() {
         return report;
     }
-    if let Some(db) = &app.remote_db {
+    if let Some(db) = &app.remotes.db {
         let now = app.clock.now_ms();
-        if let Some(until) = app.circuits.held_until(Remote::Db, now) {
+        if let Some(until) = app.remotes.circuits.held_until(Remote::Db, now) {
             report.set_all(
                 ready.into_iter().map(|(j, _)| j),
                 &Outcome::HoldUntil(until),
@@ -237,7 +238,7 @@ async fn upload(
 async fn mark_synced(app: &App, ready: Vec<(Job, CaptureRow)>, report: &mut Report) {
     let now = app.clock.now_ms();
     let ids: Vec<String> = ready.iter().map(|(_, r)| r.id.clone()).collect();
-    let with_db = app.remote_db.is_some();
+    let with_db = app.remotes.db.is_some();
     let res = app
         .catalog
         .write(move |tx| {
@@ -278,12 +279,12 @@ fn answer(
 ) -> Result<(), i64> {
     match result {
         Ok(()) => {
-            if app.circuits.success(remote, now_ms) {
+            if app.remotes.circuits.success(remote, now_ms) {
                 report.effect(Effect::RemoteBack(remote.label()));
             }
             Ok(())
         }
-        Err(msg) => Err(app.circuits.failure(remote, now_ms, &msg)),
+        Err(msg) => Err(app.remotes.circuits.failure(remote, now_ms, &msg)),
     }
 }
 
@@ -291,8 +292,8 @@ fn answer(
 pub async fn remote_delete(app: &Arc<App>, job: Job) -> Report {
     let mut report = Report::default();
     let now = app.clock.now_ms();
-    if let Some(files) = &app.remote_files {
-        let result = match app.circuits.held_until(Remote::Storage, now) {
+    if let Some(files) = &app.remotes.files {
+        let result = match app.remotes.circuits.held_until(Remote::Storage, now) {
             Some(until) => Err(until),
             None => {
                 let r = files.delete(&job.target).await.map_err(|e| e.to_string());
@@ -304,8 +305,8 @@ pub async fn remote_delete(app: &Arc<App>, job: Job) -> Report {
             return report;
         }
     }
-    if let Some(db) = &app.remote_db {
-        let result = match app.circuits.held_until(Remote::Db, now) {
+    if let Some(db) = &app.remotes.db {
+        let result = match app.remotes.circuits.held_until(Remote::Db, now) {
             Some(until) => Err(until),
             None => {
                 let ids = std::slice::from_ref(&job.target);

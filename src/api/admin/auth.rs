@@ -93,7 +93,10 @@ pub async fn require_admin(
         tokio::time::sleep(delay).await;
     }
     let ok = match presented_key(&req) {
-        Some(k) => bool::from(k.as_bytes().ct_eq(app.admin_api_key.expose().as_bytes())),
+        Some(k) => bool::from(
+            k.as_bytes()
+                .ct_eq(app.keys.admin_api_key.expose().as_bytes()),
+        ),
         None => {
             failures.fail(ip);
             return Err(ApiError::new(
