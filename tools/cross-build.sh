@@ -54,13 +54,12 @@ installed() {
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]
 }
 
-# Packages for this target, with the Debian architecture where it is not the host's.
-pkgs=(rustc-web cargo-web)
-if [ "$arch" = "$host_arch" ]; then
-    pkgs+=(libstd-rust-web-dev)
-else
+# Packages for this target. The standard library is "Multi-Arch: same" (one per
+# architecture can be installed), so it is always named with its architecture.
+pkgs=(rustc-web cargo-web "libstd-rust-web-dev:$arch")
+if [ "$arch" != "$host_arch" ]; then
     # The cross gcc's Debian names: arm64 → gcc-aarch64-linux-gnu, libc6-dev-arm64-cross.
-    pkgs+=("libstd-rust-web-dev:$arch" "gcc-$gnu" "libc6-dev-$arch-cross")
+    pkgs+=("gcc-$gnu" "libc6-dev-$arch-cross")
 fi
 
 install_deps() {
