@@ -1,5 +1,9 @@
 //! Runs the real `selfie-kiosk` binary: start with a data dir and env, wait for /health,
 //! SIGKILL or SIGTERM it, restart it on the same data.
+//!
+//! The binary is Cargo's unless `SELFIE_KIOSK_BIN` names another one (a cross-built one,
+//! see `tools/cross-test.sh`), run through `SELFIE_KIOSK_RUNNER` when that is set (e.g.
+//! `qemu-aarch64-static`; its words are the program and its first arguments).
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -9,6 +13,37 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_selfie-kiosk");
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
+
+/// The binary the harness runs: `SELFIE_KIOSK_BIN`, else the one Cargo built.
+pub fn bin() -> String {
+    std::env::var("SELFIE_KIOSK_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| BIN.to_string())
+}
+
+/// The runner's words (`SELFIE_KIOSK_RUNNER`), empty when the binary runs natively.
+pub fn runner() -> Vec<String> {
+    std::env::var("SELFIE_KIOSK_RUNNER")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// A command that runs [`bin`], through [`runner`] if there is one. Under qemu-user the
+/// child's pid is the emulated process's: signals and exit codes pass through.
+pub fn command() -> Command {
+    let runner = runner();
+    match runner.split_first() {
+        Some((prog, args)) => {
+            let mut c = Command::new(prog);
+            c.args(args).arg(bin());
+            c
+        }
+        None => Command::new(bin()),
+    }
+}
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -75,7 +110,7 @@ impl Daemon {
             .append(true)
             .open(&self.log)
             .expect("log file");
-        let child = Command::new(BIN)
+        let child = command()
             .arg("serve")
             .current_dir(&self.dir)
             .env_clear()
@@ -86,7 +121,9 @@ impl Daemon {
             .spawn()
             .expect("spawn selfie-kiosk");
         self.child = Some(child);
-        self.wait_ready(Duration::from_secs(20));
+        // An emulated start (qemu-user) is many times slower than a native one.
+        let secs = if runner().is_empty() { 20 } else { 90 };
+        self.wait_ready(Duration::from_secs(secs));
     }
 
     fn wait_ready(&mut self, timeout: Duration) {
@@ -197,7 +234,7 @@ impl Drop for Daemon {
 
 /// Runs the binary with arguments and env, returning (code, stdout, stderr).
 pub fn run_cli(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> (i32, String, String) {
-    let out = Command::new(BIN)
+    let out = command()
         .args(args)
         .current_dir(cwd)
         .env_clear()
