@@ -102,7 +102,7 @@ async fn main() {
     // 1. The expired backlog.
     let t = Instant::now();
     let cat = Catalog::open(&data.join("catalog.sqlite3")).unwrap();
-    let now = catalog::now_ms();
+    let now = selfie_kiosk::clock::system_now_ms();
     let jpeg = small_jpeg(1);
     let sha = {
         use sha2::Digest;

@@ -104,7 +104,7 @@ fn generate(data_dir: &Path, rows: usize) -> Result<Duration> {
     let t = Instant::now();
     std::fs::create_dir_all(data_dir)?;
     let cat = Catalog::open(&data_dir.join("catalog.sqlite3"))?;
-    let now = catalog::now_ms();
+    let now = selfie_kiosk::clock::system_now_ms();
     let start = now - 20 * DAY_MS;
     let step = (20 * DAY_MS / rows.max(1) as i64).max(1);
     cat.write_blocking(|tx| {

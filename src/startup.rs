@@ -171,7 +171,7 @@ fn open_outbox(dir: &Path) -> Result<Outbox, StartError> {
                     error: text,
                 });
             }
-            let aside = dir.with_extension(format!("corrupt-{}", catalog::now_ms()));
+            let aside = dir.with_extension(format!("corrupt-{}", crate::clock::system_now_ms()));
             tracing::error!(error = %text, moved_to = %aside.display(), "the outbox is unreadable: moved aside, rebuilding it from the catalog");
             std::fs::rename(dir, &aside).map_err(|e| StartError::Outbox {
                 path: dir.display().to_string(),

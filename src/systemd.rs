@@ -81,17 +81,50 @@ impl Worker for WatchdogWorker {
         if std::mem::take(&mut self.first) {
             return Ok(Next::Idle(every));
         }
-        let stale_ms = interval.as_millis() as i64;
-        match self.workers.alive_age_ms(self.watched) {
-            Some(age) if age <= stale_ms => {
-                notify("WATCHDOG=1");
-            }
-            age => tracing::error!(
+        let age = self.workers.alive_age_ms(self.watched);
+        if should_ping(age, interval) {
+            notify("WATCHDOG=1");
+        } else {
+            tracing::error!(
                 worker = self.watched,
                 age_ms = age,
                 "core loop stalled: not pinging the watchdog"
-            ),
+            );
         }
         Ok(Next::Idle(every))
+    }
+}
+
+/// Whether to ping: the watched worker showed life within one watchdog interval. A worker
+/// that was never registered counts as stalled.
+fn should_ping(alive_age_ms: Option<i64>, interval: Duration) -> bool {
+    alive_age_ms.is_some_and(|age| age <= interval.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::clock::ManualClock;
+
+    /// The watchdog follows the job runner's signs of life: a runner that stops reporting
+    /// for longer than the interval stops the pings, and one that reports again resumes them.
+    #[test]
+    fn pings_only_while_the_watched_worker_reports_in() {
+        let clock = ManualClock::new(1_800_000_000_000);
+        let workers = Workers::new(clock.clone());
+        let interval = Duration::from_secs(2);
+        assert!(
+            !should_ping(workers.alive_age_ms("jobs"), interval),
+            "never registered"
+        );
+        // Registered through the supervisor's registry, as `workers::spawn` does.
+        let alive = workers.alive("jobs");
+        workers.register_for_test("jobs");
+        assert!(should_ping(workers.alive_age_ms("jobs"), interval));
+        clock.advance(2_500); // stuck for longer than the interval
+        assert!(!should_ping(workers.alive_age_ms("jobs"), interval));
+        alive.ping();
+        assert!(should_ping(workers.alive_age_ms("jobs"), interval));
     }
 }

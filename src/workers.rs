@@ -152,6 +152,12 @@ impl Workers {
         }
     }
 
+    /// Registers `name` as [`spawn`] does, without running anything (unit tests).
+    #[cfg(test)]
+    pub(crate) fn register_for_test(&self, name: &'static str) {
+        self.register(name);
+    }
+
     fn register(&self, name: &'static str) {
         let mono = self.clock.monotonic_ms();
         self.lock().insert(

@@ -340,11 +340,6 @@ fn migrate(conn: &Connection) -> Result<(), CatalogError> {
     Ok(())
 }
 
-/// Milliseconds since the Unix epoch, from the system clock ([`crate::clock::system_now_ms`]).
-pub fn now_ms() -> i64 {
-    crate::clock::system_now_ms()
-}
-
 /// RFC 3339 (UTC, milliseconds) for a Unix-milliseconds time.
 pub fn format_ms(ms: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)

@@ -113,7 +113,7 @@ pub async fn report(app: &App) -> Report {
         remote_check(&sync.remote_storage, &app.probes.remote_storage()),
     );
     checks.insert("sms", sms(app, &app.sms.health.snapshot()));
-    checks.insert("clock", clock(crate::catalog::now_ms()));
+    checks.insert("clock", clock(crate::clock::system_now_ms()));
     checks.insert("workers", workers(&app.workers.list()));
     let status = checks
         .values()

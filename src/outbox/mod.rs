@@ -23,7 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
+};
 use tokio::sync::Notify;
 
 #[derive(Debug, thiserror::Error)]
@@ -297,32 +299,8 @@ impl Outbox {
 
     /// The job is done: removes it.
     pub fn ack(&self, job: &Job) -> Result<(), OutboxError> {
-        self.remove(job, None)
-    }
-
-    /// Removes `job` from the queue and, with `dead`, files that record in the dead-letter
-    /// tree in the same transaction (a crash never leaves it in both, or in neither).
-    fn remove(&self, job: &Job, dead: Option<&Job>) -> Result<(), OutboxError> {
-        let key = job.key();
-        let id = job.id;
-        let dead = dead.map(encode);
-        (&self.jobs, &self.due, &self.keys, &self.dead).transaction(
-            |(jobs, due, keys, dead_tree)| -> TxResult<()> {
-                if let Some(v) = jobs.remove(&id.to_be_bytes())? {
-                    let cur = decode(&v).map_err(ConflictableTransactionError::Abort)?;
-                    due.remove(&due_key(cur.next_at_ms, id))?;
-                }
-                if let Some(k) = keys.get(key.as_bytes())? {
-                    if u64_from(&k) == id {
-                        keys.remove(key.as_bytes())?;
-                    }
-                }
-                if let Some(d) = &dead {
-                    dead_tree.insert(&id.to_be_bytes(), d.as_slice())?;
-                }
-                Ok(())
-            },
-        )?;
+        (&self.jobs, &self.due, &self.keys)
+            .transaction(|(jobs, due, keys)| remove_in(jobs, due, keys, job))?;
         Ok(())
     }
 
@@ -368,12 +346,21 @@ impl Outbox {
         Ok(updated.unwrap_or_else(|| job.clone()))
     }
 
-    /// Gives up on a job: it moves to the dead-letter tree, atomically.
+    /// Gives up on a job: it moves to the dead-letter tree, in the same transaction that
+    /// removes it from the queue (a crash never leaves it in both, or in neither).
     pub fn bury(&self, job: &Job, error: &str) -> Result<(), OutboxError> {
         let mut dead = job.clone();
         dead.last_error = Some(error.chars().take(500).collect());
         dead.leased = false;
-        self.remove(job, Some(&dead))
+        let dead = encode(&dead);
+        (&self.jobs, &self.due, &self.keys, &self.dead).transaction(
+            |(jobs, due, keys, dead_tree)| {
+                remove_in(jobs, due, keys, job)?;
+                dead_tree.insert(&job.id.to_be_bytes(), dead.as_slice())?;
+                Ok(())
+            },
+        )?;
+        Ok(())
     }
 
     /// Makes every job of `kind` (or all kinds) that is waiting due now. Used when a remote
@@ -443,6 +430,27 @@ impl Outbox {
     pub fn list(&self) -> Result<Vec<Job>, OutboxError> {
         self.jobs.iter().map(|item| decode(&item?.1)).collect()
     }
+}
+
+/// Removes `job` from the queue trees, inside a transaction.
+fn remove_in(
+    jobs: &TransactionalTree,
+    due: &TransactionalTree,
+    keys: &TransactionalTree,
+    job: &Job,
+) -> TxResult<()> {
+    let id = job.id;
+    if let Some(v) = jobs.remove(&id.to_be_bytes())? {
+        let cur = decode(&v).map_err(ConflictableTransactionError::Abort)?;
+        due.remove(&due_key(cur.next_at_ms, id))?;
+    }
+    let key = job.key();
+    if let Some(k) = keys.get(key.as_bytes())? {
+        if u64_from(&k) == id {
+            keys.remove(key.as_bytes())?;
+        }
+    }
+    Ok(())
 }
 
 fn u64_from(b: &[u8]) -> u64 {
