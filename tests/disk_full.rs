@@ -78,6 +78,28 @@ impl SmallFs {
         }
     }
 
+    /// A tmpfs mounted with `size=0`: unlimited, and `statfs` reports zero blocks, as some
+    /// FUSE file systems do.
+    fn mount_sizeless() -> SmallFs {
+        let tmp = tempfile::tempdir().unwrap();
+        let mnt = tmp.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        run(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=0,mode=0755", "tmpfs"])
+            .arg(&mnt))
+        .unwrap_or_else(|e| {
+            panic!(
+                "a file system without a size needs a tmpfs mounted with size=0 ({e}); run as \
+                 root (CI does) or in a container allowed to mount (CAP_SYS_ADMIN)"
+            )
+        });
+        SmallFs {
+            mnt,
+            kind: "tmpfs size=0".into(),
+            _tmp: tmp,
+        }
+    }
+
     /// A loop-mounted image of file system `kind` (`mkfs.{kind}`).
     fn loop_mount(
         tmp: tempfile::TempDir,
@@ -689,4 +711,68 @@ async fn a_disk_filled_mid_write_without_reserved_blocks_gives_507() {
     assert!(!d.log_text().contains("panicked"));
     drop(d);
     drop(fs);
+}
+
+/// A file system that reports no size at all (zero blocks in `statfs`) is one of unknown
+/// size, not a full one: captures and backgrounds are stored, `/health` says the size is
+/// unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_system_reporting_no_size_is_unknown_not_full() {
+    let fs = SmallFs::mount_sizeless();
+    let st = rustix::fs::statvfs(fs.path()).unwrap();
+    assert_eq!(
+        st.f_blocks, 0,
+        "{}: the test needs a file system with no size",
+        fs.kind
+    );
+    let mut d = Daemon::new_in(fs.path(), &[("KIOSK_DISK_RESERVE", "100MB")]);
+    d.spawn();
+    assert!(d.data_dir().starts_with(fs.path()) && d.uploads_dir().starts_with(fs.path()));
+
+    let photo = big_jpeg(300 * 1024, 7);
+    let (s, v) = post_raw(&d, photo.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        std::fs::read(d.uploads_dir().join(format!("{id}.jpg"))).unwrap(),
+        photo
+    );
+
+    let c = client();
+    let r = c
+        .post(d.url("/admin/backgrounds?name=Beach"))
+        .header("x-api-key", ADMIN_KEY)
+        .header("content-type", "image/jpeg")
+        .body(jpeg(320, 240, 3))
+        .send()
+        .await
+        .unwrap();
+    let s = r.status();
+    assert_eq!(
+        s,
+        StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+
+    let health: Value = c
+        .get(d.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let disk = &health["checks"]["disk"];
+    assert_eq!(disk["status"], "ok", "{health}");
+    assert_eq!(disk["size_known"], false, "{health}");
+    assert!(disk["free_bytes"].is_null(), "{health}");
+    assert!(
+        disk["message"]
+            .as_str()
+            .unwrap()
+            .contains("reports no size"),
+        "{health}"
+    );
+    assert_ne!(health["status"], "down", "{health}");
 }

@@ -82,23 +82,15 @@ pub(super) fn disk_txt(config: &Config, health: &Value) -> String {
         ("uploads directory", &config.uploads_dir),
     ] {
         s.push_str(&format!("{name}: {}\n", dir.display()));
-        match (
-            crate::storage::free_bytes(dir),
-            crate::storage::total_bytes(dir),
-        ) {
-            (Ok(free), Ok(total)) => {
-                let pct = if total > 0 {
-                    free as f64 * 100.0 / total as f64
-                } else {
-                    0.0
-                };
-                s.push_str(&format!(
-                    "  file system: {} free of {} ({pct:.1} % free)\n",
-                    h(free),
-                    h(total)
-                ));
-            }
-            (Err(e), _) | (_, Err(e)) => s.push_str(&format!("  file system: {e}\n")),
+        match crate::storage::space(dir) {
+            Ok(Some(space)) => s.push_str(&format!(
+                "  file system: {} free of {} ({:.1} % free)\n",
+                h(space.free),
+                h(space.total),
+                space.free_percent()
+            )),
+            Ok(None) => s.push_str("  file system: reports no size (free space unknown)\n"),
+            Err(e) => s.push_str(&format!("  file system: {e}\n")),
         }
     }
     let d = &health["checks"]["disk"];

@@ -87,16 +87,9 @@ pub(super) fn disk(app: &App) -> Check {
 
 /// Free space of the file system holding `dir` against `reserve`.
 pub fn disk_check(dir: &Path, reserve: u64) -> Check {
-    match (
-        crate::storage::free_bytes(dir),
-        crate::storage::total_bytes(dir),
-    ) {
-        (Ok(free), Ok(total)) => {
-            let free_percent = if total > 0 {
-                (free as f64 / total as f64 * 1000.0).round() / 10.0
-            } else {
-                0.0
-            };
+    match crate::storage::space(dir) {
+        Ok(Some(space)) => {
+            let free = space.free;
             // Below the reserve captures are refused: down. Within twice the reserve:
             // degraded, so staff hear about it before the event stops.
             let (status, message) = if free < reserve {
@@ -114,11 +107,20 @@ pub fn disk_check(dir: &Path, reserve: u64) -> Check {
             };
             check(
                 status,
-                json!({"free_bytes": free, "total_bytes": total, "free_percent": free_percent,
+                json!({"free_bytes": free, "total_bytes": space.total,
+                       "free_percent": space.free_percent(), "size_known": true,
                        "reserve_bytes": reserve, "message": message}),
             )
         }
-        (Err(e), _) | (_, Err(e)) => check(Status::Down, json!({"error": e.to_string()})),
+        // Some FUSE file systems report no size: captures are accepted (nothing to check
+        // them against), and staff are told why no figure is shown.
+        Ok(None) => check(
+            Status::Ok,
+            json!({"free_bytes": null, "total_bytes": null, "free_percent": null,
+                   "size_known": false, "reserve_bytes": reserve,
+                   "message": "the file system reports no size: free space unknown, the reserve is not enforced"}),
+        ),
+        Err(e) => check(Status::Down, json!({"error": e.to_string()})),
     }
 }
 

@@ -238,11 +238,8 @@ fn io_error(path: &Path, source: std::io::Error) -> StorageError {
 fn store_files(dir: &Path, id: &str, p: &Processed, reserve: u64) -> Result<(), StorageError> {
     let incoming = dir.join(".incoming");
     std::fs::create_dir_all(&incoming).map_err(|e| io_error(&incoming, e))?;
-    let free = super::free_bytes(dir)?;
     let need = (p.jpeg.len() + p.thumb.len()) as u64;
-    if free < reserve.saturating_add(need) {
-        return Err(StorageError::Full { free, reserve });
-    }
+    super::check_room(super::space(dir)?, need, reserve)?;
     let result = (|| {
         let tmp = incoming.join(format!("{id}.jpg.tmp"));
         super::write_durable(&tmp, &image_path(dir, id), &p.jpeg)?;

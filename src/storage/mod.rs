@@ -141,9 +141,9 @@ impl Uploads {
         self.dir.join(format!("{id}.jpg"))
     }
 
-    /// Free bytes for unprivileged users on the uploads file system.
-    pub fn free_bytes(&self) -> Result<u64, StorageError> {
-        free_bytes(&self.dir)
+    /// Free space on the uploads file system (`None`: it reports no size).
+    pub fn space(&self) -> Result<Option<Space>, StorageError> {
+        space(&self.dir)
     }
 
     /// Writes `data` as `{id}.jpg` durably. Checks first that `data` fits above `reserve`.
@@ -162,10 +162,7 @@ impl Uploads {
         expected: u64,
         reserve: u64,
     ) -> Result<IncomingFile, StorageError> {
-        let free = self.free_bytes()?;
-        if free < reserve.saturating_add(expected) {
-            return Err(StorageError::Full { free, reserve });
-        }
+        check_room(self.space()?, expected, reserve)?;
         let spare = self.lock_spare().take();
         let (file, tmp) = match spare.or_else(|| self.create_unnamed()) {
             Some(f) => (f, None),
@@ -283,15 +280,48 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-pub fn free_bytes(dir: &Path) -> Result<u64, StorageError> {
-    let st = rustix::fs::statvfs(dir).map_err(|e| StorageError::io(dir, e.into()))?;
-    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+/// The size of a file system, as `statvfs` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    /// Bytes free for unprivileged users.
+    pub free: u64,
+    pub total: u64,
 }
 
-/// Total bytes of the file system holding `dir`.
-pub fn total_bytes(dir: &Path) -> Result<u64, StorageError> {
+impl Space {
+    /// Free space in percent of the total, to one decimal.
+    pub fn free_percent(&self) -> f64 {
+        if self.total == 0 {
+            return 0.0;
+        }
+        (self.free as f64 / self.total as f64 * 1000.0).round() / 10.0
+    }
+}
+
+/// The space of the file system holding `dir`. `None` when it reports no size at all
+/// (zero blocks: some FUSE file systems, a tmpfs mounted with `size=0`): its free space is
+/// unknown, not zero, and writes are left to fail on their own if it fills.
+pub fn space(dir: &Path) -> Result<Option<Space>, StorageError> {
     let st = rustix::fs::statvfs(dir).map_err(|e| StorageError::io(dir, e.into()))?;
-    Ok(st.f_blocks.saturating_mul(st.f_frsize))
+    Ok(space_of(st.f_blocks, st.f_bavail, st.f_frsize))
+}
+
+fn space_of(blocks: u64, available: u64, fragment: u64) -> Option<Space> {
+    (blocks > 0).then(|| Space {
+        free: available.saturating_mul(fragment),
+        total: blocks.saturating_mul(fragment),
+    })
+}
+
+/// Refuses a write of `expected` bytes that would leave less than `reserve` free. A file
+/// system of unknown size is not refused: it would otherwise refuse everything.
+pub fn check_room(space: Option<Space>, expected: u64, reserve: u64) -> Result<(), StorageError> {
+    match space {
+        Some(Space { free, .. }) if free < reserve.saturating_add(expected) => {
+            Err(StorageError::Full { free, reserve })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Writes a small secret file (0600) durably, unless it exists; returns its content.
@@ -458,5 +488,30 @@ mod tests {
         let named = uploads(&dir.path().join("other"), false);
         named.prepare_spare();
         assert!(named.lock_spare().is_none());
+    }
+
+    /// A file system with no blocks has an unknown size, and the room check lets writes
+    /// through; a known one is checked against the reserve.
+    #[test]
+    fn zero_blocks_is_unknown_size_not_a_full_disk() {
+        assert_eq!(space_of(0, 0, 4096), None);
+        assert!(check_room(space_of(0, 0, 4096), 1 << 20, 1 << 30).is_ok());
+        let small = space_of(100, 10, 4096).unwrap();
+        assert_eq!(
+            small,
+            Space {
+                free: 40_960,
+                total: 409_600
+            }
+        );
+        assert_eq!(small.free_percent(), 10.0);
+        assert!(check_room(Some(small), 40_000, 960).is_ok());
+        assert!(matches!(
+            check_room(Some(small), 40_000, 961),
+            Err(StorageError::Full {
+                free: 40_960,
+                reserve: 961
+            })
+        ));
     }
 }
