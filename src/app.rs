@@ -31,6 +31,8 @@ pub struct App {
     pub workers: crate::workers::Workers,
     /// What the remote probes last saw (`/health`).
     pub probes: crate::health::probe::Probes,
+    /// Whether the start-up recovery (files against rows, outbox rebuild) has finished.
+    pub recovery: crate::startup::recovery::Recovery,
 }
 
 /// The two keys the daemon holds (given, or generated at first start).

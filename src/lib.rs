@@ -122,6 +122,13 @@ pub async fn run_app(
     let tracker = TaskTracker::new();
     let workers = CancellationToken::new();
 
+    // Files against rows and the outbox rebuild grow with the catalog: after READY.
+    workers::spawn(
+        &tracker,
+        &app.workers,
+        startup::recovery::RecoveryWorker::new(app.clone()),
+        workers.clone(),
+    );
     workers::spawn(
         &tracker,
         &app.workers,

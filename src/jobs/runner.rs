@@ -27,6 +27,8 @@ pub const CLAIM_BATCH: usize = 32;
 pub const LEASE: Duration = Duration::from_secs(300);
 /// Even with nothing due, look again this often (wall-clock jumps, missed wakes).
 const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// How often the runner looks whether the start-up recovery is done.
+const RECOVERY_POLL: Duration = Duration::from_millis(50);
 /// Held jobs are spread over this much so that they do not all fire in the same millisecond.
 const HOLD_SPREAD_MS: f64 = 200.0;
 
@@ -81,6 +83,12 @@ impl Worker for JobRunner {
 
     async fn work(&mut self) -> Result<Next, String> {
         let app = &self.app;
+        // Until the start-up recovery has rebuilt the outbox, a job settled here could be
+        // pushed again from its stale list: wait, still reporting in for the watchdog.
+        if !app.recovery.is_done() {
+            self.alive.ping();
+            return Ok(Next::Idle(RECOVERY_POLL));
+        }
         let now = app.clock.now_ms();
         let jobs = app
             .outbox

@@ -34,6 +34,8 @@ pub enum OutboxError {
     Sled(#[from] sled::Error),
     #[error("outbox record is corrupt: {0}")]
     Corrupt(String),
+    #[error("outbox flush task failed: {0}")]
+    Task(String),
 }
 
 impl OutboxError {
@@ -123,6 +125,20 @@ pub struct Outbox {
     keys: sled::Tree,
     dead: sled::Tree,
     notify: Arc<Notify>,
+    flushes: Arc<Flushes>,
+}
+
+/// One flush at a time, shared by everyone who asked before it began (group flush). sled's
+/// `flush_async` runs each flush on sled's own small thread pool; a burst of captures, each
+/// flushing, filled that pool with flushes waiting on log writes that needed a thread of
+/// the same pool, and the daemon hung.
+#[derive(Debug, Default)]
+struct Flushes {
+    /// Flush requests made so far (each after its writes).
+    asked: std::sync::atomic::AtomicU64,
+    /// Every request up to this number is durable.
+    done: std::sync::atomic::AtomicU64,
+    one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -176,6 +192,7 @@ impl Outbox {
             dead: db.open_tree("dead")?,
             db,
             notify: Arc::new(Notify::new()),
+            flushes: Arc::default(),
         })
     }
 
@@ -185,7 +202,19 @@ impl Outbox {
     }
 
     pub async fn flush(&self) -> Result<(), OutboxError> {
-        self.db.flush_async().await?;
+        use std::sync::atomic::Ordering::SeqCst;
+        let f = &self.flushes;
+        let mine = f.asked.fetch_add(1, SeqCst) + 1;
+        let _turn = f.one_at_a_time.lock().await;
+        if f.done.load(SeqCst) >= mine {
+            return Ok(()); // a flush that began after this request covered it
+        }
+        let covers = f.asked.load(SeqCst);
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| OutboxError::Task(e.to_string()))??;
+        f.done.fetch_max(covers, SeqCst);
         Ok(())
     }
 
@@ -472,6 +501,36 @@ pub fn backoff(attempts: u32, base: Duration, cap: Duration) -> Duration {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    /// Many threads pushing, claiming and acknowledging at once. sled 0.34's transactions
+    /// escalate to an exclusive lock after conflicts, and that escalation deadlocked
+    /// against `generate_id` (seen with 150 captures at once): every transaction is now
+    /// serialised, and this must finish.
+    #[test]
+    fn concurrent_pushes_and_acks_never_deadlock() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::open(dir.path()).unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        for t in 0..8 {
+            let (ob, done_tx) = (ob.clone(), done_tx.clone());
+            std::thread::spawn(move || {
+                for i in 0..400 {
+                    let target = format!("t{t}-{i}");
+                    ob.push(JobKind::Sync, &target, 1000, 1000).unwrap();
+                    ob.push(JobKind::Sms, &target, 1000, 1000).unwrap();
+                    for job in ob.claim(2000, 4, Duration::from_secs(60)).unwrap() {
+                        ob.ack(&job).unwrap();
+                    }
+                }
+                done_tx.send(()).unwrap();
+            });
+        }
+        for _ in 0..8 {
+            done_rx
+                .recv_timeout(Duration::from_secs(120))
+                .expect("outbox threads stuck: deadlock");
+        }
+    }
 
     #[test]
     fn push_claim_ack_and_dedupe() {

@@ -103,7 +103,15 @@ impl Daemon {
         self.env.insert(k.to_string(), v.to_string());
     }
 
+    /// Starts the daemon and waits until it listens and its start-up recovery is done, so
+    /// that files and rows agree and the outbox is whole, as tests expect after a restart.
     pub fn spawn(&mut self) {
+        self.spawn_inner();
+        let secs = if runner().is_empty() { 20 } else { 90 };
+        self.wait_ready(Duration::from_secs(secs), true);
+    }
+
+    fn spawn_inner(&mut self) {
         assert!(self.child.is_none(), "already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -121,12 +129,23 @@ impl Daemon {
             .spawn()
             .expect("spawn selfie-kiosk");
         self.child = Some(child);
-        // An emulated start (qemu-user) is many times slower than a native one.
-        let secs = if runner().is_empty() { 20 } else { 90 };
-        self.wait_ready(Duration::from_secs(secs));
     }
 
-    fn wait_ready(&mut self, timeout: Duration) {
+    /// [`Daemon::spawn`] without waiting for the start-up recovery (files against rows,
+    /// outbox rebuild), which runs after READY: returns as soon as `/health` answers.
+    pub fn spawn_listening(&mut self) {
+        self.spawn_inner();
+        let secs = if runner().is_empty() { 20 } else { 90 };
+        self.wait_ready(Duration::from_secs(secs), false);
+    }
+
+    /// Waits until the start-up recovery has finished (`/health`: worker `recovery` done).
+    pub fn wait_recovered(&mut self) {
+        let secs = if runner().is_empty() { 60 } else { 180 };
+        self.wait_ready(Duration::from_secs(secs), true);
+    }
+
+    fn wait_ready(&mut self, timeout: Duration, recovered: bool) {
         let start = Instant::now();
         loop {
             if let Some(c) = self.child.as_mut() {
@@ -137,8 +156,9 @@ impl Daemon {
                     );
                 }
             }
-            if health_answers(self.port) {
-                return;
+            match health_answers(self.port) {
+                Some(body) if !recovered || recovery_done(&body) => return,
+                _ => {}
             }
             if start.elapsed() > timeout {
                 panic!(
@@ -250,19 +270,28 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> (i32, String,
 }
 
 /// Whether `GET /health` gets an HTTP answer (the port is bound before start-up work ends).
-fn health_answers(port: u16) -> bool {
+/// The answer to `GET /health` (status line, headers, body), if the daemon answers.
+fn health_answers(port: u16) -> Option<String> {
     use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    s.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    buf.starts_with(b"HTTP/1.")
+        .then(|| String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// Whether a `/health` answer shows the start-up recovery finished.
+fn recovery_done(answer: &str) -> bool {
+    let Some((_, body)) = answer.split_once("\r\n\r\n") else {
         return false;
     };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .is_err()
-    {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else {
         return false;
-    }
-    let mut buf = [0u8; 12];
-    matches!(s.read(&mut buf), Ok(n) if n >= 12 && buf.starts_with(b"HTTP/1."))
+    };
+    v["checks"]["workers"]["workers"]["recovery"]["state"] == "done"
 }
 
 /// Capture temp files process `pid` has in `incoming`: named ones, and unnamed

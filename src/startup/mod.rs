@@ -1,12 +1,8 @@
-//! Start-up: open the stores, make files and rows agree, rebuild the outbox from the
-//! catalog.
-//!
-//! - A file without a row was never acknowledged (the crash came between the file and the
-//!   row): it is removed.
-//! - A row without a file is a real loss (disk trouble, someone deleted it): the row is
-//!   marked missing and logged loudly; it is not synced, and its download answers 404.
-//! - Unsynced rows get their sync job back (pushing is idempotent), so a lost or deleted
-//!   outbox loses nothing.
+//! Start-up: open the stores and the remotes' clients, before READY. Only work that does
+//! not grow with the number of captures is done here; making files and rows agree and
+//! rebuilding the outbox from the catalog is the [`recovery`] worker's, after READY.
+
+pub mod recovery;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,7 +11,7 @@ use crate::app::App;
 use crate::catalog::{self, Catalog};
 use crate::clock::Clock;
 use crate::config::{Config, Secret};
-use crate::outbox::{JobKind, Outbox};
+use crate::outbox::Outbox;
 use crate::storage::{self, Uploads};
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +26,8 @@ pub enum StartError {
     Outbox { path: String, error: String },
     #[error("{var}: {message}")]
     Remote { var: &'static str, message: String },
+    #[error("start-up recovery: {0}")]
+    Recovery(String),
 }
 
 /// Opens everything and returns the shared state, ready to serve.
@@ -84,10 +82,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
             message,
         })?;
 
-    reconcile(&catalog, &uploads)?;
-    uploads.prepare_spare();
-    let remotes = remote_files.is_some() || remote_db.is_some();
-    rebuild_outbox(&catalog, &outbox, clock.now_ms(), remotes)?;
+    prepare(&uploads, &outbox, clock.now_ms())?;
 
     let circuits = crate::sync::Circuits::new(remote_db.is_some(), remote_files.is_some());
     let sms_health = crate::sms::SmsHealth::new(clock.clone());
@@ -100,6 +95,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
         outbox,
         uploads,
         workers: crate::workers::Workers::new(clock.clone()),
+        recovery: Default::default(),
         probes: Default::default(),
         backgrounds,
         exports,
@@ -185,8 +181,10 @@ fn open_outbox(dir: &Path) -> Result<Outbox, StartError> {
     }
 }
 
-/// Makes files and rows agree (see the module doc).
-pub fn reconcile(catalog: &Catalog, uploads: &Uploads) -> Result<(), StartError> {
+/// Start-up work done before READY: only what does not grow with the catalog.
+/// Unfinished uploads are cleared before any new one can start, and the leases of jobs the
+/// last stop interrupted are released.
+fn prepare(uploads: &Uploads, outbox: &Outbox, now_ms: i64) -> Result<(), StartError> {
     let cleared = uploads.clear_incoming()?;
     if cleared > 0 {
         tracing::info!(
@@ -194,75 +192,18 @@ pub fn reconcile(catalog: &Catalog, uploads: &Uploads) -> Result<(), StartError>
             "removed unfinished uploads left by a crash"
         );
     }
-    let files: std::collections::HashSet<String> = uploads.list_ids()?.into_iter().collect();
-    let rows = catalog.write_blocking(|c| catalog::all_capture_ids(c))?;
-    let known: std::collections::HashSet<&str> = rows.iter().map(|(id, _)| id.as_str()).collect();
-    for id in files.iter().filter(|id| !known.contains(id.as_str())) {
-        tracing::warn!(capture_id = %id, "file without catalog row (never acknowledged): removing it");
-        uploads.remove(id)?;
-    }
-    for (id, missing) in &rows {
-        let present = files.contains(id);
-        if !present && !missing {
-            tracing::error!(capture_id = %id, "CAPTURE FILE MISSING: the catalog has this capture but its file is gone; marked missing");
-            catalog.write_blocking(|c| catalog::set_file_missing(c, id, true))?;
-        } else if present && *missing {
-            tracing::info!(capture_id = %id, "capture file is back: unmarked missing");
-            catalog.write_blocking(|c| catalog::set_file_missing(c, id, false))?;
-        }
-    }
-    Ok(())
-}
-
-/// Releases stale leases and pushes a sync job for every unsynced row.
-pub fn rebuild_outbox(
-    catalog: &Catalog,
-    outbox: &Outbox,
-    now_ms: i64,
-    remotes: bool,
-) -> Result<(), StartError> {
-    let map = |e: crate::outbox::OutboxError| StartError::Outbox {
-        path: "outbox".into(),
-        error: e.to_string(),
-    };
-    let released = outbox.release_leases(now_ms).map_err(map)?;
+    uploads.prepare_spare();
+    let released = outbox
+        .release_leases(now_ms)
+        .map_err(|e| StartError::Outbox {
+            path: "outbox".into(),
+            error: e.to_string(),
+        })?;
     if released > 0 {
         tracing::info!(
             jobs = released,
             "retrying jobs interrupted by the last stop"
         );
-    }
-    // Without any remote there is nothing to sync (rows stay unsynced until one is
-    // configured, then this same rebuild queues them).
-    let unsynced = if remotes {
-        catalog.write_blocking(|c| catalog::unsynced_captures(c))?
-    } else {
-        Vec::new()
-    };
-    let mut added = 0;
-    for row in unsynced.iter().filter(|r| !r.file_missing) {
-        if outbox.get(JobKind::Sync, &row.id).map_err(map)?.is_none() {
-            outbox
-                .push(JobKind::Sync, &row.id, row.created_ms, now_ms)
-                .map_err(map)?;
-            added += 1;
-        }
-    }
-    if added > 0 {
-        tracing::warn!(jobs = added, "sync jobs rebuilt from the catalog");
-    }
-    let open_sms = catalog.write_blocking(|c| catalog::open_sms(c))?;
-    let mut sms_added = 0;
-    for row in &open_sms {
-        if outbox.get(JobKind::Sms, &row.id).map_err(map)?.is_none() {
-            outbox
-                .push(JobKind::Sms, &row.id, row.created_ms, now_ms)
-                .map_err(map)?;
-            sms_added += 1;
-        }
-    }
-    if sms_added > 0 {
-        tracing::warn!(jobs = sms_added, "SMS jobs rebuilt from the catalog");
     }
     Ok(())
 }
