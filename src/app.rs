@@ -31,6 +31,8 @@ pub struct App {
     pub workers: crate::workers::Workers,
     /// What the remote probes last saw (`/health`).
     pub probes: crate::health::probe::Probes,
+    /// Counters and histograms of `/metrics` (its gauges are read from the handles above).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The two keys the daemon holds (given, or generated at first start).

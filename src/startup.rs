@@ -101,6 +101,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
         uploads,
         workers: crate::workers::Workers::new(clock.clone()),
         probes: Default::default(),
+        metrics: crate::metrics::Metrics::new(),
         backgrounds,
         exports,
         clock,
