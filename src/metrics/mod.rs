@@ -147,6 +147,19 @@ impl Metrics {
             .or_default() += n as u64;
     }
 
+    /// A batch of uploads to `remote`: how many ended `ok`, `error`, `local_missing`.
+    pub fn upload_results(&self, remote: &'static str, [ok, error, missing]: [usize; 3]) {
+        let mut u = lock(&self.inner.uploads);
+        for (result, n) in UPLOAD_RESULTS.into_iter().zip([ok, error, missing]) {
+            *u.entry((remote, result)).or_default() += n as u64;
+        }
+    }
+
+    /// `n` captures sent to `remote` in one go (the PostgreSQL upsert), all or none.
+    pub fn upload_batch(&self, remote: &'static str, ok: bool, n: usize) {
+        self.uploads(remote, if ok { "ok" } else { "error" }, n);
+    }
+
     /// An SMS send attempt ended with `result` (one of [`SMS_RESULTS`]).
     pub fn sms_attempt(&self, result: &'static str) {
         *lock(&self.inner.sms).entry(result).or_default() += 1;

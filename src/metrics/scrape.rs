@@ -129,7 +129,7 @@ fn registry(e: &mut Encoder, s: &Snapshot) {
     e.family(
         &n,
         Kind::Counter,
-        "Captures sent to a remote (remote_storage: the file, remote_db: the row) by result.",
+        "Attempts to copy captures to a remote (remote_storage: the file, remote_db: the row), by result.",
     );
     for ((remote, result), v) in &s.uploads {
         e.sample(&n, &[("remote", remote), ("result", result)], *v);
