@@ -128,6 +128,7 @@ async fn main() -> Result<()> {
     let pid = child.id();
     let _daemon = Daemon(child);
     let base = format!("http://127.0.0.1:{port}");
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
