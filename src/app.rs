@@ -33,6 +33,8 @@ pub struct App {
     pub probes: crate::health::probe::Probes,
     /// Whether the start-up recovery (files against rows, outbox rebuild) has finished.
     pub recovery: crate::startup::recovery::Recovery,
+    /// Counters and histograms of `/metrics` (its gauges are read from the handles above).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The two keys the daemon holds (given, or generated at first start).

@@ -21,7 +21,7 @@
 //! - **Handles**: the types the [`App`] is made of, none of which knows the `App` or HTTP:
 //!   stores ([`catalog`], [`outbox`], [`storage`]), remotes (`sync::{RemoteFiles, Circuits}`,
 //!   `sync::remote_db::RemoteDb`, `sms::ovh::OvhClient`), status ([`workers`],
-//!   `health::probe::Probes`, `sms::SmsHealth`), [`settings`], [`config`], and the plumbing
+//!   `health::probe::Probes`, `sms::SmsHealth`, `metrics::Metrics`), [`settings`], [`config`], and the plumbing
 //!   under them all ([`net`], [`clock`], [`ids`], [`buffers`], [`logging`], [`systemd`]).
 //!
 //! | module | job |
@@ -40,6 +40,7 @@
 //! | [`settings`] | run-time settings (`/admin/config`) and their write lock, SMS segment counting |
 //! | [`scheduler`], [`cleanup`] | the daily cleanup and clock fix-up workers; retention, erasure, clock fix-up |
 //! | [`health`] | `/health`: the report, `checks` (one function each), `probe` (the remote probes worker and its cache) |
+//! | [`metrics`] | `/metrics`: the counters and histograms only events can tell (a handle in the [`App`]), the text encoder, and the scrape, which reads every gauge from the handles `/health` reads |
 //! | [`heartbeat`], [`fleet`] | health reports into the remote database (a worker); `selfie-kiosk fleet` |
 //! | [`diag`] | `selfie-kiosk diag`: `scrub`, `collect`, `offline`, `config`, `render`, `bundle` (and `GET /admin/diag`) |
 //! | [`export`] | the Excel export: chunked catalog reads → constant-memory workbook → streamed file |
@@ -64,6 +65,7 @@ pub mod heartbeat;
 pub mod ids;
 pub mod jobs;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod outbox;
 pub mod scheduler;

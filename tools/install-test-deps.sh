@@ -7,6 +7,8 @@
 #     .venv-tools/ unless a working `moto_server` is already on PATH
 #   - LibreOffice Calc, headless (soffice) — package `libreoffice-calc-nogui`: the Excel
 #     export test converts the workbook with it to prove a real spreadsheet opens it
+#   - Prometheus and promtool (tests/metrics.rs scrapes the daemon with a real Prometheus
+#     of its own, on a free port, and lints a scrape) — package `prometheus`
 #   - schemathesis and openapi-spec-validator (tests/openapi.rs, tools/schemathesis.sh) —
 #     PyPI, into the same .venv-tools/ (the tests call them there)
 # Idempotent: does nothing (and no `apt-get update`) when everything is already there.
@@ -103,9 +105,10 @@ have_nginx_dav || missing+=(nginx)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 command -v soffice >/dev/null 2>&1 || missing+=(libreoffice-calc-nogui)
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || missing+=(prometheus)
 
 if [ "${#missing[@]}" -eq 0 ]; then
-    log "everything already installed (postgresql server, psql, nginx with dav, curl, soffice)"
+    log "everything already installed (postgresql server, psql, nginx with dav, curl, soffice, prometheus)"
     exit 0
 fi
 
@@ -151,7 +154,7 @@ log "apt-get install ${pkgs[*]}"
 apt-get install -y -q --no-install-recommends "${pkgs[@]}"
 
 # Make sure no system service was left running (the tests use their own instances).
-for svc in nginx postgresql; do
+for svc in nginx postgresql prometheus; do
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
         if systemctl is-active --quiet "$svc" 2>/dev/null; then
             log "stopping system service $svc"
@@ -185,6 +188,10 @@ if ! have_nginx_dav; then
 fi
 if ! command -v soffice >/dev/null 2>&1; then
     log "soffice (libreoffice-calc-nogui) still missing after install" >&2
+    exit 1
+fi
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    log "prometheus or promtool still missing after install" >&2
     exit 1
 fi
 log "done: postgresql $(ls -d /usr/lib/postgresql/*/bin | sed 's#.*/postgresql/\([^/]*\)/bin#\1#' | sort -V | tail -n1), $(nginx -v 2>&1 || /usr/sbin/nginx -v 2>&1)"

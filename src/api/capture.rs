@@ -120,6 +120,14 @@ fn meta_of_cut_doc(doc: &[u8], kept: &str) -> Option<CaptureMeta> {
     )
 )]
 pub async fn post_capture(State(app): State<SharedApp>, req: Request) -> ApiResult<Response> {
+    let started = crate::clock::Stopwatch::start();
+    let answer = store_capture(app.clone(), req).await;
+    app.metrics.capture(super::metrics::capture_result(&answer));
+    app.metrics.capture_duration(started.elapsed());
+    answer
+}
+
+async fn store_capture(app: SharedApp, req: Request) -> ApiResult<Response> {
     let max = app.config.max_capture_bytes;
     let ct = media_type(req.headers());
     let (upload, meta) = match ct.as_str() {
@@ -291,6 +299,7 @@ pub async fn post_batch(State(app): State<SharedApp>, req: Request) -> ApiResult
             Ok(capture::ingest(&app, bytes, meta).await?)
         }
         .await;
+        super::metrics::count_batch_item(&app, &outcome);
         results.push(match outcome {
             Ok((ingested, answer)) => BatchItem {
                 index,

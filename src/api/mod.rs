@@ -1,5 +1,6 @@
 //! The HTTP API: router, limits, CORS, and the server loop with its timeouts.
 
+pub mod access_log;
 pub mod admin;
 pub mod backgrounds;
 pub mod capture;
@@ -8,6 +9,7 @@ pub mod error;
 pub mod files;
 pub mod gdpr;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 pub mod sms;
 
@@ -61,6 +63,8 @@ fn documented_routes(
         .routes(routes!(files::download))
         .routes(routes!(files::uploads))
         .routes(routes!(health::get_health))
+        // Public, like /health: counts and states only, nothing secret or personal.
+        .merge(metrics::routes())
         // Public, like /health: the API is on localhost and the document holds no secret.
         .routes(routes!(openapi::get_openapi_json))
 }
@@ -90,15 +94,27 @@ pub fn router(app: SharedApp) -> Router {
             BODY_TIMEOUT,
         ))
         .layer(cors)
+        // Outermost: every answer is logged and counted, CORS refusals and timeouts too.
+        .layer(axum::middleware::from_fn_with_state(
+            app.metrics.clone(),
+            access_log::track,
+        ))
         .with_state(app)
 }
 
-/// The router of `HEALTH_LISTEN`: `/health` alone.
+/// The router of `HEALTH_LISTEN`: `/health` and `/metrics`.
 pub fn health_router(app: SharedApp) -> Router {
     let (routes, _) = OpenApiRouter::new()
         .routes(routes!(health::get_health))
+        .merge(metrics::routes())
         .split_for_parts();
-    routes.fallback(fallback).with_state(app)
+    routes
+        .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            app.metrics.clone(),
+            access_log::track,
+        ))
+        .with_state(app)
 }
 
 async fn fallback(method: Method) -> ApiError {

@@ -203,7 +203,7 @@ pub(super) fn scheduler(
 /// Degraded when the worker's last attempts failed (that includes a server that answers
 /// but refuses, which a probe cannot see), or when the last probe failed after the
 /// worker's last success. `reachable` is the newest observation of either.
-pub(super) fn remote_check(w: &crate::sync::RemoteSnapshot, p: &ProbeSnapshot) -> Check {
+pub(crate) fn remote_check(w: &crate::sync::RemoteSnapshot, p: &ProbeSnapshot) -> Check {
     if !w.configured {
         return check(
             Status::Ok,

@@ -336,17 +336,20 @@ pub async fn send(app: &Arc<App>, job: Job) -> Report {
                 return Report::one(job, Outcome::retry_in(e.to_string(), LOCAL_RETRY));
             }
             tracing::info!(sms_id = %id, capture_id = %capture.id, phone = %row.phone_masked, "SMS sent");
+            app.metrics.sms_attempt("sent");
             app.sms.health.sent(res.total_credits_removed);
             finish(app, job)
         }
         AfterSend::Retry(msg) => {
             tracing::warn!(sms_id = %id, "SMS attempt failed, will retry: {msg}");
+            app.metrics.sms_attempt("retry");
             app.sms.health.error(&msg);
             set_status(app, &id, SmsStatus::Queued, Some(&msg)).await;
             Report::one(job, Outcome::retry(msg))
         }
         AfterSend::Fail(msg) => {
             tracing::error!(sms_id = %id, "SMS failed permanently: {msg}");
+            app.metrics.sms_attempt("failed");
             app.sms.health.error(&msg);
             let failed = SmsStatus::Failed.as_str();
             write_logged(app, move |c| {

@@ -97,6 +97,7 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
         workers: crate::workers::Workers::new(clock.clone()),
         recovery: Default::default(),
         probes: Default::default(),
+        metrics: crate::metrics::Metrics::new(),
         backgrounds,
         exports,
         clock,

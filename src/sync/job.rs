@@ -160,6 +160,8 @@ pub async fn run_batch(app: &Arc<App>, alive: &Alive, jobs: Vec<Job>) -> Report 
             tracing::warn!(rows = rows.len(), "remote database upsert failed: {msg}");
             msg
         });
+        app.metrics
+            .upload_batch(crate::metrics::REMOTE_DB, result.is_ok(), rows.len());
         if let Err(until) = answer(app, Remote::Db, now, result, &mut report) {
             report.set_all(
                 ready.into_iter().map(|(j, _)| j),
@@ -193,6 +195,14 @@ async fn upload(
         .collect()
         .await;
     let sorted = sort_uploads(results);
+    app.metrics.upload_results(
+        crate::metrics::REMOTE_STORAGE,
+        [
+            sorted.uploaded.len(),
+            sorted.failed.len(),
+            sorted.missing.len(),
+        ],
+    );
     for (job, row, msg) in sorted.missing {
         // Mark it and stop trying; start-up reconciliation has already logged the missing
         // file loudly.
