@@ -409,3 +409,44 @@ async fn fleet_check_fails_on_a_stale_kiosk() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("kiosk-check (down)"), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Admin key slow-down
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_right_admin_key_is_never_delayed() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let d = Daemon::start(&[]);
+    let client = reqwest::Client::new();
+    let call = |key: &'static str| {
+        let req = client.get(d.url("/admin/stats")).header("x-api-key", key);
+        async move {
+            let t = Instant::now();
+            let status = req.send().await.unwrap().status();
+            (status, t.elapsed())
+        }
+    };
+    for _ in 0..8 {
+        let (status, _) = call("wrong-key-wrong-key-wrong").await;
+        assert_eq!(status, 401);
+    }
+    // A wrong key is slowed now...
+    let (status, wrong) = call("wrong-key-wrong-key-wrong").await;
+    assert_eq!(status, 401);
+    assert!(
+        wrong >= Duration::from_millis(1000),
+        "wrong key after 9 failures: {wrong:?}"
+    );
+    // ...the right one answers before half that delay, from the same address.
+    let (status, right) = call(support::daemon::ADMIN_KEY).await;
+    assert_eq!(status, 200);
+    assert!(
+        right < wrong / 2,
+        "right key {right:?}, wrong key {wrong:?}"
+    );
+    // The slow-down is per address and only for wrong keys: a success forgets the
+    // address's failures (tests/admin.rs relies on that), and a wrong key after it is
+    // still refused.
+    let (status, _) = call("wrong-key-wrong-key-wrong").await;
+    assert_eq!(status, 401);
+}
