@@ -16,9 +16,6 @@ use crate::net;
 
 /// Default `--stale-after`: three missed beats at the default interval.
 pub const DEFAULT_STALE_AFTER_S: u64 = 180;
-const EXIT_USAGE: u8 = 64;
-/// sysexits EX_UNAVAILABLE: the database could not be reached.
-const EXIT_UNAVAILABLE: u8 = 69;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
@@ -90,13 +87,16 @@ impl KioskRow {
     }
 }
 
-/// The `fleet` command: prints the table (or `--json`), returns the exit code.
-pub fn cli(config: &Config, json: bool, stale_after_s: u64) -> ExitCode {
+/// The `fleet` command: prints the table (or `--json`), returns the exit code (the table
+/// in [`crate::cli`]). With `check`, a kiosk stale or down makes it
+/// [`crate::cli::UNHEALTHY`], for cron and monitoring.
+pub fn cli(config: &Config, json: bool, stale_after_s: u64, check: bool) -> ExitCode {
+    use crate::cli::{exit, FAILURE, UNAVAILABLE, UNHEALTHY, USAGE};
     let loaded = match net::block_on(load(config, stale_after_s)) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("selfie-kiosk fleet: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            return exit(FAILURE);
         }
     };
     match loaded {
@@ -107,19 +107,28 @@ pub fn cli(config: &Config, json: bool, stale_after_s: u64) -> ExitCode {
                     Ok(s) => println!("{s}"),
                     Err(e) => {
                         eprintln!("selfie-kiosk fleet: {e}");
-                        return ExitCode::FAILURE;
+                        return exit(FAILURE);
                     }
                 }
             } else {
                 print!("{}", table(&rows, stale_after_s));
             }
+            let unhealthy = unhealthy(&rows);
+            if check && !unhealthy.is_empty() {
+                eprintln!(
+                    "selfie-kiosk fleet --check: {} kiosk(s) stale or down: {}",
+                    unhealthy.len(),
+                    unhealthy.join(", ")
+                );
+                return exit(UNHEALTHY);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("selfie-kiosk fleet: {e}");
-            ExitCode::from(match e {
-                FleetError::NotConfigured | FleetError::BadUrl => EXIT_USAGE,
-                FleetError::Unavailable(_) => EXIT_UNAVAILABLE,
+            exit(match e {
+                FleetError::NotConfigured | FleetError::BadUrl => USAGE,
+                FleetError::Unavailable(_) => UNAVAILABLE,
             })
         }
     }
@@ -172,6 +181,23 @@ pub async fn load(config: &Config, stale_after_s: u64) -> Result<Vec<KioskRow>, 
         ));
     }
     Ok(out)
+}
+
+/// The kiosks `fleet --check` fails on, as `id (stale)` / `id (down)`: not seen for too
+/// long, or reporting `down` (captures stopped). `degraded` is not among them: a kiosk
+/// works offline.
+pub fn unhealthy(rows: &[KioskRow]) -> Vec<String> {
+    rows.iter()
+        .filter_map(|r| {
+            if r.stale {
+                Some(format!("{} (stale)", r.kiosk_id))
+            } else if r.reported_status == "down" {
+                Some(format!("{} (down)", r.kiosk_id))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// "42s", "5m", "3h", "2d".
@@ -300,6 +326,7 @@ mod tests {
             180,
         );
         assert!(!fresh.stale && old.stale);
+        assert_eq!(unhealthy(&[fresh.clone(), old.clone()]), ["b (stale)"]);
         assert_eq!(old.status, "stale");
         assert_eq!(fresh.backlog, Some(4));
         let t = table(&[fresh, old], 180);

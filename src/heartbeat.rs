@@ -1,7 +1,7 @@
 //! Heartbeats: the kiosk's health report, written to the shared remote database so staff
 //! see the whole fleet (`selfie-kiosk fleet`, `psql`, Grafana).
 //!
-//! Every [`interval`] (env `KIOSK_HEARTBEAT_SECS`, default 60 s), while the remote database
+//! Every `KIOSK_HEARTBEAT_SECS` (read and checked by [`crate::config`], default 60 s), while the remote database
 //! answers, the report is upserted into `kiosk_heartbeats` (one row per kiosk) and appended
 //! to `kiosk_heartbeat_history`, which is pruned to the newest [`HISTORY_KEEP`] rows of this
 //! kiosk. `seen_at` is the *server's* `now()`: many boards have no RTC, and staleness must be
@@ -16,34 +16,12 @@ use crate::workers::{Next, Worker};
 
 /// History rows kept per kiosk (about 16 hours at the default interval).
 pub const HISTORY_KEEP: i64 = 1_000;
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(crate::config::DEFAULT_HEARTBEAT_SECS);
 /// Longest one beat may take (connect + three statements).
 const BEAT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The heartbeat interval from `KIOSK_HEARTBEAT_SECS` (whole seconds, at least 1; an
-/// unparsable value falls back to the default with a warning).
-pub fn interval() -> Duration {
-    parse_interval(std::env::var("KIOSK_HEARTBEAT_SECS").ok().as_deref())
-}
-
-fn parse_interval(v: Option<&str>) -> Duration {
-    match v.map(str::trim).filter(|s| !s.is_empty()) {
-        None => DEFAULT_INTERVAL,
-        Some(s) => match s.parse::<u64>() {
-            Ok(n) => Duration::from_secs(n.max(1)),
-            Err(_) => {
-                tracing::warn!(
-                    "KIOSK_HEARTBEAT_SECS='{s}' is not a whole number of seconds; using {}",
-                    DEFAULT_INTERVAL.as_secs()
-                );
-                DEFAULT_INTERVAL
-            }
-        },
-    }
-}
-
-/// Sends a heartbeat every [`interval`] while the remote database answers. Done at once
-/// without a remote database. A beat that fails is not a failure of the worker: the health
+/// Sends a heartbeat every `config.heartbeat_interval` while the remote database answers.
+/// Done at once without a remote database. A beat that fails is not a failure of the worker: the health
 /// report already says the remote is unreachable, so it is logged once and retried quietly.
 pub struct HeartbeatWorker {
     app: Arc<App>,
@@ -54,8 +32,8 @@ pub struct HeartbeatWorker {
 impl HeartbeatWorker {
     pub fn new(app: Arc<App>) -> HeartbeatWorker {
         HeartbeatWorker {
+            every: app.config.heartbeat_interval,
             app,
-            every: interval(),
             failing: false,
         }
     }
@@ -145,20 +123,5 @@ pub async fn beat(app: &App) -> Result<(), String> {
             db.reset().await;
             Err(format!("remote database: {e}"))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn interval_parsing() {
-        assert_eq!(parse_interval(None), DEFAULT_INTERVAL);
-        assert_eq!(parse_interval(Some("")), DEFAULT_INTERVAL);
-        assert_eq!(parse_interval(Some("1")), Duration::from_secs(1));
-        assert_eq!(parse_interval(Some("0")), Duration::from_secs(1));
-        assert_eq!(parse_interval(Some(" 300 ")), Duration::from_secs(300));
-        assert_eq!(parse_interval(Some("abc")), DEFAULT_INTERVAL);
     }
 }

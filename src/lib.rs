@@ -55,6 +55,7 @@ pub mod buffers;
 pub mod capture;
 pub mod catalog;
 pub mod cleanup;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod diag;

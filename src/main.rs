@@ -3,23 +3,43 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use selfie_kiosk::config::{Config, ConfigError, Keys, Presence};
+use selfie_kiosk::cli::{exit, FAILURE, OK, USAGE};
+use selfie_kiosk::config::{Config, ConfigError};
 
-/// Exit code for a bad configuration (sysexits.h EX_CONFIG... EX_USAGE is 64).
-const EXIT_CONFIG: u8 = 64;
+/// What `--version` prints: the version, the commit and the build date (`build.rs`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SELFIE_KIOSK_COMMIT"),
+    ", built ",
+    env!("SELFIE_KIOSK_BUILD_DATE"),
+    ")"
+);
+
+/// Where the configuration comes from and what it defaults to (end of `--help`).
+const CONFIG_HELP: &str = "\
+Configuration: environment variables, on top of the file given by --env-file (else ./.env
+in the working directory, when it exists); a variable in the environment wins over the
+file. With none at all, `serve` starts and is useful:
+  KIOSK_LISTEN    127.0.0.1:8000   the API (a host name such as localhost:8000 is resolved at start)
+  KIOSK_DATA_DIR  ./data           catalog, outbox, photos (packages: /var/lib/selfie-kiosk)
+  ADMIN_API_KEY   generated into $KIOSK_DATA_DIR/admin_api_key; send it as the X-API-Key header
+Every variable is in README.md and assets/selfie-kiosk.env.example; `selfie-kiosk
+check-config` shows what would be used. Logs go to journald under systemd, else to stderr
+(no colour when stderr is not a terminal or NO_COLOR is set).";
 
 #[derive(Parser)]
 #[command(
     name = "selfie-kiosk",
-    version,
-    about = "Offline-first backend of a selfie kiosk"
+    version = VERSION,
+    about = "Offline-first backend of a selfie kiosk (runs `serve` when no command is given)"
 )]
 struct Cli {
-    /// Read variables from this file instead of ./.env
-    #[arg(long, global = true)]
+    /// Read variables from this file instead of ./.env (the environment still wins)
+    #[arg(long, global = true, value_name = "FILE")]
     env_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -27,9 +47,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the daemon (the default).
+    /// Run the daemon (the default): the API on KIOSK_LISTEN (127.0.0.1:8000).
     Serve,
-    /// Validate the configuration and print it (secrets hidden).
+    /// Check the configuration: every problem at once, then every setting (secrets hidden).
     CheckConfig,
     /// Check the OVH SMS credentials, credits and sender, then send one test SMS.
     SmsTest {
@@ -47,91 +67,69 @@ enum Command {
         /// Seconds without a heartbeat after which a kiosk is shown STALE.
         #[arg(long, value_name = "SECS", default_value_t = selfie_kiosk::fleet::DEFAULT_STALE_AFTER_S)]
         stale_after: u64,
+        /// Exit 2 when any kiosk is stale or down (for cron and monitoring).
+        #[arg(long)]
+        check: bool,
     },
     /// Write a diagnostics bundle (tar.gz and summary.txt) into DIR, e.g. onto a USB stick.
     Diag {
+        /// Directory to write the bundle and summary.txt into (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let config = match Config::load(cli.env_file.as_deref()) {
-        Ok(c) => c,
-        Err(e) => return config_error(&e),
+/// The command line; `--help` and `--version` exit 0, a usage error 64 (the exit-code
+/// table is the same for every subcommand).
+fn parse_cli() -> Result<Cli, ExitCode> {
+    let after = format!("{CONFIG_HELP}\n\n{}", selfie_kiosk::cli::EXIT_CODES_HELP);
+    let codes = selfie_kiosk::cli::EXIT_CODES_HELP;
+    let command = Cli::command()
+        .after_help(after)
+        .mut_subcommands(|s| s.after_help(codes));
+    let report = |e: clap::Error| {
+        let _ = e.print();
+        exit(if e.exit_code() == 0 { OK } else { USAGE })
     };
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::CheckConfig => check_config(&config),
+    let matches = command.try_get_matches().map_err(report)?;
+    Cli::from_arg_matches(&matches).map_err(report)
+}
+
+fn main() -> ExitCode {
+    let cli = match parse_cli() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let command = cli.command.unwrap_or(Command::Serve);
+    let (config, errors) = match Config::load_lenient(cli.env_file.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return config_errors(&[e]),
+    };
+    if let Command::CheckConfig = command {
+        return selfie_kiosk::cli::check_config(&config, &errors);
+    }
+    if !errors.is_empty() {
+        return config_errors(&errors);
+    }
+    match command {
+        Command::CheckConfig => selfie_kiosk::cli::check_config(&config, &errors),
         Command::Serve => serve(config, cli.env_file),
-        Command::Fleet { json, stale_after } => {
-            selfie_kiosk::fleet::cli(&config, json, stale_after)
-        }
+        Command::Fleet {
+            json,
+            stale_after,
+            check,
+        } => selfie_kiosk::fleet::cli(&config, json, stale_after, check),
         Command::Diag { out } => selfie_kiosk::diag::cli(&config, &out),
         Command::SmsTest { phone, dry_run } => sms_test(&config, &phone, dry_run),
     }
 }
 
-fn config_error(e: &ConfigError) -> ExitCode {
-    eprintln!("selfie-kiosk: configuration error: {e}");
-    ExitCode::from(EXIT_CONFIG)
-}
-
-fn check_config(c: &Config) -> ExitCode {
-    let view = selfie_kiosk::config::view(c, None, Keys::AsConfigured);
-    let facts = &view.read_only;
-    let key = |p: Presence| {
-        if p.is_set() {
-            "set"
-        } else {
-            "unset (generated at first start)"
-        }
-    };
-    println!("configuration OK");
-    println!("  KIOSK_LISTEN        {}", facts.listen);
-    if let Some(h) = &facts.health_listen {
-        println!("  HEALTH_LISTEN       {h}");
+/// One line per problem, each naming its variable; exit 64.
+fn config_errors(errors: &[ConfigError]) -> ExitCode {
+    for e in errors {
+        eprintln!("selfie-kiosk: configuration error: {e}");
     }
-    println!("  KIOSK_DATA_DIR      {}", facts.data_dir);
-    println!("  UPLOADS_DIR         {}", facts.uploads_dir);
-    println!("  KIOSK_ID            {}", facts.kiosk_id);
-    println!("  ADMIN_API_KEY       {}", key(facts.secrets.admin_api_key));
-    println!("  SECRET_KEY          {}", key(facts.secrets.secret_key));
-    println!(
-        "  REMOTE_DATABASE_URL {}",
-        if facts.remote_database.configured {
-            "set"
-        } else {
-            "unset: no remote metadata"
-        }
-    );
-    println!(
-        "  REMOTE_STORAGE_URL  {}",
-        facts
-            .remote_storage
-            .url
-            .as_deref()
-            .unwrap_or("unset: no remote files")
-    );
-    println!(
-        "  PUBLIC_BASE_URL     {}",
-        facts
-            .public_base_url
-            .as_deref()
-            .unwrap_or("unset: SMS disabled")
-    );
-    println!(
-        "  SMS (OVH)           {}",
-        if facts.secrets.ovh_app_key.is_set() {
-            "configured"
-        } else {
-            "not configured"
-        }
-    );
-    println!("  RETENTION_DAYS      {}", view.settings.retention_days);
-    println!("  MAX_CAPTURE_BYTES   {}", facts.max_capture_bytes);
-    println!("  KIOSK_DISK_RESERVE  {}", view.settings.kiosk_disk_reserve);
-    ExitCode::SUCCESS
+    exit(USAGE)
 }
 
 fn sms_test(config: &Config, phone: &str, dry_run: bool) -> ExitCode {
@@ -140,7 +138,7 @@ fn sms_test(config: &Config, phone: &str, dry_run: bool) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("selfie-kiosk: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            return exit(FAILURE);
         }
     };
     match ran {
@@ -148,11 +146,11 @@ fn sms_test(config: &Config, phone: &str, dry_run: bool) -> ExitCode {
             for l in lines {
                 println!("{l}");
             }
-            ExitCode::SUCCESS
+            exit(OK)
         }
         Err(e) => {
             eprintln!("sms-test: {e}");
-            ExitCode::FAILURE
+            exit(e.exit_code())
         }
     }
 }
@@ -173,7 +171,7 @@ fn serve(config: Config, env_file: Option<PathBuf>) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("selfie-kiosk: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            return exit(FAILURE);
         }
     };
     runtime.block_on(async move {
@@ -185,7 +183,7 @@ fn serve(config: Config, env_file: Option<PathBuf>) -> ExitCode {
                     "selfie-kiosk: KIOSK_LISTEN: cannot listen on {}: {e}",
                     config.listen
                 );
-                return ExitCode::FAILURE;
+                return exit(FAILURE);
             }
         };
         let health = match config.health_listen {
@@ -193,7 +191,7 @@ fn serve(config: Config, env_file: Option<PathBuf>) -> ExitCode {
                 Ok(l) => Some(l),
                 Err(e) => {
                     eprintln!("selfie-kiosk: HEALTH_LISTEN: cannot listen on {addr}: {e}");
-                    return ExitCode::FAILURE;
+                    return exit(FAILURE);
                 }
             },
             None => None,
@@ -202,13 +200,13 @@ fn serve(config: Config, env_file: Option<PathBuf>) -> ExitCode {
         tokio::spawn(wait_for_signal(shutdown.clone()));
         tokio::spawn(reload_log_level_on_sighup(env_file));
         match selfie_kiosk::run(config, listener, health, shutdown).await {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(()) => exit(OK),
             Err(e) => {
                 tracing::error!("cannot start: {e}");
                 eprintln!("selfie-kiosk: cannot start: {e}");
                 match e {
-                    selfie_kiosk::StartError::Remote { .. } => ExitCode::from(EXIT_CONFIG),
-                    _ => ExitCode::FAILURE,
+                    selfie_kiosk::StartError::Remote { .. } => exit(USAGE),
+                    _ => exit(FAILURE),
                 }
             }
         }

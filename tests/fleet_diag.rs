@@ -227,7 +227,9 @@ fn run_diag(
     out: &Path,
 ) -> (String, BTreeMap<String, String>, String) {
     let (code, stdout, stderr) = run_cli(&["diag", "--out", &out.display().to_string()], env, cwd);
-    assert_eq!(code, 0, "diag failed:\n{stdout}\n{stderr}");
+    // The bundle is written either way; the exit says whether the kiosk is DOWN (2) or
+    // not (0), checked against health.json below.
+    assert!(code == 0 || code == 2, "diag failed:\n{stdout}\n{stderr}");
     let bundles: Vec<PathBuf> = std::fs::read_dir(out)
         .unwrap()
         .flatten()
@@ -274,6 +276,13 @@ fn run_diag(
             by_name.keys()
         );
     }
+    let health: Value = serde_json::from_str(&by_name["health.json"]).unwrap();
+    assert_eq!(
+        code == 2,
+        health["status"] == "down",
+        "exit {code} for status {}",
+        health["status"]
+    );
     let summary = std::fs::read_to_string(out.join("summary.txt")).unwrap();
     // No planted secret anywhere: every unpacked file, the summary, the file names.
     let mut all: Vec<(String, &str)> = by_name

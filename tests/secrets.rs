@@ -179,7 +179,8 @@ fn unpack(tar_gz: &Path, into: &Path) {
 }
 
 /// Runs `diag --out` into a fresh directory and adds the unpacked bundle and the summary.
-fn diag_into(hay: &mut Haystack, label: &str, env: &[(&str, &str)], cwd: &Path) {
+/// `want` is the exit code: 0, or 2 when the kiosk is DOWN (the bundle is written then too).
+fn diag_into(hay: &mut Haystack, label: &str, env: &[(&str, &str)], cwd: &Path, want: i32) {
     let out = tempfile::tempdir().unwrap();
     let (code, stdout, stderr) = run_cli(
         &["diag", "--out", &out.path().display().to_string()],
@@ -188,7 +189,7 @@ fn diag_into(hay: &mut Haystack, label: &str, env: &[(&str, &str)], cwd: &Path) 
     );
     hay.add(format!("{label}: diag stdout"), stdout.clone());
     hay.add(format!("{label}: diag stderr"), stderr.clone());
-    assert_eq!(code, 0, "diag failed:\n{stdout}\n{stderr}");
+    assert_eq!(code, want, "diag failed:\n{stdout}\n{stderr}");
     let mut bundles = 0;
     for e in std::fs::read_dir(out.path()).unwrap().flatten() {
         let p = e.path();
@@ -495,7 +496,7 @@ async fn no_secret_and_no_phone_number_anywhere() {
     let (code, out, err) = run_cli(&["fleet", "--json"], &full_env, tmp.path());
     hay.add(format!("fleet --json stdout (exit {code})"), out);
     hay.add("fleet --json stderr", err);
-    diag_into(&mut hay, "diag (daemon running)", &full_env, tmp.path());
+    diag_into(&mut hay, "diag (daemon running)", &full_env, tmp.path(), 0);
 
     // Bad configurations: each refused with one line that shows no secret.
     let bad: Vec<(&str, String)> = vec![
@@ -635,7 +636,7 @@ async fn no_secret_and_no_phone_number_anywhere() {
     // A clean stop, then the files at rest and a diagnostics bundle of the stopped daemon.
     let (code, _) = d.terminate(Duration::from_secs(15));
     assert_eq!(code, Some(0));
-    diag_into(&mut hay, "diag (daemon stopped)", &full_env, tmp.path());
+    diag_into(&mut hay, "diag (daemon stopped)", &full_env, tmp.path(), 2);
     let log = d.log_text();
     assert!(log.contains("stopped"));
     hay.add("daemon log", log);

@@ -16,8 +16,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use parse::{parse_addr, parse_http_base, parse_origin, parse_ovh, parse_remote_storage};
-pub use parse::{parse_retention_days, parse_size};
+pub use parse::{format_size, parse_retention_days, parse_size};
+use parse::{
+    parse_addr, parse_http_base, parse_origin, parse_ovh, parse_remote_storage, parse_secs,
+};
 pub use view::{view, ConfigFacts, ConfigView, Keys, Presence};
 
 /// A secret value: never printed.
@@ -129,6 +131,8 @@ pub struct Config {
     pub log_filter: String,
     /// Timeout of one OVH API call (`OVH_TIMEOUT_SECS`).
     pub ovh_timeout_secs: u64,
+    /// Time between heartbeats to the remote database (`KIOSK_HEARTBEAT_SECS`).
+    pub heartbeat_interval: std::time::Duration,
 }
 
 /// Where a variable's value comes from: the process environment plus the `.env` file.
@@ -138,65 +142,77 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
 pub const DEFAULT_MAX_CAPTURE_BYTES: u64 = 25 * 1024 * 1024;
 pub const DEFAULT_DISK_RESERVE_BYTES: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+pub const DEFAULT_OVH_TIMEOUT_SECS: u64 = 15;
+pub const DEFAULT_HEARTBEAT_SECS: u64 = 60;
 
 impl Config {
     /// Reads the process environment, after loading `env_file` (or `./.env` when it
     /// exists). Variables already in the environment win over the file, as with systemd's
     /// `EnvironmentFile=` plus `Environment=`.
     pub fn load(env_file: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut vars: Vars = HashMap::new();
-        let file = match env_file {
-            Some(p) => Some(p.to_path_buf()),
-            None => {
-                let p = PathBuf::from(".env");
-                p.exists().then_some(p)
-            }
-        };
-        if let Some(path) = file {
-            let iter = dotenvy::from_path_iter(&path).map_err(|e| {
-                ConfigError::new(
-                    "--env-file",
-                    format!("cannot read {}: {}", path.display(), env_file_error(&e)),
-                )
-            })?;
-            for item in iter {
-                let (k, v) = item.map_err(|e| {
-                    ConfigError::new(
-                        "--env-file",
-                        format!("{}: {}", path.display(), env_file_error(&e)),
-                    )
-                })?;
-                vars.insert(k, v);
-            }
-        }
-        for (k, v) in std::env::vars_os() {
-            if let (Ok(k), Ok(v)) = (k.into_string(), v.into_string()) {
-                vars.insert(k, v);
-            }
-        }
-        Config::from_vars(&vars)
+        Config::from_vars(&read_vars(env_file)?)
     }
 
-    /// Builds and validates a configuration from a map of variables (tests use this).
+    /// Builds and validates a configuration from a map of variables (tests use this); the
+    /// first problem, if any (see [`Config::check`] for all of them).
     pub fn from_vars(vars: &Vars) -> Result<Config, ConfigError> {
+        let (config, mut errors) = Config::check(vars);
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(errors.swap_remove(0))
+        }
+    }
+
+    /// Reads the variables like [`Config::load`], then checks them all: the problems come
+    /// back together, in the order of the variables (`check-config` prints every one).
+    pub fn load_checked(env_file: Option<&Path>) -> Result<Config, Vec<ConfigError>> {
+        let vars = read_vars(env_file).map_err(|e| vec![e])?;
+        let (config, errors) = Config::check(&vars);
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// [`Config::load_checked`] that keeps the configuration too, each bad value replaced
+    /// by its default, so `check-config` can show every setting next to the problems.
+    pub fn load_lenient(
+        env_file: Option<&Path>,
+    ) -> Result<(Config, Vec<ConfigError>), ConfigError> {
+        Ok(Config::check(&read_vars(env_file)?))
+    }
+
+    /// Every problem of `vars` at once, and a configuration where each bad value is
+    /// replaced by its default (usable only when there is no problem).
+    pub fn check(vars: &Vars) -> (Config, Vec<ConfigError>) {
         let get = |name: &str| -> Option<String> {
             vars.get(name)
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
+        let mut errs = Errors::default();
+        let default_listen = SocketAddr::from(([127, 0, 0, 1], 8000));
 
-        let listen = parse_addr(
-            "KIOSK_LISTEN",
-            &get("KIOSK_LISTEN").unwrap_or(DEFAULT_LISTEN.into()),
-        )?;
-        let health_listen = get("HEALTH_LISTEN")
-            .map(|v| parse_addr("HEALTH_LISTEN", &v))
-            .transpose()?;
+        let listen = errs.or(
+            parse_addr(
+                "KIOSK_LISTEN",
+                &get("KIOSK_LISTEN").unwrap_or(DEFAULT_LISTEN.into()),
+            ),
+            default_listen,
+        );
+        let health_listen = errs.or(
+            get("HEALTH_LISTEN")
+                .map(|v| parse_addr("HEALTH_LISTEN", &v))
+                .transpose(),
+            None,
+        );
         let data_dir = PathBuf::from(get("KIOSK_DATA_DIR").unwrap_or_else(|| "./data".into()));
         let uploads_dir = get("UPLOADS_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| data_dir.join("uploads"));
-        let kiosk_id = match get("KIOSK_ID") {
+        let mut kiosk_id = match get("KIOSK_ID") {
             Some(id) => id,
             None => host_name(),
         };
@@ -206,103 +222,130 @@ impl Config {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         {
-            return Err(ConfigError::new(
+            errs.push(ConfigError::new(
                 "KIOSK_ID",
                 format!("'{kiosk_id}' is not a valid kiosk id (1-64 characters: letters, digits, '-', '_', '.')"),
             ));
+            kiosk_id = "kiosk".into();
         }
 
-        let admin_api_key = get("ADMIN_API_KEY").map(Secret::new);
-        if let Some(k) = &admin_api_key {
-            if k.expose().len() < 16 {
-                return Err(ConfigError::new(
-                    "ADMIN_API_KEY",
-                    "too short (at least 16 characters); unset it to have one generated",
-                ));
-            }
+        let mut admin_api_key = get("ADMIN_API_KEY").map(Secret::new);
+        if admin_api_key
+            .as_ref()
+            .is_some_and(|k| k.expose().len() < 16)
+        {
+            errs.push(ConfigError::new(
+                "ADMIN_API_KEY",
+                "too short (at least 16 characters); unset it to have one generated",
+            ));
+            admin_api_key = None;
         }
-        let secret_key = get("SECRET_KEY").map(Secret::new);
-        if let Some(k) = &secret_key {
-            if k.expose().len() < 16 {
-                return Err(ConfigError::new(
-                    "SECRET_KEY",
-                    "too short (at least 16 characters); unset it to have one generated",
-                ));
-            }
+        let mut secret_key = get("SECRET_KEY").map(Secret::new);
+        if secret_key.as_ref().is_some_and(|k| k.expose().len() < 16) {
+            errs.push(ConfigError::new(
+                "SECRET_KEY",
+                "too short (at least 16 characters); unset it to have one generated",
+            ));
+            secret_key = None;
         }
 
-        let remote_database_url = get("REMOTE_DATABASE_URL")
-            .map(|v| {
-                if v.starts_with("postgresql://") || v.starts_with("postgres://") {
-                    Ok(Secret::new(v))
-                } else {
-                    Err(ConfigError::new(
-                        "REMOTE_DATABASE_URL",
-                        "must start with postgresql:// (value not shown: it may hold a password)",
-                    ))
-                }
-            })
-            .transpose()?;
-        let remote_storage = get("REMOTE_STORAGE_URL")
-            .map(|v| parse_remote_storage(&v, &get))
-            .transpose()?;
-        let public_base_url = get("PUBLIC_BASE_URL")
-            .map(|v| parse_http_base("PUBLIC_BASE_URL", &v).map(|(base, _, _)| base))
-            .transpose()?;
+        let remote_database_url = errs.or(
+            get("REMOTE_DATABASE_URL")
+                .map(|v| {
+                    if v.starts_with("postgresql://") || v.starts_with("postgres://") {
+                        Ok(Secret::new(v))
+                    } else {
+                        Err(ConfigError::new(
+                            "REMOTE_DATABASE_URL",
+                            "must start with postgresql:// (value not shown: it may hold a password)",
+                        ))
+                    }
+                })
+                .transpose(),
+            None,
+        );
+        let remote_storage = errs.or(
+            get("REMOTE_STORAGE_URL")
+                .map(|v| parse_remote_storage(&v, &get))
+                .transpose(),
+            None,
+        );
+        let public_base_url = errs.or(
+            get("PUBLIC_BASE_URL")
+                .map(|v| parse_http_base("PUBLIC_BASE_URL", &v).map(|(base, _, _)| base))
+                .transpose(),
+            None,
+        );
 
-        let ovh = parse_ovh(&get)?;
+        let ovh = errs.or(parse_ovh(&get), None);
 
-        let retention_days = match get("RETENTION_DAYS") {
-            None => DEFAULT_RETENTION_DAYS,
-            Some(v) => {
-                parse_retention_days(&v).map_err(|m| ConfigError::new("RETENTION_DAYS", m))?
-            }
-        };
-        let max_capture_bytes = match get("MAX_CAPTURE_BYTES") {
-            None => DEFAULT_MAX_CAPTURE_BYTES,
-            Some(v) => {
-                let n = parse_size(&v).map_err(|m| ConfigError::new("MAX_CAPTURE_BYTES", m))?;
-                if !(1024..=512 * 1024 * 1024).contains(&n) {
-                    return Err(ConfigError::new(
-                        "MAX_CAPTURE_BYTES",
-                        format!("{n} bytes is out of range (1 KiB to 512 MiB)"),
-                    ));
-                }
-                n
-            }
-        };
-        let disk_reserve_bytes = match get("KIOSK_DISK_RESERVE") {
-            None => DEFAULT_DISK_RESERVE_BYTES,
-            Some(v) => parse_size(&v).map_err(|m| ConfigError::new("KIOSK_DISK_RESERVE", m))?,
-        };
-        let cors_origins = match get("KIOSK_CORS_ORIGINS") {
-            None => Vec::new(),
-            Some(v) => v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|o| parse_origin(o).map_err(|m| ConfigError::new("KIOSK_CORS_ORIGINS", m)))
-                .collect::<Result<Vec<_>, _>>()?,
-        };
-        let ovh_timeout_secs = match get("OVH_TIMEOUT_SECS") {
-            None => 15,
-            Some(v) => match v.parse::<u64>() {
-                Ok(n) if (1..=300).contains(&n) => n,
-                _ => {
-                    return Err(ConfigError::new(
-                        "OVH_TIMEOUT_SECS",
-                        format!("'{v}' is not a number of seconds between 1 and 300"),
-                    ))
-                }
-            },
-        };
-        let log_filter = get("KIOSK_LOG")
+        let retention_days = errs.or(
+            get("RETENTION_DAYS")
+                .map(|v| {
+                    parse_retention_days(&v).map_err(|m| ConfigError::new("RETENTION_DAYS", m))
+                })
+                .transpose(),
+            None,
+        );
+        let max_capture_bytes = errs.or(
+            get("MAX_CAPTURE_BYTES")
+                .map(|v| {
+                    let n = parse_size(&v).map_err(|m| ConfigError::new("MAX_CAPTURE_BYTES", m))?;
+                    if !(1024..=512 * 1024 * 1024).contains(&n) {
+                        return Err(ConfigError::new(
+                            "MAX_CAPTURE_BYTES",
+                            format!("{} is out of range (1KB to 512MB)", format_size(n)),
+                        ));
+                    }
+                    Ok(n)
+                })
+                .transpose(),
+            None,
+        );
+        let disk_reserve_bytes = errs.or(
+            get("KIOSK_DISK_RESERVE")
+                .map(|v| parse_size(&v).map_err(|m| ConfigError::new("KIOSK_DISK_RESERVE", m)))
+                .transpose(),
+            None,
+        );
+        let cors_origins = errs.or(
+            get("KIOSK_CORS_ORIGINS")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|o| {
+                            parse_origin(o).map_err(|m| ConfigError::new("KIOSK_CORS_ORIGINS", m))
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose(),
+            None,
+        );
+        let ovh_timeout_secs = errs.or(
+            get("OVH_TIMEOUT_SECS")
+                .map(|v| parse_secs("OVH_TIMEOUT_SECS", &v, 1..=300))
+                .transpose(),
+            None,
+        );
+        let heartbeat_secs = errs.or(
+            get("KIOSK_HEARTBEAT_SECS")
+                .map(|v| parse_secs("KIOSK_HEARTBEAT_SECS", &v, 1..=86_400))
+                .transpose(),
+            None,
+        );
+        let mut log_filter = get("KIOSK_LOG")
             .or_else(|| get("RUST_LOG"))
             .unwrap_or_else(|| "info".into());
-        tracing_subscriber::EnvFilter::try_new(&log_filter)
-            .map_err(|e| ConfigError::new("KIOSK_LOG", format!("invalid log filter: {e}")))?;
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_filter) {
+            errs.push(ConfigError::new(
+                "KIOSK_LOG",
+                format!("invalid log filter: {e}"),
+            ));
+            log_filter = "info".into();
+        }
 
-        Ok(Config {
+        let config = Config {
             listen,
             health_listen,
             data_dir,
@@ -314,14 +357,18 @@ impl Config {
             remote_storage,
             public_base_url,
             ovh,
-            retention_days,
+            retention_days: retention_days.unwrap_or(DEFAULT_RETENTION_DAYS),
             redis_url_set: get("REDIS_URL").is_some(),
-            max_capture_bytes,
-            disk_reserve_bytes,
-            cors_origins,
+            max_capture_bytes: max_capture_bytes.unwrap_or(DEFAULT_MAX_CAPTURE_BYTES),
+            disk_reserve_bytes: disk_reserve_bytes.unwrap_or(DEFAULT_DISK_RESERVE_BYTES),
+            cors_origins: cors_origins.unwrap_or_default(),
             log_filter,
-            ovh_timeout_secs,
-        })
+            ovh_timeout_secs: ovh_timeout_secs.unwrap_or(DEFAULT_OVH_TIMEOUT_SECS),
+            heartbeat_interval: std::time::Duration::from_secs(
+                heartbeat_secs.unwrap_or(DEFAULT_HEARTBEAT_SECS),
+            ),
+        };
+        (config, errs.0)
     }
 
     /// A configuration with every default and the given data directory (tests, benches).
@@ -344,8 +391,69 @@ impl Config {
         )
     }
 
+    /// Where the admin key is kept when `ADMIN_API_KEY` is not given.
+    pub fn admin_key_path(&self) -> PathBuf {
+        self.data_dir.join("admin_api_key")
+    }
+
+    /// Where the HMAC key is kept when `SECRET_KEY` is not given.
+    pub fn secret_key_path(&self) -> PathBuf {
+        self.data_dir.join("secret_key")
+    }
+
     pub fn sms_configured(&self) -> bool {
         self.ovh.is_some() && self.public_base_url.is_some()
+    }
+}
+
+/// The process environment on top of `env_file` (or `./.env` when it exists).
+fn read_vars(env_file: Option<&Path>) -> Result<Vars, ConfigError> {
+    let mut vars: Vars = HashMap::new();
+    let file = match env_file {
+        Some(p) => Some(p.to_path_buf()),
+        None => {
+            let p = PathBuf::from(".env");
+            p.exists().then_some(p)
+        }
+    };
+    if let Some(path) = file {
+        let iter = dotenvy::from_path_iter(&path).map_err(|e| {
+            ConfigError::new(
+                "--env-file",
+                format!("cannot read {}: {}", path.display(), env_file_error(&e)),
+            )
+        })?;
+        for item in iter {
+            let (k, v) = item.map_err(|e| {
+                ConfigError::new(
+                    "--env-file",
+                    format!("{}: {}", path.display(), env_file_error(&e)),
+                )
+            })?;
+            vars.insert(k, v);
+        }
+    }
+    for (k, v) in std::env::vars_os() {
+        if let (Ok(k), Ok(v)) = (k.into_string(), v.into_string()) {
+            vars.insert(k, v);
+        }
+    }
+    Ok(vars)
+}
+
+/// The problems found so far; each bad value gives way to its default.
+#[derive(Default)]
+struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    fn push(&mut self, e: ConfigError) {
+        self.0.push(e);
+    }
+    fn or<T>(&mut self, r: Result<T, ConfigError>, default: T) -> T {
+        r.unwrap_or_else(|e| {
+            self.0.push(e);
+            default
+        })
     }
 }
 
@@ -370,130 +478,4 @@ fn host_name() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-
-    fn vars(pairs: &[(&str, &str)]) -> Vars {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn defaults_are_valid() {
-        let c = Config::from_vars(&vars(&[])).unwrap();
-        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(c.uploads_dir, PathBuf::from("./data/uploads"));
-        assert_eq!(c.retention_days, 30);
-        assert!(c.ovh.is_none() && c.remote_storage.is_none());
-    }
-
-    #[test]
-    fn bad_values_name_their_variable() {
-        for (k, v) in [
-            ("KIOSK_LISTEN", "nowhere"),
-            ("RETENTION_DAYS", "0"),
-            ("RETENTION_DAYS", "abc"),
-            ("MAX_CAPTURE_BYTES", "12XB"),
-            ("MAX_CAPTURE_BYTES", "10"),
-            ("REMOTE_DATABASE_URL", "mysql://x"),
-            ("REMOTE_STORAGE_URL", "ftp://x/"),
-            ("PUBLIC_BASE_URL", "vps/uploads"),
-            ("KIOSK_CORS_ORIGINS", "http://a/b"),
-            ("KIOSK_ID", "bad id"),
-            ("KIOSK_LOG", "[[["),
-        ] {
-            let e = Config::from_vars(&vars(&[(k, v)])).unwrap_err();
-            assert!(e.to_string().starts_with(k), "{k}={v}: {e}");
-        }
-        // A partial OVH configuration names the first missing variable.
-        let e = Config::from_vars(&vars(&[("OVH_APP_KEY", "only-one")])).unwrap_err();
-        assert!(e.to_string().starts_with("OVH_APP_SECRET: is unset"), "{e}");
-    }
-
-    #[test]
-    fn secrets_stay_out_of_debug_and_errors() {
-        let c = Config::from_vars(&vars(&[
-            ("REMOTE_DATABASE_URL", "postgresql://u:hunter2pw@db/x"),
-            ("REMOTE_STORAGE_URL", "https://kiosk:davpass99@vps/uploads"),
-            ("ADMIN_API_KEY", "admin-key-0123456789"),
-        ]))
-        .unwrap();
-        let dbg = format!("{c:?}");
-        for s in ["hunter2pw", "davpass99", "admin-key-0123456789"] {
-            assert!(!dbg.contains(s), "{s} leaked in {dbg}");
-        }
-        assert_eq!(
-            c.remote_storage.unwrap().display_url(),
-            "https://vps/uploads/"
-        );
-        let e =
-            Config::from_vars(&vars(&[("REMOTE_DATABASE_URL", "pg://u:hunter2pw@x")])).unwrap_err();
-        assert!(!e.to_string().contains("hunter2pw"));
-    }
-
-    #[test]
-    fn s3_storage() {
-        let c = Config::from_vars(&vars(&[
-            (
-                "REMOTE_STORAGE_URL",
-                "s3://kiosk-photos/captures?endpoint=https://s3.fr-par.scw.cloud&region=fr-par",
-            ),
-            ("AWS_ACCESS_KEY_ID", "SCWEXAMPLEKEY0000000"),
-            ("AWS_SECRET_ACCESS_KEY", "s3-secret/With+Slash99"),
-        ]))
-        .unwrap();
-        let dbg = format!("{c:?}");
-        assert!(!dbg.contains("s3-secret/With+Slash99"), "secret in {dbg}");
-        let Some(RemoteStorage::S3(s3)) = &c.remote_storage else {
-            panic!("not S3: {dbg}");
-        };
-        assert_eq!(s3.bucket, "kiosk-photos");
-        assert_eq!(s3.prefix, "captures");
-        assert!(s3.path_style);
-        assert_eq!(
-            c.remote_storage.as_ref().unwrap().display_url(),
-            "s3://kiosk-photos/captures?endpoint=https://s3.fr-par.scw.cloud&region=fr-par&path_style=true"
-        );
-
-        // Credentials in the URL; no Debug, display or error shows them.
-        let c = Config::from_vars(&vars(&[(
-            "REMOTE_STORAGE_URL",
-            "s3://AKIAURLKEY00000:url-secret-42@bucket-1",
-        )]))
-        .unwrap();
-        let r = c.remote_storage.unwrap();
-        assert!(!format!("{r:?}").contains("url-secret-42"));
-        assert!(!r.display_url().contains("url-secret-42"));
-        assert_eq!(
-            r.display_url(),
-            "s3://bucket-1?endpoint=https://s3.us-east-1.amazonaws.com&region=us-east-1&path_style=false"
-        );
-
-        // No credentials at all.
-        let e = Config::from_vars(&vars(&[("REMOTE_STORAGE_URL", "s3://bucket-1/p")])).unwrap_err();
-        assert!(e.to_string().starts_with("REMOTE_STORAGE_URL: "), "{e}");
-        assert!(e.to_string().contains("AWS_ACCESS_KEY_ID"), "{e}");
-        // Bad values never echo the secret.
-        for url in [
-            "s3://AKIAX:url-secret-42@b",
-            "s3://AKIAX:url-secret-42@bucket-1?bogus=1",
-            "s3://AKIAX:url-secret-42@bucket-1?endpoint=ftp://h",
-        ] {
-            let e = Config::from_vars(&vars(&[("REMOTE_STORAGE_URL", url)])).unwrap_err();
-            assert!(e.to_string().starts_with("REMOTE_STORAGE_URL: "), "{e}");
-            assert!(!e.to_string().contains("url-secret-42"), "{e}");
-        }
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("25MB").unwrap(), 25 * 1024 * 1024);
-        assert_eq!(parse_size("512 k").unwrap(), 512 * 1024);
-        assert_eq!(parse_size("100").unwrap(), 100);
-        assert!(parse_size("-1").is_err());
-        assert!(parse_size("99999999999999999999G").is_err());
-    }
-}
+mod tests;

@@ -5,13 +5,66 @@ use std::net::SocketAddr;
 
 use super::{ConfigError, OvhConfig, RemoteStorage, Secret};
 
+/// `address:port` or `host name:port`. A host name is resolved once, here at start (the
+/// first IPv4 address it has, else the first IPv6 one), so a typo stops start-up with the
+/// variable's name rather than failing later.
 pub(super) fn parse_addr(var: &str, v: &str) -> Result<SocketAddr, ConfigError> {
-    v.parse::<SocketAddr>().map_err(|_| {
+    use std::net::ToSocketAddrs;
+    if let Ok(a) = v.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let not_an_address = || {
         ConfigError::new(
             var,
-            format!("'{v}' is not an address:port (e.g. 127.0.0.1:8000)"),
+            format!(
+                "'{v}' is not an address:port or host:port (e.g. 127.0.0.1:8000, localhost:8000)"
+            ),
         )
-    })
+    };
+    let (host, port) = v.rsplit_once(':').ok_or_else(not_an_address)?;
+    let port: u16 = port.parse().map_err(|_| {
+        ConfigError::new(
+            var,
+            format!("'{v}': the port must be a number from 0 to 65535"),
+        )
+    })?;
+    let host_like = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !host_like {
+        return Err(not_an_address());
+    }
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| ConfigError::new(var, format!("cannot resolve the host name '{host}': {e}")))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| ConfigError::new(var, format!("the host name '{host}' has no address")))
+}
+
+/// A whole number of seconds within `range`.
+pub(super) fn parse_secs(
+    var: &str,
+    v: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    match v.trim().parse::<u64>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(ConfigError::new(
+            var,
+            format!(
+                "'{v}' is not a whole number of seconds between {} and {}",
+                range.start(),
+                range.end()
+            ),
+        )),
+    }
 }
 
 /// `RETENTION_DAYS`: 1 to 3650.
@@ -40,6 +93,18 @@ pub fn parse_size(v: &str) -> Result<u64, String> {
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("'{v}' is too large"))
+}
+
+/// A byte size the way people write it, in the largest unit that divides it exactly:
+/// `25MB`, `512KB`, `1GB`, `1500B`. [`parse_size`] reads it back to the same number.
+pub fn format_size(n: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GB"), (1 << 20, "MB"), (1 << 10, "KB")];
+    for (mult, unit) in UNITS {
+        if n >= mult && n.is_multiple_of(mult) {
+            return format!("{}{unit}", n / mult);
+        }
+    }
+    format!("{n}B")
 }
 
 pub(super) fn parse_origin(o: &str) -> Result<String, String> {

@@ -196,7 +196,7 @@ pub fn view(config: &Config, settings: Option<&RuntimeSettings>, keys: Keys) -> 
             uploads_dir: c.uploads_dir.display().to_string(),
             max_capture_bytes: c.max_capture_bytes,
             cors_origins: c.cors_origins.clone(),
-            heartbeat_secs: crate::heartbeat::interval().as_secs(),
+            heartbeat_secs: c.heartbeat_interval.as_secs(),
             remote_database: RemoteDatabaseFacts::of(c.remote_database_url.as_ref()),
             remote_storage: RemoteStorageFacts {
                 configured: storage.is_some(),

@@ -87,8 +87,9 @@ struct Collected {
     notes: Vec<String>,
 }
 
-/// The `diag` command. Exit 0 when the bundle is written (whatever the kiosk's state),
-/// 1 when it could not be.
+/// The `diag` command. Exit 0 when the bundle is written and the kiosk is not down, 2
+/// ([`crate::cli::UNHEALTHY`]) when it is written and the kiosk is DOWN (the daemon not
+/// answering, or its catalog or disk failing), 1 when it could not be written.
 pub fn cli(config: &Config, out: &Path) -> ExitCode {
     let ran = match net::block_on(run(config, out, Arc::new(SystemClock))) {
         Ok(r) => r,
@@ -102,6 +103,13 @@ pub fn cli(config: &Config, out: &Path) -> ExitCode {
             println!("diagnostics bundle: {}", bundle.display());
             println!("summary:            {}", summary.display());
             println!("kiosk status:       {status}");
+            if status == "DOWN" {
+                eprintln!(
+                    "selfie-kiosk diag: the kiosk is DOWN (see the summary); exit code {}",
+                    crate::cli::UNHEALTHY
+                );
+                return crate::cli::exit(crate::cli::UNHEALTHY);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

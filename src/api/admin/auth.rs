@@ -2,7 +2,9 @@
 //!
 //! The key is compared in constant time. Failed attempts are counted per client address
 //! and each further failure from that address is delayed (up to a few seconds), so a
-//! brute force over the localhost API crawls.
+//! brute force over the localhost API crawls. Only wrong answers wait: the right key
+//! passes at once even from an address that failed before (a staff member who mistyped
+//! it is not punished, and the delay says nothing the 401 does not).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -88,10 +90,13 @@ pub async fn require_admin(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    // The delay is decided before this attempt counts, and served only to a wrong one.
     let delay = failures.delay_for(ip);
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
+    let slow_down = || async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    };
     let ok = match presented_key(&req) {
         Some(k) => bool::from(
             k.as_bytes()
@@ -99,6 +104,7 @@ pub async fn require_admin(
         ),
         None => {
             failures.fail(ip);
+            slow_down().await;
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -108,6 +114,7 @@ pub async fn require_admin(
     };
     if !ok {
         failures.fail(ip);
+        slow_down().await;
         tracing::warn!(%ip, "admin request with a wrong key");
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
