@@ -37,9 +37,8 @@ pub async fn retry(app: &App, sms_id: &str) -> Result<SmsAnswer, SmsError> {
         return Err(SmsError::InvalidSmsId);
     }
     let settings = app.settings.get();
-    if app.sms.client.is_none() || app.config.public_base_url.is_none() || !settings.sms_enabled {
-        return Err(SmsError::NotConfigured);
-    }
+    let configured =
+        app.sms.client.is_some() && app.config.public_base_url.is_some() && settings.sms_enabled;
     let now = app.clock.now_ms();
     let expires_ms = now + i64::from(settings.sms_expiry_minutes) * 60_000;
     let storage = app.remotes.files.is_some();
@@ -52,6 +51,10 @@ pub async fn retry(app: &App, sms_id: &str) -> Result<SmsAnswer, SmsError> {
             let Some(mut row) = catalog::get_sms(tx, &id)? else {
                 return Ok(Err(SmsError::NotFound));
             };
+            // An unknown id is 404 even where SMS is off; a known one cannot be sent then.
+            if !configured {
+                return Ok(Err(SmsError::NotConfigured));
+            }
             if let Err(refused) = decide_retry(&row, now) {
                 return Ok(Err(refused));
             }
