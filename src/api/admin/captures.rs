@@ -247,7 +247,7 @@ fn check_id(id: &str) -> ApiResult<()> {
         (status = 503, description = "`catalog_unavailable`, `outbox_unavailable`"),
     )
 )]
-pub(super) async fn get_capture(
+pub(super) async fn get_capture_detail(
     State(app): State<SharedApp>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
@@ -325,7 +325,7 @@ pub(super) async fn get_capture(
         (status = 503, description = "`catalog_unavailable`, `storage_error`"),
     )
 )]
-pub(super) async fn get_thumbnail(
+pub(super) async fn get_capture_thumbnail(
     State(app): State<SharedApp>,
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,

@@ -114,7 +114,10 @@ struct SmsPage {
         (status = 503, description = "`catalog_unavailable`"),
     )
 )]
-pub(super) async fn list_sms(State(app): State<SharedApp>, uri: Uri) -> ApiResult<Response> {
+pub(super) async fn list_sms_requests(
+    State(app): State<SharedApp>,
+    uri: Uri,
+) -> ApiResult<Response> {
     let q: ListQuery = query(&uri)?;
     let (from_ms, to_ms) = parse_range(q.from.as_deref(), q.to.as_deref())?;
     let status = match q.status.as_deref().map(str::trim) {
@@ -211,7 +214,7 @@ pub(super) async fn list_sms(State(app): State<SharedApp>, uri: Uri) -> ApiResul
         (status = 503, description = "`sms_not_configured`, `catalog_unavailable`, `outbox_unavailable`"),
     )
 )]
-pub(super) async fn retry_sms(
+pub(super) async fn retry_sms_request(
     State(app): State<SharedApp>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
