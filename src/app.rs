@@ -21,6 +21,8 @@ pub struct App {
     pub outbox: Outbox,
     pub uploads: Uploads,
     pub backgrounds: crate::storage::Backgrounds,
+    /// Capture thumbnails for the staff console.
+    pub thumbnails: crate::storage::Thumbnails,
     pub exports: crate::export::Exports,
     pub settings: crate::settings::Settings,
     // The outside world.

@@ -79,9 +79,11 @@ pub async fn remove_captures(app: &App, ids: Vec<String>) -> Result<Removal> {
         .write(move |c| catalog::delete_captures_and_sms(c, &del))
         .await?;
     let uploads = app.uploads.clone();
+    let thumbnails = app.thumbnails.clone();
     let files = ids.clone();
     tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
         for id in &files {
+            thumbnails.remove(id);
             let p = uploads.path_for(id);
             match std::fs::remove_file(&p) {
                 Ok(()) => {}

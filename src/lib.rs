@@ -169,6 +169,16 @@ pub async fn run_app(
         workers.clone(),
     );
     workers::spawn(&tracker, &app.workers, buffers::TrimWorker, workers.clone());
+    workers::spawn(
+        &tracker,
+        &app.workers,
+        storage::thumbnails::ThumbnailWorker::new(
+            app.thumbnails.clone(),
+            app.uploads.clone(),
+            app.catalog.clone(),
+        ),
+        workers.clone(),
+    );
 
     if let Some(hl) = health_listener {
         let router = api::health_router(app.clone());

@@ -6,7 +6,9 @@
 //! - [`CleanupWorker`], the retention cleanup: at start, then every day at `cleanup_hour`
 //!   (UTC; a run-time setting, re-read every round);
 //! - [`ClockFixWorker`]: every minute, recompute the times of captures taken before the
-//!   wall clock was set (cheap when there are none).
+//!   wall clock was set (cheap when there are none);
+//! - [`NumberSweepWorker`]: every minute, forget the numbers of failed SMS requests whose
+//!   retry window (their validity) has passed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -199,7 +201,47 @@ pub fn spawn(tracker: &TaskTracker, app: &Arc<App>, shutdown: CancellationToken)
         CleanupWorker::new(app.clone()),
         shutdown.clone(),
     );
-    workers::spawn(tracker, &app.workers, ClockFixWorker(app.clone()), shutdown);
+    workers::spawn(
+        tracker,
+        &app.workers,
+        ClockFixWorker(app.clone()),
+        shutdown.clone(),
+    );
+    workers::spawn(
+        tracker,
+        &app.workers,
+        NumberSweepWorker(app.clone()),
+        shutdown,
+    );
+}
+
+pub const SMS_NUMBERS: &str = "sms_numbers";
+
+/// Every minute, forgets the clear numbers of failed SMS requests whose validity (the
+/// window in which staff may retry them) has passed.
+pub struct NumberSweepWorker(pub Arc<App>);
+
+impl Worker for NumberSweepWorker {
+    fn name(&self) -> &'static str {
+        SMS_NUMBERS
+    }
+
+    async fn work(&mut self) -> Result<Next, String> {
+        let now = self.0.clock.now_ms();
+        let n = self
+            .0
+            .catalog
+            .write(move |c| crate::catalog::forget_expired_failed_numbers(c, now))
+            .await
+            .map_err(|e| format!("forgetting numbers failed: {e}"))?;
+        if n > 0 {
+            tracing::info!(
+                count = n,
+                "forgot the numbers of failed SMS past their validity"
+            );
+        }
+        Ok(Next::Idle(MAX_SLEEP))
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use crate::export::ExportError;
 use crate::outbox::OutboxError;
 use crate::storage::backgrounds::BackgroundError;
 use crate::storage::image::ImageError;
+use crate::storage::thumbnails::ThumbnailError;
 use crate::storage::StorageError;
 
 #[derive(Debug, Clone)]
@@ -218,6 +219,9 @@ impl From<crate::sms::SmsError> for ApiError {
             SmsError::PremiumNumber(_) => (StatusCode::BAD_REQUEST, "premium_number"),
             SmsError::CaptureNotFound => (StatusCode::NOT_FOUND, "capture_not_found"),
             SmsError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            SmsError::AlreadySent => (StatusCode::CONFLICT, "already_sent"),
+            SmsError::NotFailed(_) => (StatusCode::CONFLICT, "not_failed"),
+            SmsError::NumberForgotten => (StatusCode::CONFLICT, "number_forgotten"),
             SmsError::RateLimited { which, .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 match which {
@@ -229,5 +233,26 @@ impl From<crate::sms::SmsError> for ApiError {
             ),
         };
         ApiError::new(status, code, message)
+    }
+}
+
+impl From<ThumbnailError> for ApiError {
+    fn from(e: ThumbnailError) -> Self {
+        match e {
+            ThumbnailError::SourceMissing => ApiError::not_found("the capture's file is missing"),
+            ThumbnailError::Decode(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_image",
+                e.to_string(),
+            ),
+            ThumbnailError::Io { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_error",
+                e.to_string(),
+            ),
+            ThumbnailError::Encode(_) | ThumbnailError::Task(_) => {
+                ApiError::internal(e.to_string())
+            }
+        }
     }
 }

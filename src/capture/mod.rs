@@ -288,6 +288,8 @@ pub async fn ingest_upload(
         Stored::Conflict => return Err(CaptureError::IdConflict { id: conflict_id }),
         Stored::New(row) => row,
     };
+    // The console's thumbnail, made off this path by its worker.
+    app.thumbnails.schedule(&row.id);
     // The row is the truth from here: a failed push is repaired at the next start. With no
     // remote configured there is nothing to do: the row stays unsynced (so a remote
     // configured later gets it) and counts as synced for the status route meanwhile.
@@ -426,6 +428,7 @@ pub async fn delete_capture(app: &App, id: &str) -> Result<DeleteReceipt> {
     let file_removed = tokio::task::spawn_blocking(move || uploads.remove(&file_id))
         .await
         .map_err(|e| CaptureError::task(format!("storage task failed: {e}")))??;
+    app.thumbnails.remove(id);
     let now = app.clock.now_ms();
     app.outbox.cancel(JobKind::Sync, id)?;
     let remote = app.remotes.files.is_some() || app.remotes.db.is_some();

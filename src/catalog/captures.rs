@@ -243,6 +243,11 @@ pub fn cancel_sms_for_capture(
     capture_id: &str,
     reason: &str,
 ) -> Result<usize, CatalogError> {
+    // A failed request keeps its number for a retry; with its capture gone there is none.
+    conn.execute(
+        "UPDATE sms SET phone = NULL WHERE capture_id = ?1 AND status = 'failed'",
+        params![capture_id],
+    )?;
     Ok(conn.execute(
         "UPDATE sms SET status = 'cancelled', phone = NULL, last_error = ?2
          WHERE capture_id = ?1 AND status NOT IN ('sent', 'failed', 'expired', 'cancelled')",

@@ -150,3 +150,35 @@ pub fn max_capture_seq(conn: &Connection) -> Result<i64, CatalogError> {
         |r| r.get(0),
     )?)
 }
+
+/// One capture as the listing shows it (`None`: no such capture).
+pub fn get_capture_item(
+    conn: &Connection,
+    id: &str,
+    scope: SyncScope,
+) -> Result<Option<CaptureListItem>, CatalogError> {
+    use rusqlite::OptionalExtension;
+    let mut st = conn.prepare_cached(&format!("{SELECT} WHERE c.id = ?1"))?;
+    Ok(st.query_row([id], |r| from_row(r, scope)).optional()?)
+}
+
+/// Capture ids from the newest down, `limit` at a time after `before_seq` (thumbnail
+/// sweeps): (seq, id).
+pub fn capture_ids_before(
+    conn: &Connection,
+    before_seq: i64,
+    limit: usize,
+) -> Result<Vec<(i64, String)>, CatalogError> {
+    let mut st = conn
+        .prepare_cached("SELECT seq, id FROM captures WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2")?;
+    let rows = st.query_map(params![before_seq, limit as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Whether a capture row exists.
+pub fn capture_exists(conn: &Connection, id: &str) -> Result<bool, CatalogError> {
+    let mut st = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM captures WHERE id = ?1)")?;
+    Ok(st.query_row([id], |r| r.get(0))?)
+}

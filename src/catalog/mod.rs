@@ -65,7 +65,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX captures_unsynced ON captures(synced_ms) WHERE synced_ms IS NULL;
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
     // 2: SMS requests. `phone` holds the clear number only until the SMS is sent, failed
-    // or expired; `phone_hmac` (keyed with SECRET_KEY) stays for limits, stats, erasure.
+    // or expired (failed: until its validity ends, for a staff retry); `phone_hmac` (keyed
+    // with SECRET_KEY) stays for limits, stats, erasure.
     "CREATE TABLE sms (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         id TEXT NOT NULL UNIQUE,

@@ -119,7 +119,9 @@ pub fn set_sms_status(
     status: &str,
     error: Option<&str>,
 ) -> Result<(), CatalogError> {
-    let forget = SMS_FINAL.contains(&status);
+    // A failed request keeps its number for a staff retry until its validity ends
+    // (`forget_expired_failed_numbers` sweeps it then); the other final states forget it.
+    let forget = SMS_FINAL.contains(&status) && status != "failed";
     conn.execute(
         "UPDATE sms SET status = ?2, last_error = COALESCE(?3, last_error),
             phone = CASE WHEN ?4 THEN NULL ELSE phone END
@@ -184,4 +186,134 @@ pub fn captures_for_phone(
         conn.prepare_cached("SELECT DISTINCT capture_id FROM sms WHERE phone_hmac = ?1")?;
     let rows = st.query_map([phone_hmac], |r| r.get(0))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+// ---------------------------------------------------------------------------------------
+// The staff console: listing and retry.
+
+/// Filters of `GET /admin/sms`. Times are Unix milliseconds on `created_ms`, `to_ms`
+/// exclusive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsFilter {
+    pub status: Option<String>,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub capture_id: Option<String>,
+}
+
+/// An SMS row with its keyset position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsListItem {
+    pub seq: i64,
+    pub row: SmsRow,
+}
+
+/// Up to `limit` SMS requests with `seq < before_seq`, newest first.
+pub fn list_sms_page(
+    conn: &Connection,
+    f: &SmsFilter,
+    before_seq: i64,
+    limit: usize,
+) -> Result<Vec<SmsListItem>, CatalogError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT seq, {COLUMNS} FROM sms WHERE seq < :cursor
+            AND created_ms >= :from AND created_ms < :to
+            AND (:status IS NULL OR status = :status)
+            AND (:capture IS NULL OR capture_id = :capture)
+         ORDER BY seq DESC LIMIT :limit"
+    ))?;
+    let rows = st.query_map(
+        rusqlite::named_params! {
+            ":cursor": before_seq,
+            ":from": f.from_ms,
+            ":to": f.to_ms,
+            ":status": f.status,
+            ":capture": f.capture_id,
+            ":limit": limit as i64,
+        },
+        |r| {
+            let seq = r.get(0)?;
+            // The other columns, shifted by one.
+            let row = SmsRow {
+                id: r.get(1)?,
+                capture_id: r.get(2)?,
+                phone: r.get(3)?,
+                phone_hmac: r.get(4)?,
+                phone_masked: r.get(5)?,
+                status: r.get(6)?,
+                attempts: r.get(7)?,
+                last_error: r.get(8)?,
+                tag: r.get(9)?,
+                ovh_ids: r.get(10)?,
+                created_ms: r.get(11)?,
+                expires_ms: r.get(12)?,
+                attempt_started_ms: r.get(13)?,
+                sent_ms: r.get(14)?,
+            };
+            Ok(SmsListItem { seq, row })
+        },
+    )?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Every SMS request of a capture, oldest first.
+pub fn sms_for_capture(conn: &Connection, capture_id: &str) -> Result<Vec<SmsRow>, CatalogError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM sms WHERE capture_id = ?1 ORDER BY seq"
+    ))?;
+    let rows = st.query_map([capture_id], from_row)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// [`sms_counts`] without the request `except_id` (a retry is the same text again, not a
+/// second one: its own row must not count against it).
+pub fn sms_counts_except(
+    conn: &Connection,
+    phone_hmac: &str,
+    capture_id: &str,
+    now_ms: i64,
+    except_id: &str,
+) -> Result<(i64, i64, i64, i64), CatalogError> {
+    let hour = now_ms - 3_600_000;
+    let day = now_ms - 86_400_000;
+    Ok(conn.query_row(
+        "SELECT
+            COALESCE(SUM(CASE WHEN phone_hmac = ?1 AND created_ms > ?3 THEN 1 ELSE 0 END), 0),
+            COALESCE(SUM(CASE WHEN capture_id = ?2 THEN 1 ELSE 0 END), 0),
+            COALESCE(SUM(CASE WHEN created_ms > ?3 THEN 1 ELSE 0 END), 0),
+            COALESCE(SUM(CASE WHEN created_ms > ?4 THEN 1 ELSE 0 END), 0)
+         FROM sms WHERE status != 'cancelled' AND id != ?5
+            AND (created_ms > ?4 OR capture_id = ?2)",
+        params![phone_hmac, capture_id, hour, day, except_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?)
+}
+
+/// Puts a failed request back in the queue as `status`: no attempt pending, a fresh
+/// validity until `expires_ms`. Only a `failed` row that still holds its number changes
+/// (returns whether it did), so two concurrent retries queue one send.
+pub fn requeue_failed_sms(
+    conn: &Connection,
+    id: &str,
+    status: &str,
+    expires_ms: i64,
+) -> Result<bool, CatalogError> {
+    Ok(conn.execute(
+        "UPDATE sms SET status = ?2, attempt_started_ms = NULL, expires_ms = ?3
+         WHERE id = ?1 AND status = 'failed' AND phone IS NOT NULL",
+        params![id, status, expires_ms],
+    )? > 0)
+}
+
+/// Forgets the clear numbers of failed requests whose retry window (their validity) has
+/// passed; returns how many.
+pub fn forget_expired_failed_numbers(
+    conn: &Connection,
+    now_ms: i64,
+) -> Result<usize, CatalogError> {
+    Ok(conn.execute(
+        "UPDATE sms SET phone = NULL
+         WHERE status = 'failed' AND phone IS NOT NULL AND expires_ms < ?1",
+        params![now_ms],
+    )?)
 }

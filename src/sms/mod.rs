@@ -11,12 +11,14 @@
 //! for accepted jobs, so "accepted but the answer was lost" is found by that lookup.
 //!
 //! Phone numbers: the clear E.164 number is kept only until the SMS is final (sent,
-//! failed, expired, cancelled); an HMAC keyed with `SECRET_KEY` stays for the limits,
-//! statistics and erasure. Logs and answers only ever show the masked form.
+//! expired, cancelled) — a failed one keeps it until its validity ends, so staff can
+//! [`retry`] it (`POST /admin/sms/{id}/retry`); an HMAC keyed with `SECRET_KEY` stays for
+//! the limits, statistics and erasure. Logs and answers only ever show the masked form.
 //!
 //! Layout: [`request`](mod@request) (the request, its limits, the answer), [`job`] (the sending job and
 //! the SMS-log copy), [`status`] (the status enums, the `/health` figures and the credits
-//! worker), [`cli`] (`sms-test`), [`ovh`] (the API client), [`phone`] (numbers). Errors
+//! worker), [`retry`] (a staff retry of a failed request), [`cli`] (`sms-test`), [`ovh`]
+//! (the API client), [`phone`] (numbers). Errors
 //! are [`SmsError`]; `api::error` maps them to HTTP.
 
 pub mod cli;
@@ -24,6 +26,7 @@ pub mod job;
 pub mod ovh;
 pub mod phone;
 pub mod request;
+pub mod retry;
 pub mod status;
 
 use std::time::Duration;
@@ -57,6 +60,15 @@ pub enum SmsError {
     NotFound,
     #[error("{}", which.describe(*limit))]
     RateLimited { which: Limit, limit: u32 },
+    /// Retry: the text was sent; it is never sent twice.
+    #[error("this SMS was sent already; it is never sent twice")]
+    AlreadySent,
+    /// Retry: only a failed request can be retried (the status it has).
+    #[error("only a failed SMS can be retried; this one is {0}")]
+    NotFailed(String),
+    /// Retry: a failed request's number is kept only until its validity ends.
+    #[error("this request's phone number is no longer stored (a failed SMS keeps it only until its validity ends): the guest has to ask again")]
+    NumberForgotten,
     #[error(transparent)]
     Catalog(#[from] crate::catalog::CatalogError),
     #[error(transparent)]

@@ -89,7 +89,9 @@ pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartErro
     let backgrounds =
         crate::storage::Backgrounds::new(config.data_dir.join("backgrounds"), catalog.clone());
     let exports = crate::export::Exports::new(catalog.clone(), &config.data_dir);
+    let thumbnails = crate::storage::Thumbnails::open(&config.data_dir.join("thumbnails"))?;
     Ok(Arc::new(App {
+        thumbnails,
         config: Arc::new(config),
         catalog,
         outbox,

@@ -16,10 +16,12 @@ pub mod backgrounds;
 pub mod image;
 mod incoming;
 mod locks;
+pub mod thumbnails;
 
 pub use backgrounds::Backgrounds;
 pub use incoming::IncomingFile;
 pub use locks::IdGuard;
+pub use thumbnails::Thumbnails;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

@@ -1,4 +1,5 @@
-//! `GET /admin/captures` (keyset pages) and `DELETE /admin/captures/{id}`.
+//! `GET /admin/captures` (keyset pages), `GET`/`DELETE /admin/captures/{id}` and
+//! `GET /admin/captures/{id}/thumbnail`.
 
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
@@ -47,6 +48,8 @@ struct CaptureItem {
     sms_count: i64,
     url: String,
     download_url: String,
+    /// `GET /admin/captures/{id}/thumbnail` (admin key needed).
+    thumbnail_url: String,
 }
 
 impl From<CaptureListItem> for CaptureItem {
@@ -54,6 +57,7 @@ impl From<CaptureListItem> for CaptureItem {
         CaptureItem {
             url: format!("/uploads/{}.jpg", c.id),
             download_url: format!("/api/download/{}", c.id),
+            thumbnail_url: format!("/admin/captures/{}/thumbnail", c.id),
             created_at: catalog::format_ms(c.created_ms),
             synced_at: c.synced_ms.map(catalog::format_ms),
             is_synced: c.is_synced,
@@ -183,4 +187,202 @@ pub(super) async fn delete_capture(
         return Err(ApiError::not_found("no capture with this id"));
     }
     Ok(json_response(StatusCode::OK, &receipt))
+}
+
+/// Where a capture's copy to the remotes stands.
+#[derive(Debug, Serialize, ToSchema)]
+struct SyncState {
+    /// As in the listing.
+    is_synced: bool,
+    synced_at: Option<String>,
+    /// When the file reached remote storage (`null`: not yet, or none configured).
+    remote_file_at: Option<String>,
+    /// When the row reached the remote database (`null`: not yet, or none configured).
+    remote_db_at: Option<String>,
+    /// The pending sync job, if any.
+    job: Option<SyncJob>,
+}
+
+/// A pending sync job.
+#[derive(Debug, Serialize, ToSchema)]
+struct SyncJob {
+    attempts: u32,
+    /// Scrubbed of secrets and phone numbers.
+    last_error: Option<String>,
+    next_attempt_at: String,
+}
+
+/// `GET /admin/captures/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+struct CaptureDetail {
+    #[serde(flatten)]
+    capture: CaptureItem,
+    sync: SyncState,
+    /// Every SMS request of this capture, oldest first.
+    sms: Vec<super::sms::SmsItem>,
+}
+
+fn check_id(id: &str) -> ApiResult<()> {
+    if crate::ids::is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_id",
+            "not a valid capture id",
+        ))
+    }
+}
+
+/// `GET /admin/captures/{id}`: metadata, sync state, SMS history (numbers masked).
+#[utoipa::path(
+    get,
+    path = "/admin/captures/{id}",
+    tag = "admin",
+    summary = "One capture: metadata, sync state, SMS history",
+    params(("id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 200, description = "The capture", body = CaptureDetail),
+        (status = 400, description = "`invalid_id`"),
+        (status = 404, description = "`not_found`"),
+        (status = 503, description = "`catalog_unavailable`, `outbox_unavailable`"),
+    )
+)]
+pub(super) async fn get_capture_detail(
+    State(app): State<SharedApp>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    check_id(&id)?;
+    let scope = app.sync_scope();
+    let lookup = id.clone();
+    let found = app
+        .catalog
+        .read(move |c| {
+            let Some(item) = catalog::get_capture_item(c, &lookup, scope)? else {
+                return Ok(None);
+            };
+            let row = catalog::get_capture(c, &lookup)?;
+            let sms = catalog::sms_for_capture(c, &lookup)?;
+            Ok(Some((item, row, sms)))
+        })
+        .await?;
+    let Some((item, row, sms)) = found else {
+        return Err(ApiError::not_found("no capture with this id"));
+    };
+    let scrub = super::sms::Scrubber::new(&app);
+    let job = app
+        .outbox
+        .get(crate::outbox::JobKind::Sync, &id)?
+        .map(|j| SyncJob {
+            attempts: j.attempts,
+            last_error: j.last_error.as_deref().map(|e| scrub.text(e)),
+            next_attempt_at: catalog::format_ms(j.next_at_ms),
+        });
+    let now = app.clock.now_ms();
+    let sync = SyncState {
+        is_synced: item.is_synced,
+        synced_at: item.synced_ms.map(catalog::format_ms),
+        remote_file_at: row
+            .as_ref()
+            .and_then(|r| r.remote_file_ms)
+            .map(catalog::format_ms),
+        remote_db_at: row
+            .as_ref()
+            .and_then(|r| r.remote_db_ms)
+            .map(catalog::format_ms),
+        job,
+    };
+    let sms = sms
+        .iter()
+        .map(|r| super::sms::SmsItem::new(r, now, &scrub))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &CaptureDetail {
+            capture: item.into(),
+            sync,
+            sms,
+        },
+    ))
+}
+
+/// `GET /admin/captures/{id}/thumbnail`: made once and kept; made now if missing.
+#[utoipa::path(
+    get,
+    path = "/admin/captures/{id}/thumbnail",
+    tag = "admin",
+    summary = "A capture's thumbnail (JPEG, longest side at most 320 px)",
+    params(
+        ("id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
+    ),
+    responses(
+        (status = 200, description = "The thumbnail", content_type = "image/jpeg",
+            headers(("ETag" = String, description = "Derived from the capture's sha256"), ("Cache-Control" = String))),
+        (status = 304, description = "Not modified (`If-None-Match`)"),
+        (status = 400, description = "`invalid_id`"),
+        (status = 404, description = "`not_found`: no such capture, or its file is missing"),
+        (status = 422, description = "`invalid_image`: the stored file cannot be decoded"),
+        (status = 503, description = "`catalog_unavailable`, `storage_error`"),
+    )
+)]
+pub(super) async fn get_capture_thumbnail(
+    State(app): State<SharedApp>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
+    use axum::http::{header, HeaderValue};
+    use axum::response::IntoResponse;
+
+    check_id(&id)?;
+    let lookup = id.clone();
+    let row = app
+        .catalog
+        .read(move |c| catalog::get_capture(c, &lookup))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no capture with this id"))?;
+    // A capture's bytes never change under its id, nor does the thumbnail made of them.
+    let etag = HeaderValue::from_str(&format!("\"t-{}\"", row.sha256))
+        .map_err(|_| ApiError::internal("unprintable ETag"))?;
+    let cache = HeaderValue::from_static("private, max-age=86400");
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|inm| {
+            inm.split(',')
+                .any(|t| t.trim().as_bytes() == etag.as_bytes() || t.trim() == "*")
+        });
+    if fresh {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        r.headers_mut().insert(header::ETAG, etag);
+        r.headers_mut().insert(header::CACHE_CONTROL, cache);
+        return Ok(r);
+    }
+    let thumbs = app.thumbnails.clone();
+    let stored = {
+        let (t, i) = (thumbs.clone(), id.clone());
+        tokio::task::spawn_blocking(move || t.read(&i))
+            .await
+            .map_err(|e| ApiError::internal(format!("thumbnail task failed: {e}")))?
+    };
+    let jpeg = match stored {
+        Some(j) => j,
+        None => {
+            // Under the id's lock, so that a deletion does not race the new file in.
+            let _guard = app.uploads.lock_id(&id).await;
+            let source = app.uploads.path_for(&id);
+            let i = id.clone();
+            tokio::task::spawn_blocking(move || match thumbs.read(&i) {
+                Some(j) => Ok(j),
+                None => thumbs.make(&source, &i),
+            })
+            .await
+            .map_err(|e| ApiError::internal(format!("thumbnail task failed: {e}")))??
+        }
+    };
+    let mut r = jpeg.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    h.insert(header::ETAG, etag);
+    h.insert(header::CACHE_CONTROL, cache);
+    Ok(r)
 }

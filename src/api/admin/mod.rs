@@ -9,6 +9,10 @@
 //! | `GET`/`PUT /admin/config` | run-time settings (read/write) and read-only facts |
 //! | `GET /admin/captures` | keyset pages: `from`, `to`, `synced`, `has_sms`, `limit`, `cursor` |
 //! | `DELETE /admin/captures/{id}` | local now, remote through the outbox |
+//! | `GET /admin/captures/{id}` | one capture: metadata, sync state, SMS history (masked) |
+//! | `GET /admin/captures/{id}/thumbnail` | JPEG ≤ 320 px, kept on disk ([`crate::storage::thumbnails`]) |
+//! | `GET /admin/sms` | keyset pages of SMS requests: `status`, `from`, `to`, `capture_id`, `limit`, `cursor` |
+//! | `POST /admin/sms/{id}/retry` | a failed SMS back in the queue ([`crate::sms::retry`]) |
 //! | `POST /admin/sync`, `POST /admin/cleanup` | run the sync / retention cleanup now |
 //! | `GET /admin/stats` | SQL aggregates: totals, per day, per hour, SMS, backgrounds, outbox |
 //! | `GET /admin/export/excel` | the workbook ([`crate::export`]) |
@@ -21,6 +25,7 @@ mod auth;
 mod captures;
 mod config;
 mod export;
+mod sms;
 mod stats;
 
 use axum::extract::State;
@@ -47,6 +52,11 @@ pub fn routes() -> OpenApiRouter<SharedApp> {
         .routes(routes!(config::get_config, config::put_config))
         .routes(routes!(captures::list_captures))
         .routes(routes!(captures::delete_capture))
+        // The staff console's reads and actions.
+        .routes(routes!(captures::get_capture_detail))
+        .routes(routes!(captures::get_capture_thumbnail))
+        .routes(routes!(sms::list_sms_requests))
+        .routes(routes!(sms::retry_sms_request))
         .routes(routes!(stats::get_stats))
         .routes(routes!(export::get_export_excel))
         .merge(super::backgrounds::admin_routes())

@@ -1,0 +1,223 @@
+//! `GET /admin/sms` (keyset pages of SMS requests) and `POST /admin/sms/{id}/retry`.
+//!
+//! Numbers are only ever shown masked; errors recorded from OVH are scrubbed of the
+//! daemon's secrets and of anything that looks like a phone number before they are shown.
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::parse_range;
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::{json_response, query};
+use crate::app::{App, SharedApp};
+use crate::catalog::{self, SmsFilter, SmsRow};
+use crate::sms::SmsStatus;
+
+/// Most SMS requests in one page.
+pub const MAX_SMS_PAGE: usize = 500;
+pub const DEFAULT_SMS_PAGE: usize = 50;
+
+/// Scrubs texts that came from outside (OVH answers, remote errors) before staff see them.
+pub(super) struct Scrubber(crate::diag::Secrets);
+
+impl Scrubber {
+    pub(super) fn new(app: &App) -> Scrubber {
+        Scrubber(crate::diag::Secrets::from_app(app))
+    }
+
+    pub(super) fn text(&self, s: &str) -> String {
+        crate::diag::mask_phones(&self.0.scrub(s))
+    }
+}
+
+/// One SMS request as staff see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SmsItem {
+    id: String,
+    capture_id: String,
+    /// The catalog's status: `waiting_for_sync`, `queued`, `sending`, `sent`, `failed`,
+    /// `expired`, `cancelled`.
+    status: String,
+    /// Masked: country code and the last two digits.
+    phone: String,
+    attempts: i64,
+    /// Scrubbed of secrets and phone numbers.
+    last_error: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    sent_at: Option<String>,
+    /// Until when it may be sent (and, once failed, retried).
+    expires_at: String,
+    /// Whether `POST /admin/sms/{id}/retry` would take it now (limits aside).
+    retryable: bool,
+}
+
+impl SmsItem {
+    pub(super) fn new(r: &SmsRow, now_ms: i64, scrub: &Scrubber) -> SmsItem {
+        SmsItem {
+            id: r.id.clone(),
+            capture_id: r.capture_id.clone(),
+            status: r.status.clone(),
+            phone: r.phone_masked.clone(),
+            attempts: r.attempts,
+            last_error: r.last_error.as_deref().map(|e| scrub.text(e)),
+            created_at: catalog::format_ms(r.created_ms),
+            sent_at: r.sent_ms.map(catalog::format_ms),
+            expires_at: catalog::format_ms(r.expires_ms),
+            retryable: crate::sms::retry::decide_retry(r, now_ms).is_ok(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    capture_id: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// One page of `GET /admin/sms`.
+#[derive(Debug, Serialize, ToSchema)]
+struct SmsPage {
+    /// Newest first.
+    items: Vec<SmsItem>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
+}
+
+/// `GET /admin/sms`: newest first, `{"items": […], "next_cursor": "…" | null}`, paged
+/// like `GET /admin/captures`.
+#[utoipa::path(
+    get,
+    path = "/admin/sms",
+    tag = "admin",
+    summary = "List SMS requests, newest first, by pages",
+    description = "Dates are RFC 3339 date-times or `YYYY-MM-DD` days (UTC), on the request's \
+                   creation; `from` and `to` are inclusive (a day means the whole day).",
+    params(
+        ("status" = Option<String>, Query, description = "`waiting_for_sync`, `queued`, `sending`, `sent`, `failed`, `expired` or `cancelled`"),
+        ("from" = Option<String>, Query, description = "Created at or after"),
+        ("to" = Option<String>, Query, description = "Created at or before"),
+        ("capture_id" = Option<String>, Query, description = "Only this capture's requests"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Default 50"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = SmsPage),
+        (status = 400, description = "`invalid_query`, `invalid_status`, `invalid_from`, `invalid_to`, `invalid_range`, `invalid_capture_id`, `invalid_limit`, `invalid_cursor`"),
+        (status = 503, description = "`catalog_unavailable`"),
+    )
+)]
+pub(super) async fn list_sms_requests(
+    State(app): State<SharedApp>,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let q: ListQuery = query(&uri)?;
+    let (from_ms, to_ms) = parse_range(q.from.as_deref(), q.to.as_deref())?;
+    let status = match q.status.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(s) => Some(
+            SmsStatus::parse(s)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_status",
+                        "status must be one of waiting_for_sync, queued, sending, sent, failed, expired, cancelled",
+                    )
+                })?
+                .as_str()
+                .to_string(),
+        ),
+    };
+    let capture_id = match q.capture_id.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(id) if crate::ids::is_valid_id(id) => Some(id.to_string()),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_capture_id",
+                "capture_id is not a valid id",
+            ))
+        }
+    };
+    let limit = match q.limit.as_deref().map(str::trim) {
+        None | Some("") => DEFAULT_SMS_PAGE,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_SMS_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_limit",
+                    format!("limit must be a whole number from 1 to {MAX_SMS_PAGE}"),
+                )
+            })?,
+    };
+    let before = match q.cursor.as_deref().map(str::trim) {
+        None | Some("") => i64::MAX,
+        Some(v) => v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                "the cursor is not one this server gave (use next_cursor as is)",
+            )
+        })?,
+    };
+    let filter = SmsFilter {
+        status,
+        from_ms,
+        to_ms,
+        capture_id,
+    };
+    let mut rows = app
+        .catalog
+        .read(move |c| catalog::list_sms_page(c, &filter, before, limit + 1))
+        .await?;
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|r| r.seq.to_string())
+    } else {
+        None
+    };
+    let now = app.clock.now_ms();
+    let scrub = Scrubber::new(&app);
+    let items = rows
+        .iter()
+        .map(|r| SmsItem::new(&r.row, now, &scrub))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &SmsPage { items, next_cursor },
+    ))
+}
+
+/// `POST /admin/sms/{id}/retry`: a failed request back in the queue.
+#[utoipa::path(
+    post,
+    path = "/admin/sms/{id}/retry",
+    tag = "admin",
+    summary = "Put a failed SMS back in the queue",
+    description = "Only a `failed` request whose validity has not ended (it keeps the number \
+                   until then) is retried, with a fresh validity. The abuse limits apply as to \
+                   a new request, counted over the other requests (the retried one is the same \
+                   text, not a second one). A sent SMS is never sent again.",
+    params(("id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 202, description = "Queued again", body = crate::sms::SmsAnswer),
+        (status = 400, description = "`invalid_id`"),
+        (status = 404, description = "`not_found`, `capture_not_found`"),
+        (status = 409, description = "`already_sent`, `not_failed` (still on its way, expired or cancelled), `number_forgotten` (its validity ended)"),
+        (status = 429, description = "`rate_limited_phone`, `rate_limited_capture`, `rate_limited_hourly`, `rate_limited_daily`"),
+        (status = 503, description = "`sms_not_configured`, `catalog_unavailable`, `outbox_unavailable`"),
+    )
+)]
+pub(super) async fn retry_sms_request(
+    State(app): State<SharedApp>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let answer = crate::sms::retry::retry(&app, &id).await?;
+    Ok(json_response(StatusCode::ACCEPTED, &answer))
+}

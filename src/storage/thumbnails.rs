@@ -1,0 +1,456 @@
+//! Capture thumbnails for the staff console: JPEGs whose longest side is at most
+//! [`MAX_SIDE`], kept in `$KIOSK_DATA_DIR/thumbnails/{id}.jpg`.
+//!
+//! They are made off the capture's critical path: the capture path only [`schedule`]s
+//! one once its `201` is decided, and the [`ThumbnailWorker`] makes it on a blocking
+//! thread. One that is missing (a full queue, a crash, a capture from before thumbnails)
+//! is made when first asked for, then kept. A thumbnail goes with its capture (admin
+//! delete, retention, erasure); one left by a crash between the two is removed by the
+//! worker's first round.
+//!
+//! Making one decodes the photo at reduced scale: `jpeg-decoder` scales in the IDCT
+//! (1/2, 1/4, 1/8), so a 2048×1536 photo is decoded straight to 512×384 at a fraction of
+//! a full decode's cost; `image` then resizes the rest of the way and encodes. Captures
+//! are always JPEG (PNG is converted at capture time).
+//!
+//! [`schedule`]: Thumbnails::schedule
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::Uploads;
+use crate::catalog::Catalog;
+use crate::workers::{Next, Worker};
+
+/// Longest side of a thumbnail, in pixels.
+pub const MAX_SIDE: u32 = 320;
+/// JPEG quality of thumbnails.
+pub const QUALITY: u8 = 80;
+/// Ids waiting for the worker at most; beyond, a thumbnail is made when first asked for.
+const QUEUE_MAX: usize = 256;
+/// The newest captures whose missing thumbnails the worker makes at start (the first
+/// gallery pages); older ones are made when asked for.
+const BACKFILL: usize = 300;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ThumbnailError {
+    #[error("the capture's file is missing")]
+    SourceMissing,
+    #[error("cannot decode the capture: {0}")]
+    Decode(String),
+    #[error("cannot encode the thumbnail: {0}")]
+    Encode(String),
+    #[error("file system error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("thumbnail task failed: {0}")]
+    Task(String),
+}
+
+impl ThumbnailError {
+    fn io(path: &Path, source: io::Error) -> Self {
+        ThumbnailError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// The thumbnails directory and the queue of ids to make.
+#[derive(Debug, Clone)]
+pub struct Thumbnails {
+    dir: PathBuf,
+    queue: Arc<Mutex<VecDeque<String>>>,
+    notify: Arc<Notify>,
+}
+
+impl Thumbnails {
+    /// Opens (creates) the directory.
+    pub fn open(dir: &Path) -> Result<Thumbnails, super::StorageError> {
+        std::fs::create_dir_all(dir).map_err(|e| super::StorageError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        })?;
+        Ok(Thumbnails {
+            dir: dir.to_path_buf(),
+            queue: Arc::default(),
+            notify: Arc::default(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path_for(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.jpg"))
+    }
+
+    /// Asks the worker for a thumbnail of `id` (dropped when the queue is full: it will be
+    /// made when asked for).
+    pub fn schedule(&self, id: &str) {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() < QUEUE_MAX {
+            q.push_back(id.to_string());
+            drop(q);
+            self.notify.notify_one();
+        }
+    }
+
+    fn take(&self, max: usize) -> Vec<String> {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let n = q.len().min(max);
+        q.drain(..n).collect()
+    }
+
+    fn queued(&self) -> usize {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Removes a thumbnail (missing is fine). No directory fsync: one that comes back
+    /// after a power cut is an orphan the worker removes at start.
+    pub fn remove(&self, id: &str) {
+        let p = self.path_for(id);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(capture_id = %id, "cannot remove the thumbnail: {e}"),
+        }
+    }
+
+    /// The stored thumbnail of `id`, if there is a whole one.
+    pub fn read(&self, id: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.path_for(id))
+            .ok()
+            .filter(|b| !b.is_empty())
+    }
+
+    /// Makes (blocking) the thumbnail of the capture file `source` and keeps it as `id`.
+    pub fn make(&self, source: &Path, id: &str) -> Result<Vec<u8>, ThumbnailError> {
+        let data = match std::fs::read(source) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(ThumbnailError::SourceMissing)
+            }
+            Err(e) => return Err(ThumbnailError::io(source, e)),
+        };
+        let jpeg = make_jpeg(&data, MAX_SIDE)?;
+        self.store(id, &jpeg)?;
+        Ok(jpeg)
+    }
+
+    /// Temp file, data fsynced, renamed: a power cut leaves the old state or a whole
+    /// thumbnail, never a torn one that would be served for good. (The directory is not
+    /// fsynced: a lost rename only means making it again.)
+    fn store(&self, id: &str, jpeg: &[u8]) -> Result<(), ThumbnailError> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join(format!(".{id}.{}.{seq}.tmp", std::process::id()));
+        let dest = self.path_for(id);
+        let write = || -> io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(jpeg)?;
+            f.sync_data()?;
+            std::fs::rename(&tmp, &dest)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            ThumbnailError::io(&dest, e)
+        })
+    }
+
+    /// Ids of the stored thumbnails (and leftover temp files, as `None`).
+    fn list(&self) -> Vec<(PathBuf, Option<String>)> {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let id = name
+                    .strip_suffix(".jpg")
+                    .filter(|s| !s.starts_with('.'))
+                    .map(str::to_string);
+                (e.path(), id)
+            })
+            .collect()
+    }
+}
+
+/// The size that fits `(w, h)` into a `max`×`max` box (never enlarged, at least 1×1).
+pub fn fit(w: u32, h: u32, max: u32) -> (u32, u32) {
+    if w <= max && h <= max {
+        return (w.max(1), h.max(1));
+    }
+    let (w64, h64, m) = (u64::from(w), u64::from(h), u64::from(max));
+    if w >= h {
+        (max, ((h64 * m + w64 / 2) / w64).max(1) as u32)
+    } else {
+        (((w64 * m + h64 / 2) / h64).max(1) as u32, max)
+    }
+}
+
+/// A JPEG thumbnail of the JPEG `data`, its longest side at most `max_side`.
+pub fn make_jpeg(data: &[u8], max_side: u32) -> Result<Vec<u8>, ThumbnailError> {
+    let decode = |e: jpeg_decoder::Error| ThumbnailError::Decode(e.to_string());
+    let mut dec = jpeg_decoder::Decoder::new(io::Cursor::new(data));
+    dec.read_info().map_err(decode)?;
+    let info = dec
+        .info()
+        .ok_or_else(|| ThumbnailError::Decode("no image header".into()))?;
+    let (tw, th) = fit(u32::from(info.width), u32::from(info.height), max_side);
+    // The smallest IDCT scale whose output still covers the target.
+    let (sw, sh) = dec.scale(tw as u16, th as u16).map_err(decode)?;
+    let pixels = dec.decode().map_err(decode)?;
+    let format = dec
+        .info()
+        .map(|i| i.pixel_format)
+        .ok_or_else(|| ThumbnailError::Decode("no image header".into()))?;
+    let rgb = to_rgb(pixels, format);
+    let (sw, sh) = (u32::from(sw), u32::from(sh));
+    let img = image::RgbImage::from_raw(sw, sh, rgb)
+        .ok_or_else(|| ThumbnailError::Decode("decoded size does not match".into()))?;
+    let img = if (sw, sh) == (tw, th) {
+        img
+    } else {
+        image::imageops::resize(&img, tw, th, image::imageops::FilterType::Triangle)
+    };
+    let mut out = Vec::with_capacity((tw * th / 4) as usize);
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, QUALITY)
+        .encode(img.as_raw(), tw, th, image::ExtendedColorType::Rgb8)
+        .map_err(|e| ThumbnailError::Encode(e.to_string()))?;
+    Ok(out)
+}
+
+/// Decoder output as RGB, 8 bits per channel.
+fn to_rgb(pixels: Vec<u8>, format: jpeg_decoder::PixelFormat) -> Vec<u8> {
+    use jpeg_decoder::PixelFormat;
+    match format {
+        PixelFormat::RGB24 => pixels,
+        PixelFormat::L8 => pixels.iter().flat_map(|&l| [l, l, l]).collect(),
+        // Big-endian 16-bit luminance: its high byte.
+        PixelFormat::L16 => pixels
+            .chunks_exact(2)
+            .flat_map(|c| [c[0], c[0], c[0]])
+            .collect(),
+        // Adobe CMYK as the decoder gives it (inverted): an approximation is enough here.
+        PixelFormat::CMYK32 => pixels
+            .chunks_exact(4)
+            .flat_map(|c| {
+                let k = u16::from(c[3]);
+                let ch = |v: u8| ((u16::from(v) * k) / 255) as u8;
+                [ch(c[0]), ch(c[1]), ch(c[2])]
+            })
+            .collect(),
+    }
+}
+
+/// The worker's name in `/health`.
+pub const THUMBNAILS: &str = "thumbnails";
+/// Thumbnails made per round (then it yields and goes again).
+const PER_ROUND: usize = 8;
+
+/// Makes the thumbnails the capture path scheduled; at start, removes orphans and makes
+/// the missing ones of the newest captures.
+pub struct ThumbnailWorker {
+    thumbs: Thumbnails,
+    uploads: Uploads,
+    catalog: Catalog,
+    started: bool,
+    made: u64,
+    failed: u64,
+}
+
+impl ThumbnailWorker {
+    pub fn new(thumbs: Thumbnails, uploads: Uploads, catalog: Catalog) -> Self {
+        ThumbnailWorker {
+            thumbs,
+            uploads,
+            catalog,
+            started: false,
+            made: 0,
+            failed: 0,
+        }
+    }
+
+    /// Orphans (and temp files) out; the newest captures without one queued.
+    async fn sweep(&self) -> Result<(), String> {
+        let stored = {
+            let t = self.thumbs.clone();
+            tokio::task::spawn_blocking(move || t.list())
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        let ids: Vec<String> = stored.iter().filter_map(|(_, id)| id.clone()).collect();
+        let known = self
+            .catalog
+            .read(move |c| {
+                let mut known = std::collections::HashSet::new();
+                for id in ids {
+                    if crate::catalog::capture_exists(c, &id)? {
+                        known.insert(id);
+                    }
+                }
+                Ok(known)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        for (path, id) in &stored {
+            if id.as_ref().is_none_or(|id| !known.contains(id)) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        let newest = self
+            .catalog
+            .read(|c| crate::catalog::capture_ids_before(c, i64::MAX, BACKFILL))
+            .await
+            .map_err(|e| e.to_string())?;
+        for (_, id) in newest {
+            if !known.contains(&id) {
+                self.thumbs.schedule(&id);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Worker for ThumbnailWorker {
+    fn name(&self) -> &'static str {
+        THUMBNAILS
+    }
+
+    async fn work(&mut self) -> Result<Next, String> {
+        if !self.started {
+            self.started = true;
+            self.sweep().await?;
+        }
+        for id in self.thumbs.take(PER_ROUND) {
+            // Under the id's lock, so that a deletion does not race the new file in.
+            let _guard = self.uploads.lock_id(&id).await;
+            let (thumbs, source) = (self.thumbs.clone(), self.uploads.path_for(&id));
+            let made = tokio::task::spawn_blocking(move || {
+                if thumbs.read(&id).is_some() {
+                    return Ok(false);
+                }
+                thumbs.make(&source, &id).map(|_| true)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            match made {
+                Ok(true) => self.made += 1,
+                Ok(false) | Err(ThumbnailError::SourceMissing) => {}
+                Err(e) => {
+                    self.failed += 1;
+                    tracing::warn!("thumbnail not made: {e}");
+                }
+            }
+        }
+        Ok(if self.thumbs.queued() > 0 {
+            Next::Busy
+        } else {
+            Next::Idle(Duration::from_secs(3600))
+        })
+    }
+
+    fn waker(&self) -> Option<Arc<Notify>> {
+        Some(self.thumbs.notify.clone())
+    }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({
+            "made": self.made,
+            "failed": self.failed,
+            "queued": self.thumbs.queued(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn photo(w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+        });
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+            .encode(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        out
+    }
+
+    fn dims(jpeg: &[u8]) -> (u32, u32) {
+        let img = image::load_from_memory(jpeg).unwrap();
+        (img.width(), img.height())
+    }
+
+    #[test]
+    fn fit_keeps_the_aspect_and_never_enlarges() {
+        assert_eq!(fit(2048, 1536, 320), (320, 240));
+        assert_eq!(fit(1536, 2048, 320), (240, 320));
+        assert_eq!(fit(200, 100, 320), (200, 100));
+        assert_eq!(fit(10_000, 1, 320), (320, 1));
+    }
+
+    #[test]
+    fn thumbnails_fit_in_the_box() {
+        for (w, h, want) in [
+            (2048, 1536, (320, 240)),
+            (1000, 3000, (107, 320)),
+            (300, 200, (300, 200)),
+            (641, 480, (320, 240)),
+        ] {
+            let t = make_jpeg(&photo(w, h), MAX_SIDE).unwrap();
+            assert_eq!(dims(&t), want, "{w}x{h}");
+        }
+    }
+
+    #[test]
+    fn a_grey_photo_makes_a_thumbnail() {
+        let img = image::GrayImage::from_fn(800, 600, |x, _| image::Luma([(x % 256) as u8]));
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .encode(img.as_raw(), 800, 600, image::ExtendedColorType::L8)
+            .unwrap();
+        assert_eq!(dims(&make_jpeg(&jpeg, MAX_SIDE).unwrap()), (320, 240));
+    }
+
+    #[test]
+    fn not_a_jpeg_is_a_decode_error() {
+        assert!(matches!(
+            make_jpeg(b"not a jpeg", MAX_SIDE),
+            Err(ThumbnailError::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn make_stores_and_remove_removes() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Thumbnails::open(&dir.path().join("thumbnails")).unwrap();
+        let src = dir.path().join("a.jpg");
+        std::fs::write(&src, photo(1024, 768)).unwrap();
+        let made = t.make(&src, "a").unwrap();
+        assert_eq!(t.read("a").unwrap(), made);
+        assert!(matches!(
+            t.make(&dir.path().join("none.jpg"), "b"),
+            Err(ThumbnailError::SourceMissing)
+        ));
+        t.remove("a");
+        assert!(t.read("a").is_none());
+        // Nothing but thumbnails is left in the directory (no temp file).
+        assert!(t.list().is_empty());
+    }
+}
