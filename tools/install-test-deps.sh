@@ -11,6 +11,8 @@
 #     of its own, on a free port, and lints a scrape) — package `prometheus`
 #   - schemathesis and openapi-spec-validator (tests/openapi.rs, tools/schemathesis.sh) —
 #     PyPI, into the same .venv-tools/ (the tests call them there)
+#   - chromium (Debian) and, from npm, playwright-core and axe-core (tests/browser/, lock
+#     file committed): the staff console's end-to-end tests (tests/console.rs)
 # Idempotent: does nothing (and no `apt-get update`) when everything is already there.
 # The tests start their own throw-away PostgreSQL cluster and nginx on loopback, so the
 # Debian system services are kept from starting (policy-rc.d during install) and are
@@ -98,7 +100,22 @@ else
     fi
 fi
 
+# The staff console's browser tests (tests/console.rs → tests/browser/): playwright-core
+# and axe-core from npm at the versions of tests/browser/package-lock.json (Debian's
+# chromium is installed below; playwright-core downloads no browser of its own).
+if [ -d "$ROOT/tests/browser/node_modules/playwright-core" ] &&
+    [ -d "$ROOT/tests/browser/node_modules/axe-core" ]; then
+    log "playwright-core and axe-core already installed"
+elif command -v npm >/dev/null 2>&1; then
+    log "npm ci --prefix tests/browser"
+    npm ci --prefix "$ROOT/tests/browser" --no-audit --no-fund
+else
+    log "npm is needed for the console's browser tests (apt-get install nodejs npm)" >&2
+    exit 1
+fi
+
 missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 have_pg_server || missing+=(postgresql)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 have_nginx_dav || missing+=(nginx)

@@ -4,6 +4,7 @@ pub mod access_log;
 pub mod admin;
 pub mod backgrounds;
 pub mod capture;
+pub mod console;
 pub mod diag;
 pub mod error;
 pub mod files;
@@ -67,6 +68,9 @@ fn documented_routes(
         .merge(metrics::routes())
         // Public, like /health: the API is on localhost and the document holds no secret.
         .routes(routes!(openapi::get_openapi_json))
+        // The staff console: a static page, public like /openapi.json (the data it shows
+        // comes from /admin/* with the key the user types).
+        .merge(console::routes())
 }
 
 /// The OpenAPI document of [`router`], exactly what `GET /openapi.json` serves.

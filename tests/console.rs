@@ -1,0 +1,203 @@
+#![allow(clippy::disallowed_methods)]
+//! The staff console: its serving (CSP on every answer, ETag and 304, gzip, the `/`
+//! redirect) over real HTTP, and the end-to-end browser tests of `tests/browser/` run in
+//! Debian's chromium against the real daemon (`node tests/browser/console.mjs`), so they
+//! count in `cargo test`. `tools/install-test-deps.sh` installs chromium and the npm
+//! packages (`npm ci --prefix tests/browser`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::daemon::{Daemon, ADMIN_KEY};
+use support::images::{jpeg, png};
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn assert_secure(r: &reqwest::Response, what: &str) {
+    let h = r.headers();
+    assert_eq!(h["content-security-policy"], CSP, "{what}");
+    assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+    assert_eq!(h["referrer-policy"], "no-referrer", "{what}");
+}
+
+#[tokio::test]
+async fn console_is_served_with_its_policy_etag_and_gzip() {
+    let d = Daemon::start(&[]);
+    let c = client();
+
+    let r = c.get(d.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], "/console/");
+    assert_secure(&r, "GET /");
+
+    let r = c.get(d.url("/console/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_secure(&r, "GET /console/");
+    assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(r.headers()["cache-control"], "no-cache");
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let html = r.text().await.unwrap();
+    assert!(html.contains("/console/app.js"), "{html}");
+    // No inline script or style: the page passes its own CSP.
+    assert!(
+        !html.contains("<style") && !html.contains("style="),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"), "{html}");
+
+    let r = c
+        .get(d.url("/console/"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    assert_secure(&r, "304");
+    assert!(r.bytes().await.unwrap().is_empty());
+
+    // gzip when accepted, a tag of its own, and the same bytes once decompressed.
+    let plain = c.get(d.url("/console/app.js")).send().await.unwrap();
+    assert_eq!(
+        plain.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain_tag = plain.headers()["etag"].to_str().unwrap().to_string();
+    let plain = plain.bytes().await.unwrap();
+    let gz = c
+        .get(d.url("/console/app.js"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    assert_ne!(gz.headers()["etag"].to_str().unwrap(), plain_tag);
+    let body = gz.bytes().await.unwrap();
+    assert!(body.len() < plain.len());
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut out).unwrap();
+    assert_eq!(out, plain);
+
+    // The reference page is the same document; an unknown file is a JSON 404, with the policy.
+    let r = c.get(d.url("/docs")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), html);
+    let r = c.get(d.url("/console/nope.js")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_secure(&r, "404");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "not_found");
+    // The guest and admin routes are untouched: the admin group still wants the key.
+    let r = c.get(d.url("/admin/config")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+/// Every asset file of the console is listed in the binary (a file added to the folder but
+/// not to `src/api/console.rs` would be a 404 in the browser).
+#[tokio::test]
+async fn every_asset_file_is_served() {
+    let d = Daemon::start(&[]);
+    let c = client();
+    let dir = repo().join("assets/console");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let r = c
+            .get(d.url(&format!("/console/{name}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{name}");
+        assert_eq!(
+            r.bytes().await.unwrap(),
+            std::fs::read(e.path()).unwrap(),
+            "{name}"
+        );
+        n += 1;
+    }
+    assert!(n >= 10);
+}
+
+fn node_ready(browser: &Path) -> Result<(), String> {
+    if !Path::new("/usr/bin/chromium").exists() {
+        return Err("/usr/bin/chromium is missing (apt-get install chromium)".into());
+    }
+    if !browser.join("node_modules/playwright-core").is_dir()
+        || !browser.join("node_modules/axe-core").is_dir()
+    {
+        return Err("tests/browser/node_modules is missing (npm ci --prefix tests/browser)".into());
+    }
+    Ok(())
+}
+
+/// The browser suite (`tests/browser/console.mjs`): sign in, gallery, delete, backgrounds,
+/// settings, erasure, Excel, charts, XSS, no foreign request, axe-core, screenshots into
+/// `target/console-screenshots/`. Missing tools fail the test with the command to run.
+#[test]
+fn browser_suite_passes_in_chromium() {
+    let browser = repo().join("tests/browser");
+    if let Err(e) = node_ready(&browser) {
+        panic!("{e}: run tools/install-test-deps.sh as root");
+    }
+    let d = Daemon::start(&[]);
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join("target"));
+    let shots = target.join("console-screenshots");
+    let tmp = tempfile::tempdir().unwrap();
+    let cap = tmp.path().join("capture.jpg");
+    let bg = tmp.path().join("background.png");
+    std::fs::write(&cap, jpeg(640, 480, 7)).unwrap();
+    std::fs::write(&bg, png(320, 180, 3)).unwrap();
+    let out = Command::new("node")
+        .arg(browser.join("console.mjs"))
+        .env("CONSOLE_URL", d.url(""))
+        .env("ADMIN_KEY", ADMIN_KEY)
+        .env("CAPTURE_JPEG", &cap)
+        .env("BACKGROUND_PNG", &bg)
+        .env("SCREENSHOT_DIR", &shots)
+        .output()
+        .expect("run node (is Node.js installed?)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "browser suite failed ({}):\n{stdout}\n{stderr}\ndaemon log:\n{}",
+        out.status,
+        d.log_text()
+    );
+    for page in [
+        "overview",
+        "gallery",
+        "text-messages",
+        "statistics",
+        "backgrounds",
+        "settings",
+        "api-reference",
+    ] {
+        for w in [1280, 375] {
+            let f = shots.join(format!("{page}-{w}.png"));
+            assert!(
+                f.metadata().map(|m| m.len() > 1000).unwrap_or(false),
+                "{}",
+                f.display()
+            );
+        }
+    }
+}
