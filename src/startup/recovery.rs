@@ -13,8 +13,8 @@
 //! deleted meanwhile. So each disagreement is checked again under the capture id's lock,
 //! which a capture holds from its file to its row and a deletion holds too: a file whose
 //! row is being written, or a row whose file was just made, is left alone. The job runner
-//! waits for the recovery ([`Recovery::is_done`]) so that a job it settles is never pushed
-//! again from a stale list.
+//! waits for the recovery's first attempt ([`Recovery::is_done`]) so that a job it settles
+//! is not pushed again from a stale list.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,8 +83,12 @@ impl Worker for RecoveryWorker {
 
     async fn work(&mut self) -> Result<Next, String> {
         let watch = crate::clock::Stopwatch::start();
-        let mut report = recover(&self.app).await.map_err(|e| e.to_string())?;
+        let result = recover(&self.app).await;
+        // The job runner goes once the first attempt is over, even a failed one: the
+        // supervisor retries the recovery, and a job it pushes again later is harmless
+        // (handlers act on the catalog's state: a synced capture or a sent SMS is done).
         self.app.recovery.finish();
+        let mut report = result.map_err(|e| e.to_string())?;
         report.took_ms = watch.elapsed().as_millis() as u64;
         tracing::info!(
             files = report.files,
