@@ -119,9 +119,10 @@ pub fn set_sms_status(
     status: &str,
     error: Option<&str>,
 ) -> Result<(), CatalogError> {
-    // A failed request keeps its number for a staff retry until its validity ends
-    // (`forget_expired_failed_numbers` sweeps it then); the other final states forget it.
-    let forget = SMS_FINAL.contains(&status) && status != "failed";
+    // Every final state forgets the number at once, a failed one too (a retry of a failed
+    // request then answers `number_forgotten`): no guest's number outlives its last
+    // attempt (tests/secrets.rs holds the kiosk to it).
+    let forget = SMS_FINAL.contains(&status);
     conn.execute(
         "UPDATE sms SET status = ?2, last_error = COALESCE(?3, last_error),
             phone = CASE WHEN ?4 THEN NULL ELSE phone END
