@@ -423,12 +423,14 @@ pub async fn delete_capture(app: &App, id: &str) -> Result<DeleteReceipt> {
             Ok((removed, cancelled))
         })
         .await?;
-    let uploads = app.uploads.clone();
+    let (uploads, thumbnails) = (app.uploads.clone(), app.thumbnails.clone());
     let file_id = id.to_string();
-    let file_removed = tokio::task::spawn_blocking(move || uploads.remove(&file_id))
-        .await
-        .map_err(|e| CaptureError::task(format!("storage task failed: {e}")))??;
-    app.thumbnails.remove(id);
+    let file_removed = tokio::task::spawn_blocking(move || {
+        thumbnails.remove(&file_id);
+        uploads.remove(&file_id)
+    })
+    .await
+    .map_err(|e| CaptureError::task(format!("storage task failed: {e}")))??;
     let now = app.clock.now_ms();
     app.outbox.cancel(JobKind::Sync, id)?;
     let remote = app.remotes.files.is_some() || app.remotes.db.is_some();

@@ -107,8 +107,7 @@ impl Daemon {
     /// that files and rows agree and the outbox is whole, as tests expect after a restart.
     pub fn spawn(&mut self) {
         self.spawn_inner();
-        let secs = if runner().is_empty() { 20 } else { 90 };
-        self.wait_ready(Duration::from_secs(secs), true);
+        self.wait_ready(start_timeout(), true);
     }
 
     fn spawn_inner(&mut self) {
@@ -135,8 +134,7 @@ impl Daemon {
     /// outbox rebuild), which runs after READY: returns as soon as `/health` answers.
     pub fn spawn_listening(&mut self) {
         self.spawn_inner();
-        let secs = if runner().is_empty() { 20 } else { 90 };
-        self.wait_ready(Duration::from_secs(secs), false);
+        self.wait_ready(start_timeout(), false);
     }
 
     /// Waits until the start-up recovery has finished (`/health`: worker `recovery` done).
@@ -270,6 +268,11 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> (i32, String,
 }
 
 /// Whether `GET /health` gets an HTTP answer (the port is bound before start-up work ends).
+/// How long a start may take: an emulated one (qemu-user) is many times slower.
+fn start_timeout() -> Duration {
+    Duration::from_secs(if runner().is_empty() { 20 } else { 90 })
+}
+
 /// The answer to `GET /health` (status line, headers, body), if the daemon answers.
 fn health_answers(port: u16) -> Option<String> {
     use std::io::{Read, Write};

@@ -7,7 +7,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{parse_bool, parse_range};
+use super::{parse_bool, parse_page, parse_range};
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::{json_response, query};
 use crate::app::SharedApp;
@@ -118,28 +118,7 @@ pub(super) async fn list_captures(State(app): State<SharedApp>, uri: Uri) -> Api
         has_sms: parse_bool(q.has_sms.as_deref(), "invalid_has_sms", "has_sms")?,
         scope: app.sync_scope(),
     };
-    let limit = match q.limit.as_deref().map(str::trim) {
-        None | Some("") => DEFAULT_PAGE,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_limit",
-                    format!("limit must be a whole number from 1 to {MAX_PAGE}"),
-                )
-            })?,
-    };
-    let before = match q.cursor.as_deref().map(str::trim) {
-        None | Some("") => i64::MAX,
-        Some(v) => v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_cursor",
-                "the cursor is not one this server gave (use next_cursor as is)",
-            )
-        })?,
-    };
+    let (limit, before) = parse_page(q.limit.as_deref(), q.cursor.as_deref())?;
     let mut rows = app
         .catalog
         .read(move |c| catalog::list_captures_page(c, &filter, before, limit + 1))

@@ -151,6 +151,34 @@ pub(super) fn parse_bool(
     }
 }
 
+/// `limit` and `cursor` of a paged listing (`/admin/captures`, `/admin/sms`): the page size
+/// (1 to [`MAX_PAGE`], [`DEFAULT_PAGE`] when absent) and the `seq` to list below.
+pub(super) fn parse_page(limit: Option<&str>, cursor: Option<&str>) -> ApiResult<(usize, i64)> {
+    let limit = match limit.map(str::trim) {
+        None | Some("") => DEFAULT_PAGE,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_limit",
+                    format!("limit must be a whole number from 1 to {MAX_PAGE}"),
+                )
+            })?,
+    };
+    let before = match cursor.map(str::trim) {
+        None | Some("") => i64::MAX,
+        Some(v) => v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                "the cursor is not one this server gave (use next_cursor as is)",
+            )
+        })?,
+    };
+    Ok((limit, before))
+}
+
 pub(super) fn parse_range(from: Option<&str>, to: Option<&str>) -> ApiResult<(i64, i64)> {
     let from_ms = match from.filter(|s| !s.trim().is_empty()) {
         Some(v) => parse_time_bound(v, false, "invalid_from")?,

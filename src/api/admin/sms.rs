@@ -9,16 +9,12 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::parse_range;
+use super::{parse_page, parse_range};
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::{json_response, query};
 use crate::app::{App, SharedApp};
 use crate::catalog::{self, SmsFilter, SmsRow};
 use crate::sms::SmsStatus;
-
-/// Most SMS requests in one page.
-pub const MAX_SMS_PAGE: usize = 500;
-pub const DEFAULT_SMS_PAGE: usize = 50;
 
 /// Scrubs texts that came from outside (OVH answers, remote errors) before staff see them.
 pub(super) struct Scrubber(crate::diag::Secrets);
@@ -144,28 +140,7 @@ pub(super) async fn list_sms_requests(
             ))
         }
     };
-    let limit = match q.limit.as_deref().map(str::trim) {
-        None | Some("") => DEFAULT_SMS_PAGE,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_SMS_PAGE).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_limit",
-                    format!("limit must be a whole number from 1 to {MAX_SMS_PAGE}"),
-                )
-            })?,
-    };
-    let before = match q.cursor.as_deref().map(str::trim) {
-        None | Some("") => i64::MAX,
-        Some(v) => v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_cursor",
-                "the cursor is not one this server gave (use next_cursor as is)",
-            )
-        })?,
-    };
+    let (limit, before) = parse_page(q.limit.as_deref(), q.cursor.as_deref())?;
     let filter = SmsFilter {
         status,
         from_ms,
