@@ -28,7 +28,20 @@ const NOW: i64 = BUILD_EPOCH_MS + 40 * DAY;
 
 fn open(dir: &std::path::Path, clock: Arc<ManualClock>) -> Arc<App> {
     selfie_kiosk::install_crypto();
-    startup::open(Config::with_data_dir(dir), clock).unwrap()
+    // Reopened in the same process: sled lets go of the outbox's lock file only once its
+    // flusher thread has noticed the drop, so a reopen right after may find it still held.
+    let t = Instant::now();
+    loop {
+        match startup::open(Config::with_data_dir(dir), clock.clone()) {
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && t.elapsed() < Duration::from_secs(10) =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            r => return r.unwrap(),
+        }
+    }
 }
 
 /// As [`open`], with a remote database configured (never reached: no worker runs here).
