@@ -222,6 +222,7 @@ impl From<crate::sms::SmsError> for ApiError {
             SmsError::AlreadySent => (StatusCode::CONFLICT, "already_sent"),
             SmsError::NotFailed(_) => (StatusCode::CONFLICT, "not_failed"),
             SmsError::NumberForgotten => (StatusCode::CONFLICT, "number_forgotten"),
+            SmsError::PhoneMismatch => (StatusCode::UNPROCESSABLE_ENTITY, "phone_mismatch"),
             SmsError::RateLimited { which, .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 match which {

@@ -291,18 +291,25 @@ pub fn sms_counts_except(
 }
 
 /// Puts a failed request back in the queue as `status`: no attempt pending, a fresh
-/// validity until `expires_ms`. Only a `failed` row that still holds its number changes
-/// (returns whether it did), so two concurrent retries queue one send.
+/// validity until `expires_ms`, and `phone` (the number staff typed again, already checked
+/// against the HMAC) stored until the request is final again. The status precondition
+/// (`failed`, the same HMAC, a number to send to) is checked by the update itself, in the
+/// caller's transaction: of two concurrent retries, or a retry and the runner settling the
+/// row, one changes it and the other sees 0 rows (returns whether it changed).
 pub fn requeue_failed_sms(
     conn: &Connection,
     id: &str,
     status: &str,
     expires_ms: i64,
+    phone: Option<&str>,
+    phone_hmac: &str,
 ) -> Result<bool, CatalogError> {
     Ok(conn.execute(
-        "UPDATE sms SET status = ?2, attempt_started_ms = NULL, expires_ms = ?3
-         WHERE id = ?1 AND status = 'failed' AND phone IS NOT NULL",
-        params![id, status, expires_ms],
+        "UPDATE sms SET status = ?2, attempt_started_ms = NULL, expires_ms = ?3,
+            phone = COALESCE(?4, phone)
+         WHERE id = ?1 AND status = 'failed' AND phone_hmac = ?5
+            AND COALESCE(?4, phone) IS NOT NULL",
+        params![id, status, expires_ms, phone, phone_hmac],
     )? > 0)
 }
 

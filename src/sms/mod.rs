@@ -11,9 +11,9 @@
 //! for accepted jobs, so "accepted but the answer was lost" is found by that lookup.
 //!
 //! Phone numbers: the clear E.164 number is kept only until the SMS is final (sent,
-//! expired, cancelled) — a failed one keeps it until its validity ends, so staff can
-//! [`retry`] it (`POST /admin/sms/{id}/retry`); an HMAC keyed with `SECRET_KEY` stays for
-//! the limits, statistics and erasure. Logs and answers only ever show the masked form.
+//! failed, expired, cancelled); an HMAC keyed with `SECRET_KEY` stays for the limits,
+//! statistics, erasure and a staff [`retry`] (`POST /admin/sms/{id}/retry`), for which
+//! staff type the guest's number again. Logs and answers only ever show the masked form.
 //!
 //! Layout: [`request`](mod@request) (the request, its limits, the answer), [`job`] (the sending job and
 //! the SMS-log copy), [`status`] (the status enums, the `/health` figures and the credits
@@ -66,9 +66,12 @@ pub enum SmsError {
     /// Retry: only a failed request can be retried (the status it has).
     #[error("only a failed SMS can be retried; this one is {0}")]
     NotFailed(String),
-    /// Retry: a failed request's number is kept only until its validity ends.
-    #[error("this request's phone number is no longer stored (a failed SMS keeps it only until its validity ends): the guest has to ask again")]
+    /// Retry: the number is forgotten once the request is final; staff type it again.
+    #[error("this request's phone number is no longer stored (it is forgotten once an SMS fails): send the guest's number again as {{\"phone\": \"…\"}}")]
     NumberForgotten,
+    /// Retry: the number typed again is not the one the guest gave.
+    #[error("this is not the phone number of this request: nothing was changed")]
+    PhoneMismatch,
     #[error(transparent)]
     Catalog(#[from] crate::catalog::CatalogError),
     #[error(transparent)]

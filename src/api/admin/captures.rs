@@ -256,7 +256,6 @@ pub(super) async fn get_capture_detail(
             last_error: j.last_error.as_deref().map(|e| scrub.text(e)),
             next_attempt_at: catalog::format_ms(j.next_at_ms),
         });
-    let now = app.clock.now_ms();
     let sync = SyncState {
         is_synced: item.is_synced,
         synced_at: item.synced_ms.map(catalog::format_ms),
@@ -272,7 +271,7 @@ pub(super) async fn get_capture_detail(
     };
     let sms = sms
         .iter()
-        .map(|r| super::sms::SmsItem::new(r, now, &scrub))
+        .map(|r| super::sms::SmsItem::new(r, &scrub))
         .collect();
     Ok(json_response(
         StatusCode::OK,

@@ -3,7 +3,7 @@
 //! Numbers are only ever shown masked; errors recorded from OVH are scrubbed of the
 //! daemon's secrets and of anything that looks like a phone number before they are shown.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::{parse_page, parse_range};
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::{json_response, query};
+use crate::api::{json_object, json_response, query, read_body};
 use crate::app::{App, SharedApp};
 use crate::catalog::{self, SmsFilter, SmsRow};
 use crate::sms::SmsStatus;
@@ -47,12 +47,13 @@ pub(super) struct SmsItem {
     sent_at: Option<String>,
     /// Until when it may be sent (and, once failed, retried).
     expires_at: String,
-    /// Whether `POST /admin/sms/{id}/retry` would take it now (limits aside).
+    /// Whether `POST /admin/sms/{id}/retry` would take it (limits aside), given the
+    /// guest's number typed again: it failed.
     retryable: bool,
 }
 
 impl SmsItem {
-    pub(super) fn new(r: &SmsRow, now_ms: i64, scrub: &Scrubber) -> SmsItem {
+    pub(super) fn new(r: &SmsRow, scrub: &Scrubber) -> SmsItem {
         SmsItem {
             id: r.id.clone(),
             capture_id: r.capture_id.clone(),
@@ -63,7 +64,7 @@ impl SmsItem {
             created_at: catalog::format_ms(r.created_ms),
             sent_at: r.sent_ms.map(catalog::format_ms),
             expires_at: catalog::format_ms(r.expires_ms),
-            retryable: crate::sms::retry::decide_retry(r, now_ms).is_ok(),
+            retryable: crate::sms::retry::is_retryable(r),
         }
     }
 }
@@ -157,34 +158,48 @@ pub(super) async fn list_sms_requests(
     } else {
         None
     };
-    let now = app.clock.now_ms();
     let scrub = Scrubber::new(&app);
-    let items = rows
-        .iter()
-        .map(|r| SmsItem::new(&r.row, now, &scrub))
-        .collect();
+    let items = rows.iter().map(|r| SmsItem::new(&r.row, &scrub)).collect();
     Ok(json_response(
         StatusCode::OK,
         &SmsPage { items, next_cursor },
     ))
 }
 
-/// `POST /admin/sms/{id}/retry`: a failed request back in the queue.
+/// The optional body of `POST /admin/sms/{id}/retry`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub(super) struct RetrySms {
+    /// The guest's number typed again (E.164, or a French national number): it must be
+    /// the number of the original request. Needed once the request has forgotten it, as
+    /// every failed one has.
+    #[schema(example = "06 12 34 56 78")]
+    phone: Option<String>,
+}
+
+/// `POST /admin/sms/{id}/retry`: a failed request back in the queue, with the guest's
+/// number typed again.
 #[utoipa::path(
     post,
     path = "/admin/sms/{id}/retry",
     tag = "admin",
     summary = "Put a failed SMS back in the queue",
-    description = "Only a `failed` request whose validity has not ended (it keeps the number \
-                   until then) is retried, with a fresh validity. The abuse limits apply as to \
-                   a new request, counted over the other requests (the retried one is the same \
+    description = "Only a `failed` request is retried, with a fresh validity. A failed request \
+                   has forgotten the guest's number, so the body gives it again, \
+                   `{\"phone\": \"…\"}`: it must normalise to the original number (compared by \
+                   its HMAC), else 422 `phone_mismatch` and nothing changes; the number is \
+                   kept again until the request is final. The abuse limits apply as to a new \
+                   request, counted over the other requests (the retried one is the same \
                    text, not a second one). A sent SMS is never sent again.",
     params(("id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    request_body(content = Option<RetrySms>, content_type = "application/json",
+        description = "Optional: the guest's number typed again"),
     responses(
         (status = 202, description = "Queued again", body = crate::sms::SmsAnswer),
-        (status = 400, description = "`invalid_id`"),
+        (status = 400, description = "`invalid_id`, `invalid_json`, `invalid_phone`, `premium_number`, `body_read_error`"),
         (status = 404, description = "`not_found`, `capture_not_found`"),
-        (status = 409, description = "`already_sent`, `not_failed` (still on its way, expired or cancelled), `number_forgotten` (its validity ended)"),
+        (status = 409, description = "`already_sent`, `not_failed` (still on its way, expired or cancelled), `number_forgotten` (no number given, and the request no longer holds it)"),
+        (status = 413, description = "`payload_too_large`"),
+        (status = 422, description = "`phone_mismatch`: not the number of this request"),
         (status = 429, description = "`rate_limited_phone`, `rate_limited_capture`, `rate_limited_hourly`, `rate_limited_daily`"),
         (status = 503, description = "`sms_not_configured`, `catalog_unavailable`, `outbox_unavailable`"),
     )
@@ -192,7 +207,21 @@ pub(super) async fn list_sms_requests(
 pub(super) async fn retry_sms_request(
     State(app): State<SharedApp>,
     Path(id): Path<String>,
+    req: Request,
 ) -> ApiResult<Response> {
-    let answer = crate::sms::retry::retry(&app, &id).await?;
+    let (_, body) = read_body(req, 4 * 1024).await?;
+    // No body (or an empty one) is a retry without a number.
+    let r: RetrySms = if body.iter().all(u8::is_ascii_whitespace) {
+        RetrySms::default()
+    } else {
+        json_object(&body).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_json",
+                "the body must be empty or {\"phone\": \"…\"} (the guest's number)",
+            )
+        })?
+    };
+    let phone = r.phone.as_deref().map(str::trim).filter(|p| !p.is_empty());
+    let answer = crate::sms::retry::retry(&app, &id, phone).await?;
     Ok(json_response(StatusCode::ACCEPTED, &answer))
 }
