@@ -1,6 +1,7 @@
 //! The staff console's API over real HTTP against the real binary: capture detail,
 //! thumbnails (made off the capture path, kept on disk, removed with the capture), the
-//! SMS listing, and their refusals.
+//! SMS listing, the retry of a failed SMS with the guest's number typed again (against the
+//! OVH-faithful server: one text, the number forgotten again), and their refusals.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(clippy::disallowed_methods)]
 
@@ -144,4 +145,232 @@ async fn sms_listing_and_retry_refusals() {
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_id"));
     let (s, v) = answer(admin(&d, Method::POST, "/admin/sms/abc/retry")).await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+}
+
+/// A daemon texting through the OVH-faithful server (no remote storage: sent at once).
+fn sms_daemon(ovh: &support::ovh::OvhTestServer) -> Daemon {
+    let env = ovh.daemon_env("http://127.0.0.1:9/uploads/");
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Daemon::start(&pairs)
+}
+
+async fn send_sms(d: &Daemon, capture_id: &str, phone: &str) -> String {
+    let (s, v) = answer(
+        client()
+            .post(d.url("/api/send-sms"))
+            .json(&serde_json::json!({"capture_id": capture_id, "phone": phone})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    v["sms_id"].as_str().unwrap().to_string()
+}
+
+async fn wait_sms(d: &Daemon, sms_id: &str, want: &str) -> Value {
+    let t = Instant::now();
+    loop {
+        let (_, v) = answer(client().get(d.url(&format!("/api/sms/{sms_id}")))).await;
+        if v["status"] == want {
+            return v;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "never {want}: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// (status, clear number) of an SMS row, read from the catalog file.
+fn sms_row(d: &Daemon, sms_id: &str) -> (String, Option<String>) {
+    d.catalog()
+        .query_row(
+            "SELECT status, phone FROM sms WHERE id = ?1",
+            [sms_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
+fn retry(d: &Daemon, sms_id: &str) -> reqwest::RequestBuilder {
+    admin(d, Method::POST, &format!("/admin/sms/{sms_id}/retry"))
+}
+
+/// A failed SMS has forgotten its number; staff type it again (any accepted form of the
+/// same number), the request goes back to the queue and OVH gets exactly one text. Every
+/// refusal changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sms_is_retried_with_the_number_typed_again_and_sent_once() {
+    const E164: &str = "+33612345678";
+    let ovh = support::ovh::OvhTestServer::start_default();
+    let d = sms_daemon(&ovh);
+    ovh.set_unreachable(&[E164]);
+    let cap = capture(&d, 64, 48, 3).await;
+    let sms_id = send_sms(&d, &cap, "06 12 34 56 78").await;
+    wait_sms(&d, &sms_id, "failed").await;
+    assert_eq!(
+        sms_row(&d, &sms_id),
+        ("failed".into(), None),
+        "the number outlived the failure"
+    );
+    assert!(ovh.sent_jobs().is_empty());
+
+    // The listing: masked number, scrubbed error, retryable.
+    let (s, v) = answer(admin(&d, Method::GET, "/admin/sms?status=failed")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let item = &v["items"][0];
+    assert_eq!(item["id"], sms_id.as_str());
+    assert_eq!(item["phone"], "+33*******78");
+    assert_eq!(item["retryable"], true);
+    assert!(!item["last_error"].as_str().unwrap().is_empty(), "{item}");
+    assert!(!v.to_string().contains("612345678"), "{v}");
+
+    // Without the number: told to send it. Another number, a bad one, a bad body: refused.
+    for r in [
+        retry(&d, &sms_id),
+        retry(&d, &sms_id).json(&serde_json::json!(null)),
+        retry(&d, &sms_id).json(&serde_json::json!({})),
+        retry(&d, &sms_id).json(&serde_json::json!({"phone": "  "})),
+    ] {
+        let (s, v) = answer(r).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::CONFLICT, "number_forgotten"),
+            "{v}"
+        );
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("\"phone\""),
+            "{v}"
+        );
+    }
+    let (s, v) =
+        answer(retry(&d, &sms_id).json(&serde_json::json!({"phone": "06 12 34 56 79"}))).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "phone_mismatch"),
+        "{v}"
+    );
+    assert!(
+        !v.to_string().contains("12 34 56 79"),
+        "the message echoes the number: {v}"
+    );
+    for (body, want) in [
+        (r#"{"phone": "hello"}"#, "invalid_phone"),
+        (r#"{"phone": "3617"}"#, "premium_number"),
+        (r#"["06 12 34 56 78"]"#, "invalid_json"),
+        (r#"{"phone": 612345678}"#, "invalid_json"),
+    ] {
+        let (s, v) = answer(
+            retry(&d, &sms_id)
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::BAD_REQUEST, want),
+            "{body}: {v}"
+        );
+    }
+    assert_eq!(
+        sms_row(&d, &sms_id),
+        ("failed".into(), None),
+        "a refusal changed the row"
+    );
+
+    // Two retries at once with the right number (another of its forms): one is taken.
+    ovh.set_unreachable(&[]);
+    let body = serde_json::json!({"phone": "+33 6 12 34 56 78"});
+    let (a, b) = tokio::join!(
+        answer(retry(&d, &sms_id).json(&body)),
+        answer(retry(&d, &sms_id).json(&body))
+    );
+    let mut codes = [a.0, b.0];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [StatusCode::ACCEPTED, StatusCode::CONFLICT],
+        "{a:?} {b:?}"
+    );
+    let (won, lost) = if a.0 == StatusCode::ACCEPTED {
+        (a.1, b.1)
+    } else {
+        (b.1, a.1)
+    };
+    assert_eq!(won["sms_id"], sms_id.as_str());
+    assert_eq!(won["phone"], "+33*******78");
+    assert!(
+        ["not_failed", "already_sent"].contains(&code(&lost)),
+        "{lost}"
+    );
+    wait_sms(&d, &sms_id, "sent").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let jobs = ovh.sent_jobs();
+    assert_eq!(jobs.len(), 1, "exactly one text");
+    assert_eq!(jobs[0].receivers, vec![E164.to_string()]);
+    assert_eq!(
+        sms_row(&d, &sms_id),
+        ("sent".into(), None),
+        "the number outlived the send"
+    );
+
+    // Sent: never again, whatever number is given.
+    for r in [retry(&d, &sms_id), retry(&d, &sms_id).json(&body)] {
+        let (s, v) = answer(r).await;
+        assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "already_sent"), "{v}");
+    }
+    assert!(
+        !d.log_text().contains("612345678"),
+        "a clear number reached the log"
+    );
+}
+
+/// A retry is held to the abuse limits, counted over the other requests, and refused
+/// without a change; an open request is not retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_is_held_to_the_limits() {
+    const E164: &str = "+33698765432";
+    let ovh = support::ovh::OvhTestServer::start_default();
+    let d = sms_daemon(&ovh);
+    ovh.set_unreachable(&[E164]);
+    let first = send_sms(&d, &capture(&d, 64, 48, 4).await, E164).await;
+    let second = send_sms(&d, &capture(&d, 64, 48, 5).await, E164).await;
+    wait_sms(&d, &first, "failed").await;
+    wait_sms(&d, &second, "failed").await;
+    let (s, v) = answer(
+        admin(&d, Method::PUT, "/admin/config")
+            .json(&serde_json::json!({"sms_per_phone_per_hour": 1})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let body = serde_json::json!({"phone": E164});
+    let (s, v) = answer(retry(&d, &first).json(&body)).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited_phone"),
+        "{v}"
+    );
+    assert_eq!(sms_row(&d, &first), ("failed".into(), None));
+    // Its own row does not count: with room for one, it is taken.
+    let (s, v) = answer(
+        admin(&d, Method::PUT, "/admin/config")
+            .json(&serde_json::json!({"sms_per_phone_per_hour": 2})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = answer(retry(&d, &first).json(&body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    // Still unreachable: it fails again, and forgets the number again.
+    let t = Instant::now();
+    loop {
+        let (st, _) = sms_row(&d, &first);
+        if st == "failed" {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "{st}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sms_row(&d, &first), ("failed".into(), None));
+    let (_, v) = answer(client().get(d.url(&format!("/api/sms/{first}")))).await;
+    assert_eq!(v["attempts"], 2, "{v}");
+    assert!(ovh.sent_jobs().is_empty());
 }

@@ -918,3 +918,23 @@ async fn post_job(st: &State, service: &str, body: Option<Value>, raw: &[u8], no
         }),
     )
 }
+
+impl OvhTestServer {
+    /// The daemon's SMS variables pointing at this server, without remote storage (an SMS
+    /// is sent at once), links under `public_base_url`.
+    pub fn daemon_env(&self, public_base_url: &str) -> Vec<(String, String)> {
+        [
+            ("OVH_ENDPOINT", self.base_url()),
+            ("OVH_APP_KEY", APP_KEY.to_string()),
+            ("OVH_APP_SECRET", APP_SECRET.to_string()),
+            ("OVH_CONSUMER_KEY", CONSUMER_KEY.to_string()),
+            ("SMS_SERVICE_NAME", SERVICE.to_string()),
+            ("SMS_SENDER", SENDER.to_string()),
+            ("OVH_TIMEOUT_SECS", "2".to_string()),
+            ("PUBLIC_BASE_URL", public_base_url.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}

@@ -210,8 +210,9 @@ pub(super) async fn retry_sms_request(
     req: Request,
 ) -> ApiResult<Response> {
     let (_, body) = read_body(req, 4 * 1024).await?;
-    // No body (or an empty one) is a retry without a number.
-    let r: RetrySms = if body.iter().all(u8::is_ascii_whitespace) {
+    // No body (or an empty one, or JSON `null`, as the document allows) is a retry
+    // without a number.
+    let r: RetrySms = if body.trim_ascii().is_empty() || body.trim_ascii() == b"null" {
         RetrySms::default()
     } else {
         json_object(&body).map_err(|_| {
