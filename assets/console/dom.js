@@ -53,3 +53,29 @@ export function bytes(n) {
   while (v >= 1024 && i < u.length - 1) { v /= 1024; i += 1; }
   return `${v.toFixed(i ? 1 : 0)} ${u[i]}`;
 }
+
+// A modal <dialog> named by its title (focus kept inside, Escape closes it); it leaves the
+// page once closed. The caller appends its content, then calls showModal().
+export function modal(title, cls = '') {
+  const tid = id('dlg');
+  const dlg = h('dialog', { class: `modal ${cls}`.trim(), 'aria-labelledby': tid }, h('h2', { id: tid }, title));
+  dlg.addEventListener('close', () => dlg.remove());
+  document.body.append(dlg);
+  return dlg;
+}
+
+// Asks before something that cannot be undone: resolves true when confirmed.
+export function confirmDialog(title, text, yes, no) {
+  return new Promise((resolve) => {
+    const dlg = modal(title, 'confirm');
+    const did = id('dlg-d');
+    dlg.setAttribute('role', 'alertdialog');
+    dlg.setAttribute('aria-describedby', did);
+    let answer = false;
+    dlg.addEventListener('close', () => resolve(answer));
+    dlg.append(h('p', { id: did }, text), h('div', { class: 'actions' },
+      h('button', { type: 'button', class: 'danger', onclick: () => { answer = true; dlg.close(); } }, yes),
+      h('button', { type: 'button', class: 'secondary', autofocus: true, onclick: () => dlg.close() }, no)));
+    dlg.showModal();
+  });
+}

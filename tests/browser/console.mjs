@@ -1,6 +1,8 @@
 // End-to-end tests of the staff console in Debian's chromium, driven by playwright-core,
 // against a real daemon (tests/console.rs starts it and passes its address and key):
-//   CONSOLE_URL, ADMIN_KEY, CAPTURE_JPEG, BACKGROUND_PNG, SCREENSHOT_DIR [, CHROMIUM]
+//   CONSOLE_URL, ADMIN_KEY, CAPTURE_JPEG, FILLER_JPEG, BACKGROUND_PNG, SCREENSHOT_DIR,
+//   RETRY_SMS_ID, RETRY_CAPTURE_ID, RETRY_PHONE (a failed SMS and its guest's number),
+//   XSS_SMS_ID (a failed SMS whose last error reads like an attack) [, CHROMIUM]
 // Controls are found by their accessible names, as a user or a screen reader finds them.
 // Exit code 0 when every check passed; otherwise the failures are printed.
 import { chromium } from 'playwright-core';
@@ -13,6 +15,12 @@ const base = process.env.CONSOLE_URL;
 const key = process.env.ADMIN_KEY;
 const shots = process.env.SCREENSHOT_DIR;
 const jpeg = fs.readFileSync(process.env.CAPTURE_JPEG);
+const filler = fs.readFileSync(process.env.FILLER_JPEG);
+const retrySms = process.env.RETRY_SMS_ID;
+const retryCapture = process.env.RETRY_CAPTURE_ID;
+const retryPhone = process.env.RETRY_PHONE;
+const xssSms = process.env.XSS_SMS_ID;
+const PAGE = 60;
 const png = fs.readFileSync(process.env.BACKGROUND_PNG);
 const axeSource = fs.readFileSync(path.join(here, 'node_modules/axe-core/axe.min.js'), 'utf8');
 const origin = new URL(base).origin;
@@ -92,6 +100,11 @@ async function main() {
     method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: jpeg,
   })).json();
   check(Boolean(cap.id), `a capture was posted (${JSON.stringify(cap).slice(0, 80)})`);
+  // A full page of newer captures: the one above (and the two with SMS) are on page 2.
+  for (let i = 0; i < PAGE; i += 1) {
+    const r = await fetch(`${base}/api/capture`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: filler });
+    if (r.status !== 201) throw new Error(`filler capture ${i}: ${r.status}`);
+  }
 
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, args: ['--no-sandbox'],
@@ -100,6 +113,8 @@ async function main() {
     const ctx = await browser.newContext({ locale: 'en-US', acceptDownloads: true, viewport: { width: 1280, height: 900 } });
     const page = await ctx.newPage();
     watch(page);
+    const paged = [];
+    page.on('request', (r) => { if (/\/admin\/captures\?.*cursor=/.test(r.url())) paged.push(r.url()); });
 
     // The root redirects; a wrong key is refused; the right one signs in.
     await page.goto(`${base}/`);
@@ -129,24 +144,74 @@ async function main() {
     await axe(page, 'overview');
     await snap(page, 'overview');
 
-    // Gallery: the capture with its thumbnail; its detail shows the attack name as text.
-    await visit(page, 'Gallery', 'Gallery', 'gallery');
+    // Gallery: 60 newest first; scrolling loads page 2 by cursor, where the posted capture
+    // is, with its thumbnail; its detail shows the metadata and the attack name as text.
+    await page.getByRole('link', { name: 'Gallery', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Gallery' }).waitFor();
+    const items = page.locator('.gallery > li');
+    await page.waitForFunction((n) => document.querySelectorAll('.gallery > li').length >= n, PAGE);
+    await page.waitForLoadState('networkidle');
+    const first = await items.count();
     const thumb = page.locator('.gallery').getByAltText(`Capture ${cap.id}`);
+    check(first === PAGE && paged.length === 0 && await thumb.count() === 0,
+      `the first page holds ${PAGE} captures and no more before scrolling (${first}, ${paged.length} cursor requests)`);
+    await page.locator('.sentinel').scrollIntoViewIfNeeded();
     await thumb.waitFor();
+    check(paged.length >= 1 && await items.count() === PAGE + 3, `scrolling loads page 2 by cursor (${await items.count()} captures)`);
+    check(await page.getByRole('button', { name: 'Load more' }).count() === 0, 'no "Load more" after the last page');
     await page.waitForFunction((alt) => {
       const img = [...document.images].find((i) => i.alt === alt);
       return img && img.complete && img.naturalWidth > 0;
     }, `Capture ${cap.id}`);
     check(true, 'the posted capture appears in the gallery with its thumbnail');
+    await page.waitForLoadState('networkidle');
+    await axe(page, 'gallery');
+    await snap(page, 'gallery');
     await page.getByRole('button', { name: `Capture ${cap.id}` }).click();
-    const dlg = page.getByRole('dialog');
+    const dlg = page.getByRole('dialog', { name: `Capture ${cap.id}` });
     await dlg.waitFor();
+    await dlg.getByRole('heading', { name: 'SMS history' }).waitFor();
     check(await dlg.getByText(XSS, { exact: true }).count() === 1, 'the background name shows as typed in the detail');
+    check(await dlg.getByText('640 × 480', { exact: true }).count() === 1 && await dlg.getByText(cap.sha256, { exact: true }).count() === 1,
+      'the detail shows the metadata (dimensions, sha256)');
+    check(await dlg.getByText('not configured').count() === 2, 'the detail shows each remote (not configured here)');
+    await page.waitForFunction((alt) => {
+      const img = [...document.images].find((i) => i.alt === alt);
+      return img && img.complete && img.naturalWidth === 640;
+    }, `Photo ${cap.id}`);
+    check(true, 'the detail shows the full photo');
+    await axe(page, 'gallery-detail');
     await snap(page, 'gallery-detail');
-    await dlg.getByRole('button', { name: 'Delete' }).click();
+    await dlg.getByRole('button', { name: 'Delete', exact: true }).click();
+    const ask = page.getByRole('alertdialog', { name: 'Delete this capture?' });
+    await ask.waitFor();
+    await axe(page, 'gallery-delete');
+    await snap(page, 'gallery-delete');
+    await ask.getByRole('button', { name: 'Cancel' }).click();
+    await ask.waitFor({ state: 'detached' });
+    check(await thumb.count() === 1 && await dlg.isVisible(), 'cancelling the confirmation keeps the capture');
+    await dlg.getByRole('button', { name: 'Delete', exact: true }).click();
+    await ask.getByRole('button', { name: 'Delete for good' }).click();
     await thumb.waitFor({ state: 'detached' });
-    const after = await adminFetch('/admin/captures');
+    check(await dlg.count() === 0, 'the detail closes after the delete');
+    const after = await adminFetch('/admin/captures?limit=500');
     check(!after.items.some((c) => c.id === cap.id), 'the deleted capture is gone from the API');
+    // Filters are the listing's query: with SMS, the two captures texted from the test.
+    await page.getByLabel('With SMS').selectOption('true');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('.gallery > li').length === 2);
+    check(await page.locator('.gallery').getByAltText(`Capture ${retryCapture}`).count() === 1, 'the "with SMS" filter keeps the captures with an SMS');
+    await page.getByLabel('With SMS').selectOption('false');
+    await page.getByLabel('From', { exact: true }).fill('2000-01-01');
+    await page.getByLabel('To', { exact: true }).fill('2000-01-02');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.getByText('No captures.').waitFor();
+    check(true, 'a date range with no capture shows none');
+    await page.getByLabel('From', { exact: true }).fill('');
+    await page.getByLabel('To', { exact: true }).fill('');
+    await page.getByLabel('With SMS').selectOption('');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.waitForFunction((n) => document.querySelectorAll('.gallery > li').length >= n, PAGE);
 
     // Backgrounds: upload with the file picker; the attack names are text.
     await visit(page, 'Backgrounds', 'Backgrounds', 'backgrounds');
@@ -192,7 +257,57 @@ async function main() {
     const book = fs.readFileSync(xlFile);
     check(book[0] === 0x50 && book[1] === 0x4b && book.includes(Buffer.from('xl/workbook.xml')), 'the Excel file is a zip holding xl/workbook.xml');
 
+    // Text messages: the failed SMS with its masked number; an error like an attack is
+    // text; filters; retry with the number typed again puts it back in the queue, and the
+    // OVH-faithful server sends it (tests/console.rs counts the texts).
     await visit(page, 'Text messages', 'Text messages', 'text-messages');
+    const row = page.locator(`tr[data-id="${retrySms}"]`);
+    check(await row.getByText('+33*******21', { exact: true }).count() === 1 && await row.getByText('failed', { exact: true }).count() === 1,
+      'the failed SMS is listed with its masked number and status');
+    check(await page.locator(`tr[data-id="${xssSms}"]`).getByText(XSS).count() === 1, 'an error written like an img tag shows as typed');
+    check(await page.locator('main img[src="x"], main b, main script:not([src])').count() === 0, 'no element was made from an error');
+    check(await page.getByRole('button', { name: 'Load more' }).count() === 0, 'one page of text messages: no "Load more"');
+    await page.getByLabel('Status', { exact: true }).selectOption('sent');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.getByText('No text messages.').waitFor();
+    await page.getByLabel('Status', { exact: true }).selectOption('failed');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await row.waitFor();
+    check(await page.locator('tbody tr').count() === 2, 'the status filter lists the failed ones');
+    await row.getByRole('button', { name: `Retry ${retrySms}` }).click();
+    const rd = page.getByRole('dialog', { name: 'Retry the SMS to +33*******21' });
+    await rd.waitFor();
+    await axe(page, 'text-messages-retry');
+    await snap(page, 'text-messages-retry');
+    await rd.getByLabel("Guest's phone number").fill('06 87 65 43 20');
+    await rd.getByRole('button', { name: 'Retry', exact: true }).click();
+    await rd.getByText('not the phone number of this request').waitFor();
+    check(await row.getByText('failed', { exact: true }).count() === 1, 'another number is refused, by the field, and nothing changes');
+    await rd.getByLabel("Guest's phone number").fill(retryPhone);
+    await rd.getByRole('button', { name: 'Retry', exact: true }).click();
+    await rd.waitFor({ state: 'detached' });
+    await page.getByText('Back in the queue.', { exact: false }).waitFor();
+    check(['queued', 'sent'].includes(await row.locator('td').nth(2).textContent()) && await row.getByRole('button').count() === 0,
+      'the retried SMS is back in the queue, without its retry button');
+    let sent = null;
+    for (let i = 0; i < 100 && !sent; i += 1) {
+      const v = await (await fetch(`${base}/api/sms/${retrySms}`)).json();
+      if (v.status === 'sent') sent = v; else await new Promise((r) => setTimeout(r, 200));
+    }
+    check(Boolean(sent), 'the retried SMS is sent');
+    await page.getByLabel('Status', { exact: true }).selectOption('');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await row.getByText('sent', { exact: true }).waitFor();
+    check(true, 'the list shows it sent');
+    // Its capture link opens the capture's detail, with the SMS history (masked).
+    await row.getByRole('link', { name: retryCapture }).click();
+    const cd = page.getByRole('dialog', { name: `Capture ${retryCapture}` });
+    await cd.getByRole('heading', { name: 'SMS history' }).waitFor();
+    check(await cd.getByText('+33*******21', { exact: true }).count() === 1 && await cd.getByText('sent', { exact: true }).count() === 1,
+      'the capture detail shows its SMS history with the masked number');
+    check(!(await page.content()).includes('87 65 43 21') && !(await page.content()).includes('687654321'), 'the clear number is nowhere on the page');
+    await cd.getByRole('button', { name: 'Close' }).click();
+    await cd.waitFor({ state: 'detached' });
     await visit(page, 'API reference', 'API reference', 'api-reference');
     check(new URL(page.url()).pathname === '/docs', 'the API reference is /docs');
     check(await page.getByText('/admin/captures', { exact: true }).count() >= 1, 'the reference lists /admin/captures');
