@@ -336,6 +336,20 @@ async fn a_retry_is_held_to_the_limits() {
     let second = send_sms(&d, &capture(&d, 64, 48, 5).await, E164).await;
     wait_sms(&d, &first, "failed").await;
     wait_sms(&d, &second, "failed").await;
+    // Newest first, by pages of one with the cursor.
+    let (s, p1) = answer(admin(&d, Method::GET, "/admin/sms?limit=1")).await;
+    assert_eq!(s, StatusCode::OK, "{p1}");
+    assert_eq!(p1["items"].as_array().unwrap().len(), 1);
+    assert_eq!(p1["items"][0]["id"], second.as_str());
+    let cursor = p1["next_cursor"].as_str().unwrap();
+    let (_, p2) = answer(admin(
+        &d,
+        Method::GET,
+        &format!("/admin/sms?limit=1&cursor={cursor}"),
+    ))
+    .await;
+    assert_eq!(p2["items"][0]["id"], first.as_str());
+    assert!(p2["next_cursor"].is_null(), "{p2}");
     let (s, v) = answer(
         admin(&d, Method::PUT, "/admin/config")
             .json(&serde_json::json!({"sms_per_phone_per_hour": 1})),
