@@ -65,7 +65,7 @@ export async function render(root) {
           cells.status.textContent = t(`st_${a.status}`);
           cells.attempts.textContent = String(a.attempts);
           clear(cells.action);
-          status.textContent = `${t('requeued')} (${a.phone})`;
+          status.textContent = `${a.phone} · ${t('requeued')}`;
         }) }, t('retry')));
     }
     return tr;

@@ -339,6 +339,15 @@ async function main() {
     }
     await axe(p2, 'vue-d-ensemble');
     await snap(p2, 'vue-d-ensemble');
+    // The retry dialog in French: the number's field by its French label.
+    await p2.getByRole('link', { name: 'SMS', exact: true }).click();
+    await p2.locator(`tr[data-id="${xssSms}"]`).getByRole('button', { name: `Réessayer ${xssSms}` }).click();
+    const frd = p2.getByRole('dialog', { name: /^Renvoyer le SMS au \+33\*+32$/ });
+    await frd.getByLabel('Numéro de téléphone de l’invité').waitFor();
+    check(true, 'the retry dialog is in French, its field labelled');
+    await axe(p2, 'sms-renvoi');
+    await frd.getByRole('button', { name: 'Annuler' }).click();
+    await frd.waitFor({ state: 'detached' });
     await p2.getByLabel('Langue').selectOption('en');
     await p2.getByRole('link', { name: 'Overview', exact: true }).waitFor();
     await p2.reload();
