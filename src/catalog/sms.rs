@@ -119,9 +119,9 @@ pub fn set_sms_status(
     status: &str,
     error: Option<&str>,
 ) -> Result<(), CatalogError> {
-    // Every final state forgets the number at once, a failed one too (a retry of a failed
-    // request then answers `number_forgotten`): no guest's number outlives its last
-    // attempt (tests/secrets.rs holds the kiosk to it).
+    // Every final state forgets the number at once, a failed one too (a staff retry then
+    // takes the guest's number typed again): no guest's number outlives its last attempt
+    // (tests/secrets.rs holds the kiosk to it).
     let forget = SMS_FINAL.contains(&status);
     conn.execute(
         "UPDATE sms SET status = ?2, last_error = COALESCE(?3, last_error),
