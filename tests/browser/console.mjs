@@ -100,6 +100,11 @@ async function main() {
     method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: jpeg,
   })).json();
   check(Boolean(cap.id), `a capture was posted (${JSON.stringify(cap).slice(0, 80)})`);
+  // A capture id cannot hold markup or quotes: the daemon refuses it.
+  const bad = await fetch(`${base}/api/capture?id=${encodeURIComponent(XSS)}`, {
+    method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: jpeg,
+  });
+  check(bad.status === 400 && (await bad.json()).error?.code === 'invalid_id', 'a capture id like an img tag is refused (400 invalid_id)');
   // A full page of newer captures: the one above (and the two with SMS) are on page 2.
   for (let i = 0; i < PAGE; i += 1) {
     const r = await fetch(`${base}/api/capture`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: filler });
@@ -212,6 +217,16 @@ async function main() {
     await page.getByLabel('With SMS').selectOption('');
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.waitForFunction((n) => document.querySelectorAll('.gallery > li').length >= n, PAGE);
+
+    // Such an id can still come in a link (#gallery/{id}): the detail names it as text.
+    for (const evil of [XSS, XSS2]) {
+      await page.goto(`${base}/console/#gallery/${encodeURIComponent(evil)}`);
+      const ed = page.getByRole('dialog', { name: `Capture ${evil}` });
+      await ed.getByText('Error:').waitFor();
+      check(await page.locator('img[src="x"], script:not([src])').count() === 0, `a capture id in a link shows as typed (${evil})`);
+      await ed.getByRole('button', { name: 'Close' }).click();
+      await ed.waitFor({ state: 'detached' });
+    }
 
     // Backgrounds: upload with the file picker; the attack names are text.
     await visit(page, 'Backgrounds', 'Backgrounds', 'backgrounds');
