@@ -59,6 +59,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod diag;
+pub mod events;
 pub mod export;
 pub mod fleet;
 pub mod health;
