@@ -654,3 +654,29 @@ async fn events_reach_postgres_and_erasure_keeps_to_the_event() {
     // The event itself stays (it holds no personal data).
     assert_eq!(row("SELECT count(*) FROM kiosk_events"), "1");
 }
+
+/// An event changed while PostgreSQL is down, then the outbox is lost: the start-up
+/// rebuild finds the change in the catalog and it still reaches the remote database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsynced_event_survives_the_loss_of_the_outbox() {
+    let pg = PgCluster::new();
+    let url = pg.url();
+    let mut d = Daemon::start(&[("REMOTE_DATABASE_URL", url.as_str())]);
+    pg.stop();
+    let (s, ev) = post_event(&d, json!({"name": "Salon"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{ev}");
+    let id = ev["id"].as_str().unwrap().to_string();
+    let (s, _) = patch_event(&d, &id, json!({"name": "Salon du livre"})).await;
+    assert_eq!(s, StatusCode::OK);
+    d.kill9();
+    std::fs::remove_dir_all(d.data_dir().join("outbox")).unwrap();
+    pg.start();
+    d.spawn();
+    wait_until("the event row", Duration::from_secs(60), || {
+        pg.try_psql(&format!("SELECT name FROM kiosk_events WHERE id = '{id}'"))
+            .is_ok_and(|s| s.trim() == "Salon du livre")
+    })
+    .await;
+    let (_, v) = answer(admin(&d, Method::GET, &format!("/admin/events/{id}"))).await;
+    assert_eq!(v["synced"], true, "{v}");
+}
