@@ -84,10 +84,7 @@ impl JobKind {
     /// Whether a job of this kind may be given up on. A sync job never gives up: the
     /// guest's photo must reach the VPS however long the kiosk is offline.
     pub fn may_dead_letter(self) -> bool {
-        !matches!(
-            self,
-            JobKind::Sync | JobKind::RemoteDelete | JobKind::EventSync
-        )
+        !matches!(self, JobKind::Sync | JobKind::RemoteDelete) && self != JobKind::EventSync
     }
 }
 
