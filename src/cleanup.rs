@@ -221,12 +221,24 @@ pub struct ErasureReceipt {
 
 /// Removes every capture sent to this number, locally now and remotely through the outbox.
 pub async fn erase_phone(app: &App, raw_phone: &str) -> Result<ErasureReceipt> {
+    erase_phone_in(app, raw_phone, None).await
+}
+
+/// [`erase_phone`], only the captures of `event_id` (issue 20) when given.
+pub async fn erase_phone_in(
+    app: &App,
+    raw_phone: &str,
+    event_id: Option<String>,
+) -> Result<ErasureReceipt> {
     let e164 = crate::sms::phone::normalize(raw_phone, crate::sms::phone::Region::FR)
         .map_err(CleanupError::InvalidPhone)?;
     let hmac = crate::sms::phone_hmac(app.keys.secret_key.expose(), &e164);
     let ids = app
         .catalog
-        .read(move |c| catalog::captures_for_phone(c, &hmac))
+        .read(move |c| match &event_id {
+            Some(e) => catalog::captures_for_phone_in_event(c, &hmac, e),
+            None => catalog::captures_for_phone(c, &hmac),
+        })
         .await?;
     let mut removal = Removal::default();
     for chunk in ids.chunks(BATCH) {

@@ -111,15 +111,17 @@ async fn export(
     let path = dir.join(format!("export-{}.xlsx", crate::ids::random_hex(8)));
 
     // Fixed before the first chunk: what arrives during the export is not half in it.
+    let span = filter.clone();
     let (upto, days) = catalog
         .read(move |c| {
             let upto = catalog::max_capture_seq(c)?;
-            let days = catalog::buckets(
+            let days = catalog::buckets_in(
                 c,
-                filter.scope,
-                filter.from_ms,
-                filter.to_ms,
+                span.scope,
+                span.from_ms,
+                span.to_ms,
                 catalog::DAY_MS,
+                span.event_id.as_deref(),
             )?;
             Ok((upto, days))
         })
@@ -133,6 +135,7 @@ async fn export(
     let reader = async {
         let mut after = 0i64;
         loop {
+            let filter = filter.clone();
             let chunk = catalog
                 .read(move |c| catalog::list_captures_chunk(c, &filter, after, upto, CHUNK_ROWS))
                 .await?;

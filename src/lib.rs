@@ -14,7 +14,7 @@
 //!   domain errors become status codes and JSON) and the command-line tools ([`diag`],
 //!   [`fleet`], `sms::cli`, `check-config` in `main.rs`).
 //! - **Domain**: what the kiosk does, on an [`App`], each module with its own error and
-//!   outcome types: [`capture`], [`cleanup`], [`export`], [`sms`], [`sync`], [`health`],
+//!   outcome types: [`capture`], [`cleanup`], [`events`], [`export`], [`sms`], [`sync`], [`health`],
 //!   [`heartbeat`], [`scheduler`], [`startup`], and [`jobs`], whose runner alone acknowledges,
 //!   reschedules and buries outbox jobs from the outcomes the `sync` and `sms` handlers
 //!   return. Nothing here imports `api`.
@@ -27,7 +27,7 @@
 //! | module | job |
 //! | --- | --- |
 //! | [`config`] | environment / `.env` → validated [`config::Config`] (`parse`: sizes, URLs), secrets redacted; `view`: the one view of it that `check-config`, `/admin/config` and `diag` show |
-//! | [`api`] | axum router and server loop; `capture`, `sms`, `files`, `backgrounds`, `health`, `diag`, `gdpr`, `admin/{auth,config,captures,stats,export}`; `error` maps every domain error to HTTP |
+//! | [`api`] | axum router and server loop; `capture`, `sms`, `files`, `backgrounds`, `health`, `diag`, `gdpr`, `admin/{auth,config,captures,stats,export,events}`; `error` maps every domain error to HTTP |
 //! | [`capture`] | the capture path: validate → durable file → catalog row → outbox job; `stream` (bodies written as they arrive), `json_field` (base64 decoded as it streams), `error` |
 //! | [`catalog`] | SQLite (WAL, `synchronous=FULL`), migrations, typed queries — the truth; every write in a transaction guard ([`catalog::Tx`]) |
 //! | [`storage`] | durable file writes (`incoming`), per-id locks, free space, image validation and PNG → JPEG, the backgrounds handle |
@@ -43,6 +43,7 @@
 //! | [`metrics`] | `/metrics`: the counters and histograms only events can tell (a handle in the [`App`]), the text encoder, and the scrape, which reads every gauge from the handles `/health` reads |
 //! | [`heartbeat`], [`fleet`] | health reports into the remote database (a worker); `selfie-kiosk fleet` |
 //! | [`diag`] | `selfie-kiosk diag`: `scrub`, `collect`, `offline`, `config`, `render`, `bundle` (and `GET /admin/diag`) |
+//! | [`events`] | events (issue 20): named spans captures belong to, their rules (no overlap), the `event_sync` job that copies them to PostgreSQL |
 //! | [`export`] | the Excel export: chunked catalog reads → constant-memory workbook → streamed file |
 //! | [`startup`] | opening stores, reconciling files with rows, rebuilding the outbox |
 //! | [`systemd`] | sd_notify: READY, STOPPING, and the watchdog worker that pings only while the job runner reports in |
@@ -59,6 +60,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod diag;
+pub mod events;
 pub mod export;
 pub mod fleet;
 pub mod health;

@@ -40,6 +40,8 @@ pub struct RuntimeSettings {
     pub kiosk_disk_reserve: u64,
     /// The log filter (`KIOSK_LOG`).
     pub kiosk_log: String,
+    /// Consent (issue 20): `send-sms` refuses a request without `consent`.
+    pub sms_require_consent: bool,
 }
 
 /// Keys accepted by `PUT /admin/config`.
@@ -57,6 +59,7 @@ pub const KEYS: &[&str] = &[
     "sms_credits_low",
     "kiosk_disk_reserve",
     "kiosk_log",
+    "sms_require_consent",
 ];
 
 /// A rejected setting: which key, and why.
@@ -90,6 +93,7 @@ impl RuntimeSettings {
             sms_credits_low: 50.0,
             kiosk_disk_reserve: c.disk_reserve_bytes,
             kiosk_log: c.log_filter.clone(),
+            sms_require_consent: false,
         }
     }
 
@@ -155,6 +159,7 @@ impl RuntimeSettings {
                     .map_err(|e| err(key, format!("invalid log filter: {e}")))?;
                 self.kiosk_log = s.to_string();
             }
+            "sms_require_consent" => self.sms_require_consent = boolean()?,
             _ => return Err(err(key, "unknown setting")),
         }
         Ok(())

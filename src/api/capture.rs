@@ -43,6 +43,10 @@ pub struct CaptureJson<'a> {
     /// When the photo was taken, RFC 3339.
     #[schema(format = DateTime)]
     pub taken_at: Option<String>,
+    /// The event the capture belongs to (`GET /admin/events`); absent: the event open
+    /// now, if any. Unknown: 400 `unknown_event`, nothing stored.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub event_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -50,6 +54,7 @@ pub struct CaptureQuery {
     pub id: Option<String>,
     pub background_id: Option<String>,
     pub taken_at: Option<String>,
+    pub event_id: Option<String>,
 }
 
 fn json_limit(max: u64) -> u64 {
@@ -66,6 +71,7 @@ fn item_from_json(j: CaptureJson<'_>, max: u64, out: Vec<u8>) -> ApiResult<(Vec<
         id: j.id,
         background_id: j.background_id,
         taken_at: j.taken_at,
+        event_id: j.event_id,
     };
     capture::validate_meta(&meta)?;
     let image = j
@@ -83,6 +89,7 @@ fn meta_of_cut_doc(doc: &[u8], kept: &str) -> Option<CaptureMeta> {
         id: j.id,
         background_id: j.background_id,
         taken_at: j.taken_at,
+        event_id: j.event_id,
     })
 }
 
@@ -100,6 +107,7 @@ fn meta_of_cut_doc(doc: &[u8], kept: &str) -> Option<CaptureMeta> {
         ("id" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "Raw bodies only: the client-chosen id"),
         ("background_id" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "Raw bodies only"),
         ("taken_at" = Option<String>, Query, format = DateTime, description = "Raw bodies only: RFC 3339"),
+        ("event_id" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "Raw bodies only: the event (absent: the one open now)"),
     ),
     request_body(content(
         (CaptureJson = "application/json"),
@@ -110,7 +118,7 @@ fn meta_of_cut_doc(doc: &[u8], kept: &str) -> Option<CaptureMeta> {
     responses(
         (status = 201, description = "Stored", body = CaptureAnswer),
         (status = 200, description = "Already stored with this id and these bytes (a retried request)", body = CaptureAnswer),
-        (status = 400, description = "`invalid_json`, `invalid_base64`, `missing_image`, `invalid_id`, `invalid_background_id`, `invalid_taken_at`, `invalid_query`, `body_read_error`"),
+        (status = 400, description = "`invalid_json`, `invalid_base64`, `missing_image`, `invalid_id`, `invalid_background_id`, `invalid_taken_at`, `invalid_query`, `body_read_error`, `unknown_event`"),
         (status = 409, description = "`id_conflict`: this id is taken by other bytes"),
         (status = 413, description = "`payload_too_large`, `image_too_large`"),
         (status = 415, description = "`unsupported_image` (not a JPEG or PNG), `unsupported_media_type`"),
@@ -137,6 +145,7 @@ async fn store_capture(app: SharedApp, req: Request) -> ApiResult<Response> {
                 id: q.id,
                 background_id: q.background_id,
                 taken_at: q.taken_at,
+                event_id: q.event_id,
             };
             capture::validate_meta(&meta)?;
             // A declared length: the body goes to disk as it arrives.

@@ -150,6 +150,7 @@ impl From<CaptureError> for ApiError {
             CaptureError::InvalidId => bad_request("invalid_id"),
             CaptureError::InvalidBackgroundId => bad_request("invalid_background_id"),
             CaptureError::InvalidTakenAt => bad_request("invalid_taken_at"),
+            CaptureError::UnknownEvent => bad_request("unknown_event"),
             CaptureError::DataUrlWithoutComma
             | CaptureError::DataUrlNotBase64
             | CaptureError::InvalidBase64(_) => bad_request("invalid_base64"),
@@ -176,6 +177,28 @@ impl From<CleanupError> for ApiError {
             CleanupError::Storage(e) => e.into(),
             CleanupError::Task(_) => ApiError::internal(e.to_string()),
         }
+    }
+}
+
+impl From<crate::events::EventError> for ApiError {
+    fn from(e: crate::events::EventError) -> Self {
+        use crate::events::EventError;
+        let message = e.to_string();
+        let (status, code) = match e {
+            EventError::Catalog(e) => return e.into(),
+            EventError::Outbox(e) => return e.into(),
+            EventError::InvalidName => (StatusCode::BAD_REQUEST, "invalid_name"),
+            EventError::InvalidTime { field: "ends_at" } => {
+                (StatusCode::BAD_REQUEST, "invalid_ends_at")
+            }
+            EventError::InvalidTime { .. } => (StatusCode::BAD_REQUEST, "invalid_starts_at"),
+            EventError::EndBeforeStart => (StatusCode::BAD_REQUEST, "invalid_event_range"),
+            EventError::InvalidBody => (StatusCode::BAD_REQUEST, "invalid_json"),
+            EventError::Overlap { .. } => (StatusCode::CONFLICT, "event_overlap"),
+            EventError::NotFound => (StatusCode::NOT_FOUND, "unknown_event"),
+            EventError::Unknown => (StatusCode::BAD_REQUEST, "unknown_event"),
+        };
+        ApiError::new(status, code, message)
     }
 }
 
@@ -218,6 +241,8 @@ impl From<crate::sms::SmsError> for ApiError {
             SmsError::InvalidPhone(_) => (StatusCode::BAD_REQUEST, "invalid_phone"),
             SmsError::PremiumNumber(_) => (StatusCode::BAD_REQUEST, "premium_number"),
             SmsError::CaptureNotFound => (StatusCode::NOT_FOUND, "capture_not_found"),
+            SmsError::InvalidConsent => (StatusCode::BAD_REQUEST, "invalid_consent"),
+            SmsError::ConsentRequired => (StatusCode::BAD_REQUEST, "consent_required"),
             SmsError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             SmsError::AlreadySent => (StatusCode::CONFLICT, "already_sent"),
             SmsError::NotFailed(_) => (StatusCode::CONFLICT, "not_failed"),

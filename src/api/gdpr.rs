@@ -17,6 +17,8 @@ struct EraseRequest {
     /// E.164, or a French national number.
     #[schema(example = "+33612345678")]
     phone: String,
+    /// Only the captures of this event (issue 20); unknown: 400 `unknown_event`.
+    event_id: Option<String>,
 }
 
 pub fn routes() -> OpenApiRouter<SharedApp> {
@@ -33,7 +35,7 @@ pub fn routes() -> OpenApiRouter<SharedApp> {
     request_body(content = EraseRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The receipt", body = crate::cleanup::ErasureReceipt),
-        (status = 400, description = "`invalid_json`, `invalid_phone`, `body_read_error`"),
+        (status = 400, description = "`invalid_json`, `invalid_phone`, `body_read_error`, `unknown_event`"),
         (status = 413, description = "`payload_too_large`"),
         (status = 503, description = "`catalog_unavailable`, `outbox_unavailable`, `storage_error`"),
     )
@@ -43,6 +45,10 @@ async fn post_erase(State(app): State<SharedApp>, req: Request) -> ApiResult<Res
     let r: EraseRequest = super::json_object(&body).map_err(|_| {
         ApiError::bad_request("invalid_json", "the body must be {\"phone\": \"…\"}")
     })?;
-    let receipt = crate::cleanup::erase_phone(&app, &r.phone).await?;
+    let event = match r.event_id.as_deref() {
+        Some(id) => Some(crate::events::require(&app, id).await?.id),
+        None => None,
+    };
+    let receipt = crate::cleanup::erase_phone_in(&app, &r.phone, event).await?;
     Ok(json_response(StatusCode::OK, &receipt))
 }

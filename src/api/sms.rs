@@ -17,6 +17,10 @@ pub struct SendSms {
     /// E.164, or a French national number.
     #[schema(example = "06 12 34 56 78")]
     pub phone: String,
+    /// The id of the consent text the guest agreed to (issue 20), stored with the request
+    /// and in the remote SMS log. Required when the setting `sms_require_consent` is on.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", example = "cgu-2026-06")]
+    pub consent: Option<String>,
 }
 
 /// `POST /api/send-sms`
@@ -31,7 +35,7 @@ pub struct SendSms {
     responses(
         (status = 202, description = "Recorded; will be sent", body = SmsAnswer),
         (status = 200, description = "The same request already exists", body = SmsAnswer),
-        (status = 400, description = "`invalid_json`, `invalid_id`, `invalid_phone`, `premium_number`, `body_read_error`"),
+        (status = 400, description = "`invalid_json`, `invalid_id`, `invalid_phone`, `premium_number`, `body_read_error`, `invalid_consent`, `consent_required`"),
         (status = 404, description = "`capture_not_found`"),
         (status = 413, description = "`payload_too_large`"),
         (status = 429, description = "`rate_limited_phone`, `rate_limited_capture`, `rate_limited_hourly`, `rate_limited_daily`"),
@@ -47,7 +51,9 @@ pub async fn post_send_sms(State(app): State<SharedApp>, req: Request) -> ApiRes
         )
     })?;
     // 202 for a new request, 200 for the same request repeated.
-    let (status, answer) = match crate::sms::request(&app, &r.capture_id, &r.phone).await? {
+    let consent = r.consent.as_deref();
+    let (status, answer) = match crate::sms::request(&app, &r.capture_id, &r.phone, consent).await?
+    {
         Requested::Created(answer) => (StatusCode::ACCEPTED, answer),
         Requested::Existing(answer) => (StatusCode::OK, answer),
     };

@@ -14,6 +14,9 @@ pub enum CaptureError {
     InvalidBackgroundId,
     #[error("taken_at must be an RFC 3339 date-time, e.g. 2026-06-01T14:03:00Z")]
     InvalidTakenAt,
+    /// The app named an event this kiosk does not have (issue 20).
+    #[error("no event with this event_id (see GET /admin/events)")]
+    UnknownEvent,
     #[error("the data: URL has no ',' before its data")]
     DataUrlWithoutComma,
     #[error("the data: URL is not base64-encoded (expected ';base64,')")]

@@ -36,6 +36,8 @@ pub struct CaptureMeta {
     pub id: Option<String>,
     pub background_id: Option<String>,
     pub taken_at: Option<String>,
+    /// The event the app says the capture belongs to (issue 20); must exist.
+    pub event_id: Option<String>,
 }
 
 /// The answer for a stored capture.
@@ -235,6 +237,17 @@ pub async fn ingest_upload(
 ) -> Result<(Ingested, CaptureAnswer)> {
     validate_meta(&meta)?;
     let format = image::sniff(&upload.source).ok_or(image::ImageError::NotAnImage)?;
+    // An event the app names must exist: refused before anything is stored.
+    if let Some(event) = meta.event_id.clone() {
+        let known = ids::is_valid_id(&event)
+            && app
+                .catalog
+                .read(move |c| catalog::event_exists(c, &event))
+                .await?;
+        if !known {
+            return Err(CaptureError::UnknownEvent);
+        }
+    }
 
     let client_id = meta.id.is_some();
     let id = match (&upload.file, &meta.id) {
@@ -387,7 +400,10 @@ impl StoreJob {
                 source_sha256,
                 source_format: self.format.as_str().to_string(),
             };
-            Ok(self.catalog.insert_capture_grouped(new, self.suspect)?)
+            let event = self.meta.event_id.take();
+            Ok(self
+                .catalog
+                .insert_capture_grouped_in(new, self.suspect, event)?)
         });
         if row.is_err() {
             // Not acknowledged: the file must not outlive the failed insert.

@@ -80,6 +80,8 @@ pub struct CaptureRow {
     pub remote_file_ms: Option<i64>,
     pub remote_db_ms: Option<i64>,
     pub synced_ms: Option<i64>,
+    /// The event it belongs to (issue 20), decided when it was stored.
+    pub event_id: Option<String>,
 }
 
 /// What a new capture brings; `seq` and the sync fields are the catalog's.
@@ -98,7 +100,7 @@ pub struct NewCapture {
 }
 
 const COLUMNS: &str = "seq, id, created_ms, taken_at, background_id, bytes, width, height, \
-    sha256, source_sha256, source_format, file_missing, remote_file_ms, remote_db_ms, synced_ms";
+    sha256, source_sha256, source_format, file_missing, remote_file_ms, remote_db_ms, synced_ms, event_id";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<CaptureRow> {
     Ok(CaptureRow {
@@ -117,6 +119,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<CaptureRow> {
         remote_file_ms: r.get(12)?,
         remote_db_ms: r.get(13)?,
         synced_ms: r.get(14)?,
+        event_id: r.get(15)?,
     })
 }
 
@@ -154,6 +157,7 @@ pub fn insert_capture(conn: &Connection, c: &NewCapture) -> Result<CaptureRow, C
         remote_file_ms: None,
         remote_db_ms: None,
         synced_ms: None,
+        event_id: None,
     })
 }
 
@@ -253,6 +257,28 @@ pub fn cancel_sms_for_capture(
          WHERE capture_id = ?1 AND status NOT IN ('sent', 'failed', 'expired', 'cancelled')",
         params![capture_id, reason],
     )?)
+}
+
+/// Ties a just-inserted capture to its event: `explicit` (the one the app named) or else
+/// the one open at `created_ms` (see [`super::event_open_at`]). Returns the event.
+pub fn assign_capture_event(
+    conn: &Connection,
+    id: &str,
+    explicit: Option<String>,
+    created_ms: i64,
+    suspect: bool,
+) -> Result<Option<String>, CatalogError> {
+    let event = match explicit {
+        Some(e) => Some(e),
+        None => super::event_open_at(conn, created_ms, suspect)?,
+    };
+    if let Some(e) = &event {
+        conn.execute(
+            "UPDATE captures SET event_id = ?2 WHERE id = ?1",
+            params![id, e],
+        )?;
+    }
+    Ok(event)
 }
 
 /// Flags a capture as taken while the wall clock was not sane, with what is needed to

@@ -12,7 +12,7 @@ use super::{CatalogError, SyncScope};
 
 /// Filters shared by the listing and the export. Times are Unix milliseconds, `to_ms`
 /// exclusive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureFilter {
     pub from_ms: i64,
     pub to_ms: i64,
@@ -21,6 +21,8 @@ pub struct CaptureFilter {
     pub has_sms: Option<bool>,
     /// What "synced" means on this kiosk.
     pub scope: SyncScope,
+    /// Only the captures of this event (issue 20).
+    pub event_id: Option<String>,
 }
 
 impl CaptureFilter {
@@ -32,6 +34,7 @@ impl CaptureFilter {
             synced: None,
             has_sms: None,
             scope,
+            event_id: None,
         }
     }
 }
@@ -55,18 +58,23 @@ pub struct CaptureListItem {
     /// Synced as the filter's [`SyncScope`] defines it.
     pub is_synced: bool,
     pub sms_count: i64,
+    /// The event it belongs to, and that event's name.
+    pub event_id: Option<String>,
+    pub event_name: Option<String>,
 }
 
 const SELECT: &str = "SELECT c.seq, c.id, c.created_ms, c.taken_at, c.background_id, b.name,
         c.bytes, c.width, c.height, c.sha256, c.file_missing, c.synced_ms,
-        (SELECT COUNT(*) FROM sms s WHERE s.capture_id = c.id)
+        (SELECT COUNT(*) FROM sms s WHERE s.capture_id = c.id),
+        c.event_id, (SELECT e.name FROM events e WHERE e.id = c.event_id)
     FROM captures c LEFT JOIN backgrounds b ON b.id = c.background_id";
 
 /// `:standalone` is [`SyncScope::Standalone`], where every capture counts as synced
 /// ([`SyncScope::is_synced`] in SQL).
 const FILTER: &str = "c.created_ms >= :from AND c.created_ms < :to
     AND (:synced IS NULL OR (c.synced_ms IS NOT NULL OR :standalone) = :synced)
-    AND (:has_sms IS NULL OR EXISTS (SELECT 1 FROM sms s WHERE s.capture_id = c.id) = :has_sms)";
+    AND (:has_sms IS NULL OR EXISTS (SELECT 1 FROM sms s WHERE s.capture_id = c.id) = :has_sms)
+    AND (:event IS NULL OR c.event_id = :event)";
 
 fn from_row(r: &Row<'_>, scope: SyncScope) -> rusqlite::Result<CaptureListItem> {
     let synced_ms = r.get(11)?;
@@ -85,6 +93,8 @@ fn from_row(r: &Row<'_>, scope: SyncScope) -> rusqlite::Result<CaptureListItem> 
         synced_ms,
         is_synced: scope.is_synced(synced_ms),
         sms_count: r.get(12)?,
+        event_id: r.get(13)?,
+        event_name: r.get(14)?,
     })
 }
 
@@ -106,6 +116,7 @@ pub fn list_captures_page(
             ":synced": f.synced,
             ":standalone": f.scope == SyncScope::Standalone,
             ":has_sms": f.has_sms,
+            ":event": f.event_id,
             ":limit": limit as i64,
         },
         |r| from_row(r, f.scope),
@@ -134,6 +145,7 @@ pub fn list_captures_chunk(
             ":synced": f.synced,
             ":standalone": f.scope == SyncScope::Standalone,
             ":has_sms": f.has_sms,
+            ":event": f.event_id,
             ":limit": limit as i64,
         },
         |r| from_row(r, f.scope),

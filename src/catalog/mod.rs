@@ -9,6 +9,7 @@
 
 mod backgrounds;
 mod captures;
+mod events;
 mod listing;
 mod settings;
 mod sms;
@@ -17,6 +18,7 @@ mod stats;
 
 pub use backgrounds::*;
 pub use captures::*;
+pub use events::*;
 pub use listing::*;
 pub use settings::*;
 pub use sms::*;
@@ -108,6 +110,23 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE captures ADD COLUMN mono_ms INTEGER;
     CREATE INDEX captures_clock_suspect ON captures(clock_suspect) WHERE clock_suspect = 1;
     CREATE TABLE schedule (task TEXT PRIMARY KEY, last_run_ms INTEGER NOT NULL, last_result TEXT);",
+    // Events (issue 20): named spans captures belong to, decided at capture time and kept.
+    // `synced_ms` tells which change reached the remote database (see `catalog::events`).
+    "CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        starts_ms INTEGER NOT NULL,
+        ends_ms INTEGER,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        synced_ms INTEGER
+    );
+    CREATE INDEX events_starts ON events(starts_ms);
+    ALTER TABLE captures ADD COLUMN event_id TEXT;
+    CREATE INDEX captures_event ON captures(event_id) WHERE event_id IS NOT NULL;",
+    // Consent (issue 20): the id of the text the guest agreed to when asking for the SMS.
+    "ALTER TABLE sms ADD COLUMN consent TEXT;",
 ];
 
 #[derive(Clone)]
@@ -123,6 +142,8 @@ struct PendingInsert {
     new: NewCapture,
     /// Wall clock not set yet: (boot id, monotonic ms) to re-time it later.
     suspect: Option<(String, i64)>,
+    /// The event the app named (issue 20); `None`: the one open at capture time.
+    event_id: Option<String>,
     outcome: Arc<Mutex<Option<Result<CaptureRow, CatalogError>>>>,
 }
 
@@ -222,6 +243,17 @@ impl Catalog {
         new: NewCapture,
         suspect: Option<(String, i64)>,
     ) -> Result<CaptureRow, CatalogError> {
+        self.insert_capture_grouped_in(new, suspect, None)
+    }
+
+    /// [`Catalog::insert_capture_grouped`], the capture tied to `event_id` (or, `None`,
+    /// to the event open at its creation time) in the same transaction.
+    pub fn insert_capture_grouped_in(
+        &self,
+        new: NewCapture,
+        suspect: Option<(String, i64)>,
+        event_id: Option<String>,
+    ) -> Result<CaptureRow, CatalogError> {
         let outcome = Arc::new(Mutex::new(None));
         self.inserts
             .lock()
@@ -229,6 +261,7 @@ impl Catalog {
             .push(PendingInsert {
                 new,
                 suspect,
+                event_id,
                 outcome: outcome.clone(),
             });
         {
@@ -286,10 +319,17 @@ fn commit_inserts(conn: &mut Connection, batch: Vec<PendingInsert>) {
             let mut results = Vec::with_capacity(batch.len());
             for p in &batch {
                 let sp = tx.savepoint()?;
-                let one = insert_capture(&sp, &p.new).and_then(|row| {
+                let one = insert_capture(&sp, &p.new).and_then(|mut row| {
                     if let Some((boot, mono)) = &p.suspect {
                         mark_clock_suspect(&sp, &row.id, boot, *mono)?;
                     }
+                    row.event_id = assign_capture_event(
+                        &sp,
+                        &row.id,
+                        p.event_id.clone(),
+                        row.created_ms,
+                        p.suspect.is_some(),
+                    )?;
                     Ok(row)
                 });
                 match one {

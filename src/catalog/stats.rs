@@ -42,12 +42,24 @@ pub fn capture_totals(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<CaptureTotals, CatalogError> {
+    capture_totals_in(conn, scope, from_ms, to_ms, None)
+}
+
+/// [`capture_totals`] of one event's captures (`None`: all).
+pub fn capture_totals_in(
+    conn: &Connection,
+    scope: SyncScope,
+    from_ms: i64,
+    to_ms: i64,
+    event: Option<&str>,
+) -> Result<CaptureTotals, CatalogError> {
     let mut st = conn.prepare_cached(
         "SELECT COUNT(*), COUNT(synced_ms), COALESCE(SUM(file_missing), 0),
                 COALESCE(SUM(bytes), 0)
-         FROM captures WHERE created_ms >= ?1 AND created_ms < ?2",
+         FROM captures WHERE created_ms >= ?1 AND created_ms < ?2
+            AND (?3 IS NULL OR event_id = ?3)",
     )?;
-    Ok(st.query_row(params![from_ms, to_ms], |r| {
+    Ok(st.query_row(params![from_ms, to_ms, event], |r| {
         let total: i64 = r.get(0)?;
         let synced = scope.synced_count(total, r.get(1)?);
         Ok(CaptureTotals {
@@ -82,14 +94,27 @@ pub fn buckets(
     to_ms: i64,
     bucket_ms: i64,
 ) -> Result<Vec<Bucket>, CatalogError> {
+    buckets_in(conn, scope, from_ms, to_ms, bucket_ms, None)
+}
+
+/// [`buckets`] of one event's captures and their SMS (`None`: all).
+pub fn buckets_in(
+    conn: &Connection,
+    scope: SyncScope,
+    from_ms: i64,
+    to_ms: i64,
+    bucket_ms: i64,
+    event: Option<&str>,
+) -> Result<Vec<Bucket>, CatalogError> {
     let bucket_ms = bucket_ms.max(1);
     let mut out: std::collections::BTreeMap<i64, Bucket> = Default::default();
     let mut st = conn.prepare_cached(
         "SELECT created_ms / ?3 AS b, COUNT(*), COUNT(synced_ms)
          FROM captures WHERE created_ms >= ?1 AND created_ms < ?2
+            AND (?4 IS NULL OR event_id = ?4)
          GROUP BY b",
     )?;
-    let rows = st.query_map(params![from_ms, to_ms, bucket_ms], |r| {
+    let rows = st.query_map(params![from_ms, to_ms, bucket_ms, event], |r| {
         Ok((
             r.get::<_, i64>(0)?,
             r.get::<_, i64>(1)?,
@@ -105,9 +130,10 @@ pub fn buckets(
     let mut st = conn.prepare_cached(
         "SELECT sent_ms / ?3 AS b, COUNT(*)
          FROM sms WHERE status = 'sent' AND sent_ms >= ?1 AND sent_ms < ?2
+            AND (?4 IS NULL OR capture_id IN (SELECT id FROM captures WHERE event_id = ?4))
          GROUP BY b",
     )?;
-    let rows = st.query_map(params![from_ms, to_ms, bucket_ms], |r| {
+    let rows = st.query_map(params![from_ms, to_ms, bucket_ms, event], |r| {
         Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
     })?;
     for row in rows {
@@ -127,10 +153,24 @@ pub fn buckets(
 pub fn sms_by_status(
     conn: &Connection,
 ) -> Result<std::collections::BTreeMap<String, i64>, CatalogError> {
+    sms_by_status_in(conn, None)
+}
+
+/// [`sms_by_status`] of one event's captures (`None`: all).
+pub fn sms_by_status_in(
+    conn: &Connection,
+    event: Option<&str>,
+) -> Result<std::collections::BTreeMap<String, i64>, CatalogError> {
     let mut out: std::collections::BTreeMap<String, i64> =
         SMS_STATUSES.iter().map(|s| (s.to_string(), 0)).collect();
-    let mut st = conn.prepare_cached("SELECT status, COUNT(*) FROM sms GROUP BY status")?;
-    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut st = conn.prepare_cached(
+        "SELECT status, COUNT(*) FROM sms
+         WHERE ?1 IS NULL OR capture_id IN (SELECT id FROM captures WHERE event_id = ?1)
+         GROUP BY status",
+    )?;
+    let rows = st.query_map([event], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
     for row in rows {
         let (s, n) = row?;
         out.insert(s, n);
@@ -149,13 +189,22 @@ pub struct BackgroundCount {
 
 /// Captures per background, most used first.
 pub fn captures_per_background(conn: &Connection) -> Result<Vec<BackgroundCount>, CatalogError> {
+    captures_per_background_in(conn, None)
+}
+
+/// [`captures_per_background`] of one event's captures (`None`: all).
+pub fn captures_per_background_in(
+    conn: &Connection,
+    event: Option<&str>,
+) -> Result<Vec<BackgroundCount>, CatalogError> {
     let mut st = conn.prepare_cached(
         "SELECT c.background_id, b.name, c.n
-         FROM (SELECT background_id, COUNT(*) AS n FROM captures GROUP BY background_id) c
+         FROM (SELECT background_id, COUNT(*) AS n FROM captures
+               WHERE ?1 IS NULL OR event_id = ?1 GROUP BY background_id) c
          LEFT JOIN backgrounds b ON b.id = c.background_id
          ORDER BY c.n DESC, c.background_id",
     )?;
-    let rows = st.query_map([], |r| {
+    let rows = st.query_map([event], |r| {
         Ok(BackgroundCount {
             background_id: r.get(0)?,
             name: r.get(1)?,

@@ -99,5 +99,6 @@ pub fn backoff_policy(kind: JobKind) -> (Duration, Duration) {
     match kind {
         JobKind::Sync | JobKind::RemoteDelete => (Duration::from_secs(2), Duration::from_secs(600)),
         JobKind::Sms | JobKind::SmsLog => (Duration::from_secs(2), Duration::from_secs(300)),
+        JobKind::EventSync => (Duration::from_secs(2), Duration::from_secs(600)),
     }
 }

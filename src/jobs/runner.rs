@@ -70,6 +70,7 @@ impl JobRunner {
             JobKind::RemoteDelete => crate::sync::job::remote_delete(app, job).await,
             JobKind::Sms => crate::sms::job::send(app, job).await,
             JobKind::SmsLog => crate::sms::job::copy_to_log(app, job).await,
+            JobKind::EventSync => crate::events::sync_job(app, job).await,
             // Carried out in batches, before the others (see `work`).
             JobKind::Sync => crate::sync::job::run_batch(app, &self.alive, vec![job]).await,
         }

@@ -21,11 +21,12 @@ const WORKER_STATES: [(WorkerState, &str); 6] = [
     (WorkerState::Stopped, "stopped"),
 ];
 
-const JOB_KINDS: [JobKind; 4] = [
+const JOB_KINDS: [JobKind; 5] = [
     JobKind::Sync,
     JobKind::Sms,
     JobKind::RemoteDelete,
     JobKind::SmsLog,
+    JobKind::EventSync,
 ];
 
 /// The commit the binary was built from, when the build said (`SELFIE_KIOSK_COMMIT`).

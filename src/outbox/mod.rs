@@ -67,6 +67,8 @@ pub enum JobKind {
     RemoteDelete,
     /// Copy an SMS row (no phone number) to the remote SMS log.
     SmsLog,
+    /// Copy an event's latest version to the remote database (issue 20).
+    EventSync,
 }
 
 impl JobKind {
@@ -76,12 +78,13 @@ impl JobKind {
             JobKind::Sms => "sms",
             JobKind::RemoteDelete => "remote_delete",
             JobKind::SmsLog => "sms_log",
+            JobKind::EventSync => "event_sync",
         }
     }
     /// Whether a job of this kind may be given up on. A sync job never gives up: the
     /// guest's photo must reach the VPS however long the kiosk is offline.
     pub fn may_dead_letter(self) -> bool {
-        !matches!(self, JobKind::Sync | JobKind::RemoteDelete)
+        !matches!(self, JobKind::Sync | JobKind::RemoteDelete) && self != JobKind::EventSync
     }
 }
 

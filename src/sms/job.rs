@@ -372,7 +372,24 @@ pub async fn copy_to_log(app: &Arc<App>, job: Job) -> Report {
         Ok(None) => return Report::one(job, Outcome::Done),
         Err(e) => return Report::one(job, Outcome::retry_in(e.to_string(), LOG_LOCAL_RETRY)),
     };
-    match db.upsert_sms_log(&row).await {
+    // The consent text's id (issue 20) goes with the row.
+    let sms_id = row.id.clone();
+    let consent = match app
+        .catalog
+        .read(move |c| catalog::sms_consent(c, &sms_id))
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return Report::one(job, Outcome::retry_in(e.to_string(), LOG_LOCAL_RETRY)),
+    };
+    let copied = match db.upsert_sms_log(&row).await {
+        Ok(()) => match &consent {
+            Some(c) => db.set_sms_log_consent(&row.id, c).await,
+            None => Ok(()),
+        },
+        Err(e) => Err(e),
+    };
+    match copied {
         Ok(()) => Report::one(job, Outcome::Done),
         Err(e) => {
             let error = e.to_string();

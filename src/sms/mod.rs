@@ -56,6 +56,12 @@ pub enum SmsError {
     PremiumNumber(phone::PhoneError),
     #[error("no capture with this id")]
     CaptureNotFound,
+    /// Consent (issue 20): not a consent text id.
+    #[error("consent must be the id of the consent text: 1-64 characters among A-Z a-z 0-9 . _ -")]
+    InvalidConsent,
+    /// Consent (issue 20): `sms_require_consent` is on and the request has none.
+    #[error("this kiosk sends an SMS only with the guest's consent: give the consent text's id as \"consent\"")]
+    ConsentRequired,
     #[error("no SMS request with this id")]
     NotFound,
     #[error("{}", which.describe(*limit))]

@@ -107,9 +107,32 @@ pub fn initial_status(remote_storage: bool, capture: &CaptureRow) -> SmsStatus {
     }
 }
 
+/// Whether `consent` is a consent text id: `[A-Za-z0-9._-]{1,64}`.
+pub fn is_valid_consent(consent: &str) -> bool {
+    (1..=64).contains(&consent.len())
+        && consent
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The consent a request carries, checked: refused before anything is written or counted.
+pub fn check_consent(consent: Option<&str>, required: bool) -> Result<Option<String>, SmsError> {
+    match consent {
+        Some(c) if is_valid_consent(c) => Ok(Some(c.to_string())),
+        Some(_) => Err(SmsError::InvalidConsent),
+        None if required => Err(SmsError::ConsentRequired),
+        None => Ok(None),
+    }
+}
+
 /// Records an SMS request: a repeated request for the same capture and number gets the
-/// existing request back, not a second text.
-pub async fn request(app: &App, capture_id: &str, raw_phone: &str) -> Result<Requested, SmsError> {
+/// existing request back, not a second text. `consent`: the consent text's id (issue 20).
+pub async fn request(
+    app: &App,
+    capture_id: &str,
+    raw_phone: &str,
+    consent: Option<&str>,
+) -> Result<Requested, SmsError> {
     let settings = app.settings.get();
     if app.sms.client.is_none() || app.config.public_base_url.is_none() || !settings.sms_enabled {
         return Err(SmsError::NotConfigured);
@@ -117,6 +140,7 @@ pub async fn request(app: &App, capture_id: &str, raw_phone: &str) -> Result<Req
     if !crate::ids::is_valid_id(capture_id) {
         return Err(SmsError::InvalidCaptureId);
     }
+    let consent = check_consent(consent, settings.sms_require_consent)?;
     let e164 = phone::normalize(raw_phone, phone::Region::FR).map_err(|e| match e {
         phone::PhoneError::PremiumRate | phone::PhoneError::ShortNumber => {
             SmsError::PremiumNumber(e)
@@ -162,6 +186,9 @@ pub async fn request(app: &App, capture_id: &str, raw_phone: &str) -> Result<Req
             let mut row = row;
             row.status = initial_status(storage, &capture).as_str().into();
             catalog::insert_sms(tx, &row)?;
+            if let Some(consent) = &consent {
+                catalog::set_sms_consent(tx, &row.id, consent)?;
+            }
             Ok(Ok(Requested::Created(SmsAnswer::from(&row))))
         })
         .await??;
@@ -221,6 +248,29 @@ mod tests {
         assert_eq!(limited((0, 0, 0, 500)), Some((Limit::Daily, 500)));
         // Several reached: the number's own limit is the one told.
         assert_eq!(limited((9, 9, 999, 999)), Some((Limit::PerPhone, 3)));
+    }
+
+    #[test]
+    fn consent_ids_are_checked_and_may_be_required() {
+        assert_eq!(
+            check_consent(Some("cgu-2026.06_v2"), true).unwrap(),
+            Some("cgu-2026.06_v2".to_string())
+        );
+        assert_eq!(check_consent(None, false).unwrap(), None);
+        assert!(matches!(
+            check_consent(None, true),
+            Err(SmsError::ConsentRequired)
+        ));
+        for bad in ["", "a b", "é", "x/y", &"a".repeat(65)] {
+            assert!(
+                matches!(
+                    check_consent(Some(bad), false),
+                    Err(SmsError::InvalidConsent)
+                ),
+                "{bad}"
+            );
+        }
+        assert!(is_valid_consent(&"a".repeat(64)));
     }
 
     #[test]

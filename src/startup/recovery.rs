@@ -155,6 +155,16 @@ pub async fn recover(app: &App) -> Result<Recovered, StartError> {
             .map_err(task_error)??;
     report.sync_jobs_rebuilt = sync;
     report.sms_jobs_rebuilt = sms;
+    // Events whose latest change is not remote yet (issue 20).
+    let (cat, outbox, db) = (
+        app.catalog.clone(),
+        app.outbox.clone(),
+        app.remotes.db.is_some(),
+    );
+    tokio::task::spawn_blocking(move || crate::events::rebuild_jobs(&cat, &outbox, now, db))
+        .await
+        .map_err(task_error)?
+        .map_err(|e| StartError::Recovery(e.to_string()))?;
     app.outbox.notifier().notify_one();
     Ok(report)
 }

@@ -366,6 +366,7 @@ pub(crate) fn test_capture(
         remote_file_ms,
         remote_db_ms: None,
         synced_ms,
+        event_id: None,
     }
 }
 

@@ -65,6 +65,21 @@ pub const REMOTE_MIGRATIONS: &[&str] = &[
         report JSONB NOT NULL,
         PRIMARY KEY (kiosk_id, seen_at)
     );",
+    // Events (issue 20): one row per kiosk and event, and the event a capture belongs to.
+    // Additive: older daemons neither read nor write these and keep working.
+    "CREATE TABLE IF NOT EXISTS kiosk_events (
+        kiosk_id TEXT NOT NULL,
+        id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        starts_at TIMESTAMPTZ NOT NULL,
+        ends_at TIMESTAMPTZ,
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (kiosk_id, id)
+    );
+    ALTER TABLE kiosk_captures ADD COLUMN IF NOT EXISTS event_id TEXT;
+    CREATE INDEX IF NOT EXISTS kiosk_captures_event ON kiosk_captures (kiosk_id, event_id);",
+    // Consent (issue 20): the id of the text the guest agreed to (never the number).
+    "ALTER TABLE kiosk_sms_log ADD COLUMN IF NOT EXISTS consent TEXT;",
 ];
 
 const MIGRATION_LOCK_KEY: i64 = 0x0005_e1f1_ec10_5c00;
@@ -143,20 +158,21 @@ impl RemoteDb {
         let height: Vec<i32> = rows.iter().map(|r| r.height as i32).collect();
         let sha: Vec<&str> = rows.iter().map(|r| r.sha256.as_str()).collect();
         let files: Vec<String> = rows.iter().map(|r| format!("{}.jpg", r.id)).collect();
+        let events: Vec<Option<&str>> = rows.iter().map(|r| r.event_id.as_deref()).collect();
         self.execute(
             &client,
             "INSERT INTO kiosk_captures
-                (kiosk_id, id, created_at, taken_at, background_id, bytes, width, height, sha256, file_name)
-             SELECT $1, u.id, to_timestamp(u.created), u.taken, u.bg, u.bytes, u.width, u.height, u.sha, u.file
+                (kiosk_id, id, created_at, taken_at, background_id, bytes, width, height, sha256, file_name, event_id)
+             SELECT $1, u.id, to_timestamp(u.created), u.taken, u.bg, u.bytes, u.width, u.height, u.sha, u.file, u.event
              FROM UNNEST($2::text[], $3::float8[], $4::text[], $5::text[], $6::int8[], $7::int4[],
-                         $8::int4[], $9::text[], $10::text[])
-                  AS u(id, created, taken, bg, bytes, width, height, sha, file)
+                         $8::int4[], $9::text[], $10::text[], $11::text[])
+                  AS u(id, created, taken, bg, bytes, width, height, sha, file, event)
              ON CONFLICT (kiosk_id, id) DO UPDATE SET
                 created_at = excluded.created_at, taken_at = excluded.taken_at,
                 background_id = excluded.background_id, bytes = excluded.bytes,
                 width = excluded.width, height = excluded.height, sha256 = excluded.sha256,
-                file_name = excluded.file_name, synced_at = now()",
-            &[&self.kiosk_id, &ids, &created, &taken, &bg, &bytes, &width, &height, &sha, &files],
+                file_name = excluded.file_name, event_id = excluded.event_id, synced_at = now()",
+            &[&self.kiosk_id, &ids, &created, &taken, &bg, &bytes, &width, &height, &sha, &files, &events],
         )
         .await.map(|_| ())
     }
@@ -300,5 +316,41 @@ impl RemoteDb {
             )
             .await
             .map_err(db_err)
+    }
+}
+
+/// Events and consent (issue 20).
+impl RemoteDb {
+    /// Upserts an event's row, keyed by (kiosk_id, id).
+    pub async fn upsert_event(&self, e: &crate::catalog::EventRow) -> Result<(), RemoteDbError> {
+        let client = self.client().await?;
+        let starts = e.starts_ms as f64 / 1000.0;
+        let ends = e.ends_ms.map(|m| m as f64 / 1000.0);
+        self.execute(
+            &client,
+            "INSERT INTO kiosk_events (kiosk_id, id, name, starts_at, ends_at)
+             VALUES ($1, $2, $3, to_timestamp($4), to_timestamp($5))
+             ON CONFLICT (kiosk_id, id) DO UPDATE SET name = excluded.name,
+                starts_at = excluded.starts_at, ends_at = excluded.ends_at, updated_at = now()",
+            &[&self.kiosk_id, &e.id, &e.name, &starts, &ends],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Records the consent text id of a row already in the remote SMS log.
+    pub async fn set_sms_log_consent(
+        &self,
+        sms_id: &str,
+        consent: &str,
+    ) -> Result<(), RemoteDbError> {
+        let client = self.client().await?;
+        self.execute(
+            &client,
+            "UPDATE kiosk_sms_log SET consent = $3 WHERE kiosk_id = $1 AND sms_id = $2",
+            &[&self.kiosk_id, &sms_id, &consent],
+        )
+        .await
+        .map(|_| ())
     }
 }

@@ -15,6 +15,10 @@
 //!   of bytes (0..4096, both directions together) or a random 20..300 ms, whichever first.
 //! - [`Mode::DropAfter(n)`]: like `Drop`, deterministically after `n` bytes, no timer.
 //!
+//! - [`Mode::Shaped`]: forward like `Pass` through an emulated link (see [`Shape`]): a
+//!   bandwidth per direction and a round-trip time. Applies to connections accepted while
+//!   it is set, for their whole life (a later mode change only cuts or shuts them down).
+//!
 //! [`Proxy::cut_all`] resets every live connection now (the mode stays). Dropping the
 //! `Proxy` stops the thread, closes everything and frees the port.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -37,6 +41,7 @@ pub enum Mode {
     Stall,
     Drop,
     DropAfter(usize),
+    Shaped(Shape),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -325,7 +330,13 @@ async fn handle(
         };
     let _ = upstream.set_nodelay(true);
 
-    let end = forward(&mut client, &mut upstream, rx, start_gen, counters).await;
+    let mode = rx.borrow().mode;
+    let end = match mode {
+        Mode::Shaped(shape) => {
+            shaped::forward(&mut client, &mut upstream, shape, rx, start_gen, counters).await
+        }
+        _ => forward(&mut client, &mut upstream, rx, start_gen, counters).await,
+    };
     if let End::Cut = end {
         counters.cut.fetch_add(1, Ordering::SeqCst);
         reset(&client);
@@ -481,6 +492,146 @@ where
         counters.bytes.fetch_add(k as u64, Ordering::SeqCst);
         if k < n {
             return End::Cut;
+        }
+    }
+}
+
+/// An emulated link for [`Mode::Shaped`]: what a kiosk on a mobile or venue network sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// Client → upstream (the kiosk's upload), bits per second; 0: unlimited.
+    pub up_bps: u64,
+    /// Upstream → client, bits per second; 0: unlimited.
+    pub down_bps: u64,
+    /// Round trip: each direction is delayed by half of it, and a new connection waits one
+    /// whole round trip before its first byte moves (the TCP handshake on the real link).
+    pub rtt: Duration,
+}
+
+impl Shape {
+    /// `up_mbit` Mbit/s up, `down_mbit` down (0: unlimited), `rtt_ms` round trip.
+    pub fn new(up_mbit: f64, down_mbit: f64, rtt_ms: u64) -> Shape {
+        Shape {
+            up_bps: (up_mbit * 1e6) as u64,
+            down_bps: (down_mbit * 1e6) as u64,
+            rtt: Duration::from_millis(rtt_ms),
+        }
+    }
+}
+
+/// [`Mode::Shaped`]: each direction is a reader that stamps every chunk with the time the
+/// link would deliver it (serialized at the direction's rate, then half the round trip)
+/// and a writer that waits for that time. The queue between them is bounded (a link's
+/// buffer): a sender faster than the link is slowed by TCP flow control, as on the real one.
+mod shaped {
+    use super::*;
+    use tokio::time::Instant;
+
+    /// Chunks waiting in one direction's link buffer (16 KiB each).
+    const LINK_BUFFER_CHUNKS: usize = 16;
+
+    pub(super) async fn forward(
+        client: &mut TcpStream,
+        upstream: &mut TcpStream,
+        shape: Shape,
+        rx: watch::Receiver<Ctl>,
+        start_gen: u64,
+        counters: &Counters,
+    ) -> End {
+        let (cr, cw) = client.split();
+        let (ur, uw) = upstream.split();
+        // The handshake's round trip on the emulated link.
+        tokio::time::sleep(shape.rtt).await;
+        let half = shape.rtt / 2;
+        let up = direction(cr, uw, shape.up_bps, half, counters);
+        let down = direction(ur, cw, shape.down_bps, half, counters);
+        tokio::pin!(up, down);
+        let mut rx = rx;
+        let cut = async {
+            loop {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+                let c = *rx.borrow();
+                if c.shutdown || c.cut_gen != start_gen || c.mode == Mode::Refuse {
+                    return;
+                }
+            }
+        };
+        tokio::pin!(cut);
+        let (mut up_done, mut down_done) = (false, false);
+        loop {
+            tokio::select! {
+                r = &mut up, if !up_done => match r { End::Cut => return End::Cut, End::Closed => up_done = true },
+                r = &mut down, if !down_done => match r { End::Cut => return End::Cut, End::Closed => down_done = true },
+                _ = &mut cut => return End::Cut,
+            }
+            if up_done && down_done {
+                return End::Closed;
+            }
+        }
+    }
+
+    /// One direction through the link: `None` in the queue is the sender's EOF.
+    async fn direction<R, W>(
+        mut from: R,
+        mut to: W,
+        bps: u64,
+        delay: Duration,
+        counters: &Counters,
+    ) -> End
+    where
+        R: tokio::io::AsyncRead + Unpin,
+        W: tokio::io::AsyncWrite + Unpin,
+    {
+        let (tx, mut queue) =
+            tokio::sync::mpsc::channel::<(Instant, Option<Vec<u8>>)>(LINK_BUFFER_CHUNKS);
+        let read = async move {
+            let mut link_free = Instant::now();
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let n = match from.read(&mut buf).await {
+                    Ok(0) => {
+                        let at = link_free.max(Instant::now()) + delay;
+                        let _ = tx.send((at, None)).await;
+                        return End::Closed;
+                    }
+                    Ok(n) => n,
+                    Err(_) => return End::Cut,
+                };
+                let start = link_free.max(Instant::now());
+                // Unlimited (0): no serialization time.
+                let on_wire = (n as u64 * 8 * 1_000_000_000).checked_div(bps);
+                link_free = start + Duration::from_nanos(on_wire.unwrap_or(0));
+                if tx
+                    .send((link_free + delay, Some(buf[..n].to_vec())))
+                    .await
+                    .is_err()
+                {
+                    return End::Cut;
+                }
+            }
+        };
+        let write = async move {
+            while let Some((at, chunk)) = queue.recv().await {
+                tokio::time::sleep_until(at).await;
+                let Some(chunk) = chunk else {
+                    let _ = to.shutdown().await;
+                    return End::Closed;
+                };
+                if to.write_all(&chunk).await.is_err() || to.flush().await.is_err() {
+                    return End::Cut;
+                }
+                counters
+                    .bytes
+                    .fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            }
+            End::Cut
+        };
+        let (r, w) = tokio::join!(read, write);
+        match (r, w) {
+            (End::Closed, End::Closed) => End::Closed,
+            _ => End::Cut,
         }
     }
 }

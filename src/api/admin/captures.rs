@@ -25,6 +25,7 @@ struct ListQuery {
     has_sms: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+    event_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -46,6 +47,9 @@ struct CaptureItem {
     synced_at: Option<String>,
     file_missing: bool,
     sms_count: i64,
+    /// The event it belongs to (`null`: none) and its name.
+    event_id: Option<String>,
+    event_name: Option<String>,
     url: String,
     download_url: String,
     /// `GET /admin/captures/{id}/thumbnail` (admin key needed).
@@ -71,6 +75,8 @@ impl From<CaptureListItem> for CaptureItem {
             background_name: c.background_name,
             file_missing: c.file_missing,
             sms_count: c.sms_count,
+            event_id: c.event_id,
+            event_name: c.event_name,
         }
     }
 }
@@ -101,10 +107,11 @@ struct CapturePage {
         ("has_sms" = Option<bool>, Query),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("event_id" = Option<String>, Query, description = "Only this event's captures"),
     ),
     responses(
         (status = 200, description = "One page", body = CapturePage),
-        (status = 400, description = "`invalid_query`, `invalid_from`, `invalid_to`, `invalid_range`, `invalid_synced`, `invalid_has_sms`, `invalid_limit`, `invalid_cursor`"),
+        (status = 400, description = "`invalid_query`, `invalid_from`, `invalid_to`, `invalid_range`, `invalid_synced`, `invalid_has_sms`, `invalid_limit`, `invalid_cursor`, `unknown_event`"),
         (status = 503, description = "`catalog_unavailable`"),
     )
 )]
@@ -117,6 +124,7 @@ pub(super) async fn list_captures(State(app): State<SharedApp>, uri: Uri) -> Api
         synced: parse_bool(q.synced.as_deref(), "invalid_synced", "synced")?,
         has_sms: parse_bool(q.has_sms.as_deref(), "invalid_has_sms", "has_sms")?,
         scope: app.sync_scope(),
+        event_id: super::event_filter(&app, q.event_id.as_deref()).await?,
     };
     let (limit, before) = parse_page(q.limit.as_deref(), q.cursor.as_deref())?;
     let mut rows = app

@@ -19,6 +19,7 @@ use crate::catalog::CaptureFilter;
 struct ExportQuery {
     from: Option<String>,
     to: Option<String>,
+    event_id: Option<String>,
 }
 
 /// `GET /admin/export/excel[?from=…&to=…]`: the workbook as an attachment.
@@ -30,6 +31,7 @@ struct ExportQuery {
     params(
         ("from" = Option<String>, Query, description = "RFC 3339 or `YYYY-MM-DD`, inclusive"),
         ("to" = Option<String>, Query, description = "RFC 3339 or `YYYY-MM-DD`, inclusive"),
+        ("event_id" = Option<String>, Query, description = "Only this event's captures"),
     ),
     responses(
         (status = 200, description = "The workbook, as an attachment",
@@ -39,7 +41,7 @@ struct ExportQuery {
                 ("X-Export-Rows" = u64, description = "Rows written"),
                 ("X-Export-Truncated" = Option<u64>, description = "Rows left out (the sheet is full)"),
             )),
-        (status = 400, description = "`invalid_query`, `invalid_from`, `invalid_to`, `invalid_range`"),
+        (status = 400, description = "`invalid_query`, `invalid_from`, `invalid_to`, `invalid_range`, `unknown_event`"),
         (status = 429, description = "`export_busy`: another export is running"),
         (status = 503, description = "`catalog_unavailable`"),
     )
@@ -53,6 +55,7 @@ pub(super) async fn get_export_excel(
     let filter = CaptureFilter {
         from_ms,
         to_ms,
+        event_id: super::event_filter(&app, q.event_id.as_deref()).await?,
         ..CaptureFilter::all(app.sync_scope())
     };
     let started = Stopwatch::start();

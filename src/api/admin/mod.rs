@@ -17,6 +17,7 @@
 //! | `GET /admin/stats` | SQL aggregates: totals, per day, per hour, SMS, backgrounds, outbox |
 //! | `GET /admin/export/excel` | the workbook ([`crate::export`]) |
 //! | `/admin/backgrounds…` | see [`super::backgrounds`] |
+//! | `GET`/`POST /admin/events`, `GET`/`PATCH /admin/events/{id}` | events ([`crate::events`]) |
 //!
 //! Dates in filters are RFC 3339 date-times or `YYYY-MM-DD` days (UTC); `from` is
 //! inclusive, `to` too (a day means the whole day).
@@ -24,6 +25,7 @@
 mod auth;
 mod captures;
 mod config;
+mod events;
 mod export;
 mod sms;
 mod stats;
@@ -59,6 +61,8 @@ pub fn routes() -> OpenApiRouter<SharedApp> {
         .routes(routes!(sms::retry_sms_request))
         .routes(routes!(stats::get_stats))
         .routes(routes!(export::get_export_excel))
+        .routes(routes!(events::list_events, events::post_event))
+        .routes(routes!(events::get_event, events::patch_event))
         .merge(super::backgrounds::admin_routes())
         .merge(super::diag::routes())
         .merge(super::gdpr::routes())
@@ -195,4 +199,12 @@ pub(super) fn parse_range(from: Option<&str>, to: Option<&str>) -> ApiResult<(i6
         ));
     }
     Ok((from_ms, to_ms))
+}
+
+/// An `event_id` filter: checked to exist (400 `unknown_event` otherwise).
+pub(super) async fn event_filter(app: &SharedApp, v: Option<&str>) -> ApiResult<Option<String>> {
+    match v.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(id) => Ok(Some(crate::events::require(app, id).await?.id)),
+        None => Ok(None),
+    }
 }

@@ -52,6 +52,15 @@ pub(super) struct Stats {
     /// Most used first.
     per_background: Vec<catalog::BackgroundCount>,
     outbox: StatsOutbox,
+    /// The event the figures are narrowed to (`?event_id=`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<crate::events::EventAnswer>,
+}
+
+/// `GET /admin/stats` query.
+#[derive(Debug, Default, serde::Deserialize)]
+struct StatsQuery {
+    event_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -111,28 +120,46 @@ struct StatsOutbox {
     path = "/admin/stats",
     tag = "admin",
     summary = "Statistics",
+    params(("event_id" = Option<String>, Query, description = "Only this event's captures and their SMS")),
     responses(
         (status = 200, description = "Totals, per day, per hour, SMS, backgrounds, outbox", body = Stats),
+        (status = 400, description = "`invalid_query`, `unknown_event`"),
         (status = 503, description = "`catalog_unavailable`, `outbox_unavailable`"),
     )
 )]
-pub(super) async fn get_stats(State(app): State<SharedApp>) -> ApiResult<Json<Stats>> {
+pub(super) async fn get_stats(
+    State(app): State<SharedApp>,
+    uri: axum::http::Uri,
+) -> ApiResult<Json<Stats>> {
     let now = app.clock.now_ms();
     let today = now - now.rem_euclid(DAY_MS);
     let days_from = today - 29 * DAY_MS;
     let this_hour = now - now.rem_euclid(HOUR_MS);
     let hours_from = this_hour - 47 * HOUR_MS;
     let scope = app.sync_scope();
+    // `?event_id=`: every capture and SMS figure narrowed to that event (issue 20).
+    let q: StatsQuery = crate::api::query(&uri)?;
+    let event = match q
+        .event_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        Some(id) => Some(crate::events::require(&app, id).await?),
+        None => None,
+    };
+    let ev = event.as_ref().map(|e| e.id.clone());
     let (totals, today_totals, days, hours, sms, per_background) = app
         .catalog
         .read(move |c| {
+            let ev = ev.as_deref();
             Ok((
-                catalog::capture_totals(c, scope, i64::MIN, i64::MAX)?,
-                catalog::capture_totals(c, scope, today, today + DAY_MS)?,
-                catalog::buckets(c, scope, days_from, today + DAY_MS, DAY_MS)?,
-                catalog::buckets(c, scope, hours_from, this_hour + HOUR_MS, HOUR_MS)?,
-                catalog::sms_by_status(c)?,
-                catalog::captures_per_background(c)?,
+                catalog::capture_totals_in(c, scope, i64::MIN, i64::MAX, ev)?,
+                catalog::capture_totals_in(c, scope, today, today + DAY_MS, ev)?,
+                catalog::buckets_in(c, scope, days_from, today + DAY_MS, DAY_MS, ev)?,
+                catalog::buckets_in(c, scope, hours_from, this_hour + HOUR_MS, HOUR_MS, ev)?,
+                catalog::sms_by_status_in(c, ev)?,
+                catalog::captures_per_background_in(c, ev)?,
             ))
         })
         .await?;
@@ -184,6 +211,7 @@ pub(super) async fn get_stats(State(app): State<SharedApp>) -> ApiResult<Json<St
             oldest_created_at: outbox.oldest_created_ms.map(catalog::format_ms),
             by_kind: outbox.by_kind,
         },
+        event: event.map(|e| crate::events::EventAnswer::of(&e, now)),
     };
     Ok(Json(stats))
 }
