@@ -40,6 +40,8 @@ pub struct RuntimeSettings {
     pub kiosk_disk_reserve: u64,
     /// The log filter (`KIOSK_LOG`).
     pub kiosk_log: String,
+    /// Days of heartbeat history this kiosk keeps in the remote database.
+    pub heartbeat_history_days: u32,
 }
 
 /// Keys accepted by `PUT /admin/config`.
@@ -57,6 +59,7 @@ pub const KEYS: &[&str] = &[
     "sms_credits_low",
     "kiosk_disk_reserve",
     "kiosk_log",
+    "heartbeat_history_days",
 ];
 
 /// A rejected setting: which key, and why.
@@ -90,6 +93,7 @@ impl RuntimeSettings {
             sms_credits_low: 50.0,
             kiosk_disk_reserve: c.disk_reserve_bytes,
             kiosk_log: c.log_filter.clone(),
+            heartbeat_history_days: 30,
         }
     }
 
@@ -155,6 +159,7 @@ impl RuntimeSettings {
                     .map_err(|e| err(key, format!("invalid log filter: {e}")))?;
                 self.kiosk_log = s.to_string();
             }
+            "heartbeat_history_days" => self.heartbeat_history_days = uint(1, 3650)? as u32,
             _ => return Err(err(key, "unknown setting")),
         }
         Ok(())
