@@ -4,26 +4,18 @@
 // Controls are found by their accessible names, as a user or a screen reader finds them.
 // Exit code 0 when every check passed; otherwise the failures are printed.
 import { chromium } from 'playwright-core';
+import { axe, check, failures, snap, watch as watchAll } from './common.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const base = process.env.CONSOLE_URL;
 const key = process.env.ADMIN_KEY;
 const shots = process.env.SCREENSHOT_DIR;
 const jpeg = fs.readFileSync(process.env.CAPTURE_JPEG);
 const png = fs.readFileSync(process.env.BACKGROUND_PNG);
-const axeSource = fs.readFileSync(path.join(here, 'node_modules/axe-core/axe.min.js'), 'utf8');
 const origin = new URL(base).origin;
 const XSS = '<img src=x onerror=alert(1)>';
 const XSS2 = `"'><script>alert(2)</script>`;
-
-const failures = [];
-function check(cond, what) {
-  if (!cond) failures.push(what);
-  console.log(`${cond ? 'ok  ' : 'FAIL'} ${what}`);
-}
 
 async function adminFetch(p, init = {}) {
   const r = await fetch(base + p, { ...init, headers: { 'x-api-key': key, ...(init.headers || {}) } });
@@ -32,51 +24,12 @@ async function adminFetch(p, init = {}) {
   return text ? JSON.parse(text) : null;
 }
 
-// Every request the page makes, and every dialog it opens: the page must reach only the
-// daemon, and the XSS names must never run (an alert is a failure; confirm is accepted).
-function watch(page) {
-  page.on('request', (req) => {
-    const u = req.url();
-    if (u.startsWith('blob:') || u.startsWith('data:')) return;
-    if (new URL(u).origin !== origin) failures.push(`request to another host: ${u}`);
-  });
-  page.on('dialog', async (d) => {
-    if (d.type() === 'confirm') await d.accept();
-    else { failures.push(`a ${d.type()} dialog fired: ${d.message()}`); await d.dismiss(); }
-  });
-  page.on('console', (m) => {
-    if (/Content Security Policy|Refused to/.test(m.text())) failures.push(`CSP violation: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => failures.push(`page error: ${e.message}`));
-}
-
-async function axe(page, name) {
-  await page.evaluate(axeSource);
-  const res = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
-  const bad = res.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  check(bad.length === 0, `axe: no serious or critical violation on ${name}` +
-    (bad.length ? `: ${bad.map((v) => `${v.id} (${v.nodes.map((n) => n.target.join(' ')).join('; ')})`).join(', ')}` : ''));
-}
-
-async function snap(page, name) {
-  for (const width of [1280, 375]) {
-    await page.setViewportSize({ width, height: width === 375 ? 812 : 900 });
-    await page.waitForTimeout(150);
-    await page.screenshot({ path: path.join(shots, `${name}-${width}.png`), fullPage: true });
-    if (width === 375) {
-      const wide = await page.evaluate(() => document.documentElement.scrollWidth);
-      check(wide <= 380, `${name} fits 375 px (scroll width ${wide})`);
-    }
-  }
-  await page.setViewportSize({ width: 1280, height: 900 });
-}
-
 async function visit(page, link, heading, name) {
   await page.getByRole('link', { name: link, exact: true }).click();
   await page.getByRole('heading', { level: 1, name: heading }).waitFor();
   await page.waitForLoadState('networkidle');
   await axe(page, name);
-  await snap(page, name);
+  await snap(page, name, shots);
 }
 
 async function main() {
@@ -99,13 +52,13 @@ async function main() {
   try {
     const ctx = await browser.newContext({ locale: 'en-US', acceptDownloads: true, viewport: { width: 1280, height: 900 } });
     const page = await ctx.newPage();
-    watch(page);
+    watchAll(page, origin, { acceptConfirm: true });
 
     // The root redirects; a wrong key is refused; the right one signs in.
     await page.goto(`${base}/`);
     check(new URL(page.url()).pathname === '/console/', `/ leads to /console/ (${page.url()})`);
     await axe(page, 'sign-in');
-    await snap(page, 'sign-in');
+    await snap(page, 'sign-in', shots);
     await page.getByLabel('Admin key').fill('not-the-key');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByText('Key refused.').waitFor();
@@ -127,7 +80,7 @@ async function main() {
     const snapshot = JSON.parse(fs.readFileSync(diagFile, 'utf8'));
     check(diag.suggestedFilename().endsWith('.json') && Boolean(snapshot.health?.status), 'the diagnostics download is the daemon snapshot');
     await axe(page, 'overview');
-    await snap(page, 'overview');
+    await snap(page, 'overview', shots);
 
     // Gallery: the capture with its thumbnail; its detail shows the attack name as text.
     await visit(page, 'Gallery', 'Gallery', 'gallery');
@@ -142,7 +95,7 @@ async function main() {
     const dlg = page.getByRole('dialog');
     await dlg.waitFor();
     check(await dlg.getByText(XSS, { exact: true }).count() === 1, 'the background name shows as typed in the detail');
-    await snap(page, 'gallery-detail');
+    await snap(page, 'gallery-detail', shots);
     await dlg.getByRole('button', { name: 'Delete' }).click();
     await thumb.waitFor({ state: 'detached' });
     const after = await adminFetch('/admin/captures');
@@ -158,7 +111,7 @@ async function main() {
     check(await page.getByText(XSS, { exact: true }).count() >= 1, 'a background named like an img tag shows as typed');
     check(await page.getByText(XSS2, { exact: true }).count() >= 1, 'a background named like a script shows as typed');
     check(await page.locator('img[src="x"], script:not([src])').count() === 0, 'no element was made from a name');
-    await snap(page, 'backgrounds');
+    await snap(page, 'backgrounds', shots);
 
     // Settings: the server's message by its field; a valid value sticks after reload.
     await visit(page, 'Settings', 'Settings', 'settings');
@@ -179,7 +132,7 @@ async function main() {
     await page.getByRole('button', { name: 'Erase' }).click();
     await page.getByRole('heading', { name: 'Receipt' }).waitFor();
     check(await page.getByText('+33*******78').count() === 1, 'erasure by phone shows the receipt (masked number)');
-    await snap(page, 'settings-receipt');
+    await snap(page, 'settings-receipt', shots);
 
     // Statistics: one bar per hour; the Excel file downloads and is a workbook.
     await visit(page, 'Statistics', 'Statistics', 'statistics');
@@ -214,7 +167,7 @@ async function main() {
     // French, from the browser's language; switchable to English.
     const fr = await browser.newContext({ locale: 'fr-FR' });
     const p2 = await fr.newPage();
-    watch(p2);
+    watchAll(p2, origin, { acceptConfirm: true });
     await p2.goto(`${base}/console/`);
     await p2.getByLabel("Clé d'administration").fill(key);
     await p2.getByRole('button', { name: 'Se connecter' }).click();
@@ -223,7 +176,7 @@ async function main() {
       check(await p2.getByRole('link', { name, exact: true }).count() === 1, `French navigation link "${name}"`);
     }
     await axe(p2, 'vue-d-ensemble');
-    await snap(p2, 'vue-d-ensemble');
+    await snap(p2, 'vue-d-ensemble', shots);
     await p2.getByLabel('Langue').selectOption('en');
     await p2.getByRole('link', { name: 'Overview', exact: true }).waitFor();
     await p2.reload();
