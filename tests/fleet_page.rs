@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -46,7 +47,8 @@ async fn heartbeats_fill_the_history_and_kiosk_status_and_prune_by_age() {
     let kiosk = Daemon::start(&[
         ("KIOSK_ID", "kiosk-h"),
         ("REMOTE_DATABASE_URL", url.as_str()),
-        ("KIOSK_HEARTBEAT_SECS", "1"),
+        // Stale after 3 intervals: 6 s leaves room for a loaded CI machine.
+        ("KIOSK_HEARTBEAT_SECS", "2"),
     ]);
 
     // Two beats, two history rows, each with its figures taken out of the report.
@@ -173,4 +175,579 @@ async fn heartbeats_fill_the_history_and_kiosk_status_and_prune_by_age() {
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"]["key"], "heartbeat_history_days", "{body}");
     }
+}
+
+const FLEET_KEY: &str = "fleet-test-key-0123456789";
+const XSS_ID: &str = "<img src=x onerror=alert(1)>";
+const XSS_VERSION: &str = "\"'><script>alert(2)</script>";
+
+/// `selfie-kiosk fleet serve` as a child process; stopped (SIGTERM) on drop.
+struct FleetServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl FleetServer {
+    fn start(pg_url: &str) -> FleetServer {
+        let port = support::daemon::free_port();
+        let cwd = tempfile::tempdir().unwrap();
+        let child = support::daemon::command()
+            .args(["fleet", "serve", "--listen", &format!("127.0.0.1:{port}")])
+            .current_dir(cwd.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("REMOTE_DATABASE_URL", pg_url)
+            .env("FLEET_API_KEY", FLEET_KEY)
+            .env("KIOSK_DATA_DIR", cwd.path().join("unused"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let s = FleetServer { child, port };
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "fleet serve did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// SIGTERM, then the exit code.
+    fn stop(&mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let t = Instant::now();
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s.code();
+            }
+            if t.elapsed() > Duration::from_secs(15) {
+                let _ = self.child.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for FleetServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A health report shaped like the daemon's, with the figures the page shows.
+fn report(version: &str, backlog: i64, disk: i64) -> String {
+    json!({
+        "status": "ok", "version": version, "kiosk_id": "x",
+        "checks": {
+            "outbox": {"status": "ok", "pending": backlog, "oldest_pending_age_s": 30 * backlog},
+            "disk": {"status": "ok", "free_bytes": disk},
+            "sms": {"status": "ok", "configured": true, "credits_left": 120.0},
+            "workers": {"status": "ok", "workers": {"heartbeat": {"details": {"interval_s": 60}}}}
+        }
+    })
+    .to_string()
+}
+
+/// A PostgreSQL with two live kiosks (real daemons), a stale kiosk with five heartbeats
+/// over two days and a kiosk whose id and version are HTML, both written as the daemon
+/// writes them (one last-report row, one history row per beat); and `fleet serve`.
+struct Setup {
+    pg: PgCluster,
+    kiosks: Vec<Daemon>,
+    server: FleetServer,
+}
+
+async fn setup() -> Setup {
+    let pg = PgCluster::new();
+    let url = pg.url();
+    let mut kiosks = Vec::new();
+    for id in ["kiosk-a", "kiosk-b"] {
+        kiosks.push(Daemon::start(&[
+            ("KIOSK_ID", id),
+            ("REMOTE_DATABASE_URL", url.as_str()),
+            // Stale after 3 intervals: 9 s leaves room for a loaded CI machine.
+            ("KIOSK_HEARTBEAT_SECS", "3"),
+        ]));
+    }
+    wait_for(&pg, "SELECT count(*) FROM kiosk_status", |v| v == "2").await;
+    // A capture of today on kiosk-a, synced to the database by the kiosk itself.
+    let r = client()
+        .post(kiosks[0].url("/api/capture"))
+        .json(&json!({"image": support::images::b64(&support::images::jpeg(16, 16, 3))}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    wait_for(
+        &pg,
+        "SELECT count(*) FROM kiosk_captures WHERE kiosk_id = 'kiosk-a'",
+        |v| v == "1",
+    )
+    .await;
+    let client = pg.client().await;
+    for (id, version, last_seen_min) in [("kiosk-stale", "0.0.9", 90i32), (XSS_ID, XSS_VERSION, 1)]
+    {
+        for beat in 0..5i32 {
+            // Five beats, the newest `last_seen_min` minutes ago, the others up to 2 days back.
+            let minutes = last_seen_min + beat * 700;
+            let rep = report(
+                version,
+                i64::from(4 - beat) * 3,
+                8_000_000_000 - i64::from(beat) * 1_000_000_000,
+            );
+            client
+                .execute(
+                    "INSERT INTO kiosk_heartbeat_history (kiosk_id, seen_at, status, report)
+                     VALUES ($1, now() - make_interval(mins => $2), 'ok', $3::text::jsonb)",
+                    &[&id, &minutes, &rep],
+                )
+                .await
+                .unwrap();
+            if beat == 0 {
+                client
+                    .execute(
+                        "INSERT INTO kiosk_heartbeats (kiosk_id, seen_at, status, version, report)
+                         VALUES ($1, now() - make_interval(mins => $2), 'ok', $3, $4::text::jsonb)",
+                        &[&id, &minutes, &version, &rep],
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    let server = FleetServer::start(&url);
+    Setup { pg, kiosks, server }
+}
+
+async fn fleet_get(
+    s: &Setup,
+    path: &str,
+    key: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut req = client().get(s.server.url(path));
+    if let Some(k) = key {
+        req = req.header("x-api-key", k);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    let headers = r.headers().clone();
+    (status, headers, r.json().await.unwrap_or(Value::Null))
+}
+
+fn assert_page_headers(h: &reqwest::header::HeaderMap, what: &str) {
+    assert_eq!(
+        h["content-security-policy"],
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+         connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        "{what}"
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+    assert_eq!(h["referrer-policy"], "no-referrer", "{what}");
+}
+
+fn assert_error(body: &Value, code: &str) {
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn fleet_page_and_api_show_every_kiosk_behind_the_key() {
+    let mut s = setup().await;
+    let c = client();
+
+    // The page: compiled in, with the console's caching and policy.
+    let r = c.get(s.server.url("/fleet/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_page_headers(r.headers(), "GET /fleet/");
+    assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+    let etag = r.headers()["etag"].clone();
+    let html = r.text().await.unwrap();
+    assert!(html.contains("/fleet/app.js") && !html.contains("<style") && !html.contains("style="));
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "{html}"
+    );
+    let r = c
+        .get(s.server.url("/fleet/"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    assert_page_headers(r.headers(), "304");
+    for f in [
+        "app.js",
+        "api.js",
+        "chart.js",
+        "dom.js",
+        "style.css",
+        "icon.svg",
+    ] {
+        let r = c
+            .get(s.server.url(&format!("/fleet/{f}")))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{f}");
+        assert_page_headers(r.headers(), f);
+    }
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(s.server.url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(r.headers()["location"], "/fleet/");
+
+    // No key, a wrong key: 401 in the JSON error shape, with the page's headers.
+    let (st, h, body) = fleet_get(&s, "/fleet/api/kiosks", None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_error(&body, "unauthorized");
+    assert_page_headers(&h, "401");
+    let (st, _, body) = fleet_get(&s, "/fleet/api/kiosks", Some("not-the-fleet-key")).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_error(&body, "unauthorized");
+    assert!(!body.to_string().contains(FLEET_KEY));
+
+    // The list: four kiosks, the stale one says so, the live ones do not.
+    let t = Instant::now();
+    let list = loop {
+        let (st, h, list) = fleet_get(&s, "/fleet/api/kiosks", Some(FLEET_KEY)).await;
+        assert_eq!(st, StatusCode::OK, "{list}");
+        assert_eq!(h["cache-control"], "no-store");
+        let a = list["kiosks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kiosk_id"] == "kiosk-a")
+            .cloned();
+        if a.is_some_and(|a| a["captures_today"] == 1) {
+            break list;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "{list:#}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let by_id = |id: &str| -> Value {
+        list["kiosks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kiosk_id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} missing: {list:#}"))
+    };
+    assert_eq!(list["kiosks"].as_array().unwrap().len(), 4, "{list:#}");
+    assert_eq!(
+        (list["stale"].as_u64(), list["down"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let stale = by_id("kiosk-stale");
+    assert_eq!(
+        (stale["stale"].as_bool(), stale["state"].as_str()),
+        (Some(true), Some("stale")),
+        "{stale}"
+    );
+    assert_eq!(stale["status"], "ok");
+    assert_eq!(stale["backlog"], 12);
+    assert_eq!(stale["disk_free_bytes"], 8_000_000_000i64);
+    assert_eq!(stale["sms_credits"], 120);
+    assert!(stale["age_s"].as_f64().unwrap() > 89.0 * 60.0);
+    for id in ["kiosk-a", "kiosk-b"] {
+        let k = by_id(id);
+        assert_eq!(
+            (k["stale"].as_bool(), k["state"].as_str()),
+            (Some(false), Some("ok")),
+            "{k}"
+        );
+        assert_eq!(k["version"], env!("CARGO_PKG_VERSION"));
+        assert!(k["disk_free_bytes"].as_i64().unwrap() > 0);
+    }
+    assert_eq!(by_id("kiosk-b")["captures_today"], 0);
+    assert_eq!(by_id(XSS_ID)["version"], XSS_VERSION);
+
+    // A detail: the kiosk and its history, as many points as rows in the database.
+    let (st, _, d) = fleet_get(&s, "/fleet/api/kiosks/kiosk-stale", Some(FLEET_KEY)).await;
+    assert_eq!(st, StatusCode::OK, "{d}");
+    assert_eq!(d["days"], 7);
+    let hist = d["history"].as_array().unwrap();
+    assert_eq!(hist.len(), 5, "{d:#}");
+    assert_eq!(hist[0]["backlog"], 0, "oldest first: {d:#}");
+    assert_eq!(hist[4]["backlog"], 12);
+    let (_, _, d1) = fleet_get(&s, "/fleet/api/kiosks/kiosk-stale?days=1", Some(FLEET_KEY)).await;
+    assert_eq!(
+        d1["history"].as_array().unwrap().len(),
+        2,
+        "the last day only: {d1:#}"
+    );
+    let rows = count(
+        &s.pg,
+        "SELECT count(*) FROM kiosk_heartbeat_history WHERE kiosk_id = 'kiosk-a'",
+    );
+    let (_, _, da) = fleet_get(&s, "/fleet/api/kiosks/kiosk-a", Some(FLEET_KEY)).await;
+    let n = da["history"].as_array().unwrap().len() as i64;
+    assert!(n >= rows && n >= 2, "{n} points, {rows} rows before");
+    let xss_path = format!("/fleet/api/kiosks/{}", urlencoding(XSS_ID));
+    let (st, _, dx) = fleet_get(&s, &xss_path, Some(FLEET_KEY)).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(dx["kiosk"]["kiosk_id"], XSS_ID);
+
+    // Refusals.
+    let (st, _, body) = fleet_get(&s, "/fleet/api/kiosks/no-such-kiosk", Some(FLEET_KEY)).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_error(&body, "unknown_kiosk");
+    let (st, _, body) = fleet_get(&s, "/fleet/api/kiosks/no-such-kiosk", None).await;
+    assert_eq!(
+        st,
+        StatusCode::UNAUTHORIZED,
+        "the key first: no probing of ids"
+    );
+    assert_error(&body, "unauthorized");
+    for q in ["days=0", "days=32", "days=x", "other=1"] {
+        let (st, _, body) = fleet_get(
+            &s,
+            &format!("/fleet/api/kiosks/kiosk-a?{q}"),
+            Some(FLEET_KEY),
+        )
+        .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{q}");
+        assert_error(&body, "invalid_query");
+    }
+    let r = c
+        .post(s.server.url("/fleet/api/kiosks"))
+        .header("x-api-key", FLEET_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_error(&r.json().await.unwrap(), "method_not_allowed");
+    let (st, h, body) = fleet_get(&s, "/fleet/nothing-here.js", None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_error(&body, "not_found");
+    assert_page_headers(&h, "404");
+    let (st, _, body) = fleet_get(&s, "/admin/config", Some(FLEET_KEY)).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "only the fleet's routes");
+    assert_error(&body, "not_found");
+
+    // Wrong keys from one address are slowed (behind the web server: X-Real-IP from
+    // loopback); another address is not, and the right key never waits.
+    let wrong = |ip: &'static str, key: &'static str| {
+        let c = c.clone();
+        let url = s.server.url("/fleet/api/kiosks");
+        async move {
+            let t = Instant::now();
+            let r = c
+                .get(url)
+                .header("x-real-ip", ip)
+                .header("x-api-key", key)
+                .send()
+                .await
+                .unwrap();
+            (r.status(), t.elapsed())
+        }
+    };
+    // Seven failures (3.75 s of delays in all) earn the longest delay, 4 s, so the margins
+    // below hold on a loaded machine.
+    for _ in 0..7 {
+        assert_eq!(
+            wrong("203.0.113.9", "wrong-fleet-key").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let (st, slow) = wrong("203.0.113.9", "wrong-fleet-key").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert!(
+        slow >= Duration::from_millis(3900),
+        "eighth wrong key after {slow:?}"
+    );
+    let (st, other) = wrong("198.51.100.4", "wrong-fleet-key").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert!(
+        other < Duration::from_millis(3000),
+        "another address: {other:?}"
+    );
+    let (st, right) = wrong("203.0.113.9", FLEET_KEY).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        right < Duration::from_millis(3000),
+        "the right key waited {right:?}"
+    );
+
+    // The database goes away: 503 in the JSON shape, and back when it returns.
+    s.pg.stop();
+    let (st, _, body) = fleet_get(&s, "/fleet/api/kiosks", Some(FLEET_KEY)).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_error(&body, "remote_db_unavailable");
+    assert!(!body.to_string().contains(support::pg::PASSWORD));
+    s.pg.start();
+    let t = Instant::now();
+    loop {
+        let (st, _, _) = fleet_get(&s, "/fleet/api/kiosks", Some(FLEET_KEY)).await;
+        if st == StatusCode::OK {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "fleet serve did not reconnect: {st}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    assert_eq!(
+        s.server.stop(),
+        Some(0),
+        "SIGTERM stops fleet serve cleanly"
+    );
+    drop(s.kiosks);
+}
+
+/// Percent-encodes a path segment (only what the test ids need).
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn fleet_serve_refuses_to_start_without_what_it_needs() {
+    let cwd = tempfile::tempdir().unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let port = support::daemon::free_port().to_string();
+        let listen = format!("127.0.0.1:{port}");
+        support::daemon::run_cli(&["fleet", "serve", "--listen", &listen], env, cwd.path())
+    };
+    let url_down = format!(
+        "postgresql://kiosk:secret-pw-123@127.0.0.1:{}/kiosk",
+        support::daemon::free_port()
+    );
+    for (env, code, says) in [
+        (
+            vec![("REMOTE_DATABASE_URL", url_down.as_str())],
+            64,
+            "FLEET_API_KEY",
+        ),
+        (
+            vec![
+                ("REMOTE_DATABASE_URL", url_down.as_str()),
+                ("FLEET_API_KEY", "short"),
+            ],
+            64,
+            "FLEET_API_KEY",
+        ),
+        (
+            vec![("FLEET_API_KEY", FLEET_KEY)],
+            64,
+            "REMOTE_DATABASE_URL",
+        ),
+        (
+            vec![
+                ("FLEET_API_KEY", FLEET_KEY),
+                (
+                    "REMOTE_DATABASE_URL",
+                    "postgresql://kiosk@127.0.0.1:notaport/kiosk",
+                ),
+            ],
+            64,
+            "REMOTE_DATABASE_URL",
+        ),
+        (
+            vec![
+                ("FLEET_API_KEY", FLEET_KEY),
+                ("REMOTE_DATABASE_URL", url_down.as_str()),
+            ],
+            69,
+            "cannot reach the remote database",
+        ),
+    ] {
+        let (got, out, err) = run(&env);
+        assert_eq!(got, code, "{env:?}: {out}{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(says), "{env:?}: {err}");
+        assert!(
+            !err.contains("secret-pw-123") && !err.contains(FLEET_KEY),
+            "{err}"
+        );
+    }
+    // A listen address that is not IP:PORT is a usage error.
+    let (got, _, err) = support::daemon::run_cli(
+        &["fleet", "serve", "--listen", "not-an-address"],
+        &[("FLEET_API_KEY", FLEET_KEY)],
+        cwd.path(),
+    );
+    assert_eq!(got, 64, "{err}");
+}
+
+/// The browser suite (`tests/browser/fleet.mjs`) in Debian's chromium: sign in, the stale
+/// kiosk stands out, a kiosk's detail with one bar / point per history row, HTML in an id
+/// or version shown as text, no request to another host, axe-core, screenshots into
+/// `target/fleet-screenshots/`.
+#[tokio::test]
+async fn fleet_page_works_in_chromium() {
+    let browser = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: run tools/install-test-deps.sh as root"
+    );
+    assert!(
+        browser.join("node_modules/playwright-core").is_dir()
+            && browser.join("node_modules/axe-core").is_dir(),
+        "tests/browser/node_modules is missing: npm ci --prefix tests/browser"
+    );
+    let s = setup().await;
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let shots = target.join("fleet-screenshots");
+    // Blocking is fine here: the kiosks, PostgreSQL and `fleet serve` are other processes.
+    let out = Command::new("node")
+        .arg(browser.join("fleet.mjs"))
+        .env("FLEET_URL", s.server.url(""))
+        .env("FLEET_KEY", FLEET_KEY)
+        .env("STALE_KIOSK", "kiosk-stale")
+        .env("XSS_ID", XSS_ID)
+        .env("XSS_VERSION", XSS_VERSION)
+        .env("SCREENSHOT_DIR", &shots)
+        .output()
+        .expect("run node (is Node.js installed?)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "browser suite failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for page in ["sign-in", "fleet", "detail"] {
+        for w in [1280, 375] {
+            let f = shots.join(format!("{page}-{w}.png"));
+            assert!(
+                f.metadata().map(|m| m.len() > 1000).unwrap_or(false),
+                "{}",
+                f.display()
+            );
+        }
+    }
+    drop(s);
 }
