@@ -185,6 +185,8 @@ const XSS_VERSION: &str = "\"'><script>alert(2)</script>";
 struct FleetServer {
     child: std::process::Child,
     port: u16,
+    /// Its working directory, holding its log (`fleet.log`).
+    dir: tempfile::TempDir,
 }
 
 impl FleetServer {
@@ -200,10 +202,14 @@ impl FleetServer {
             .env("FLEET_API_KEY", FLEET_KEY)
             .env("KIOSK_DATA_DIR", cwd.path().join("unused"))
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(cwd.path().join("fleet.log")).unwrap())
             .spawn()
             .unwrap();
-        let s = FleetServer { child, port };
+        let s = FleetServer {
+            child,
+            port,
+            dir: cwd,
+        };
         let t = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -217,6 +223,10 @@ impl FleetServer {
 
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("fleet.log")).unwrap_or_default()
     }
 
     /// SIGTERM, then the exit code.
@@ -587,6 +597,15 @@ async fn fleet_page_and_api_show_every_kiosk_behind_the_key() {
     );
     let (st, right) = wrong("203.0.113.9", FLEET_KEY).await;
     assert_eq!(st, StatusCode::OK);
+    let log = s.server.log();
+    assert!(
+        log.contains("request with a wrong fleet key") && log.contains("203.0.113.9"),
+        "wrong keys are logged with their address: {log}"
+    );
+    assert!(
+        !log.contains(FLEET_KEY) && !log.contains("wrong-fleet-key"),
+        "no key in the log: {log}"
+    );
     assert!(
         right < Duration::from_millis(3000),
         "the right key waited {right:?}"

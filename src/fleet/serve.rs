@@ -341,7 +341,10 @@ pub fn cli(config: &Config, listen: SocketAddr) -> ExitCode {
                 return exit(FAILURE);
             }
         };
-        eprintln!("selfie-kiosk fleet serve: the fleet page is at http://{listen}/fleet/");
+        // Logging from here on (journald under systemd, else stderr): wrong keys are
+        // logged with their address, for the VPS's fail2ban or its administrator.
+        let _log = crate::logging::init(&config.log_filter);
+        tracing::info!("fleet page listening on http://{listen}/fleet/");
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         crate::api::serve(listener, router(fleet), shutdown, Duration::from_secs(5)).await;
