@@ -269,9 +269,10 @@ fn report(version: &str, backlog: i64, disk: i64) -> String {
     .to_string()
 }
 
-/// A PostgreSQL with two live kiosks (real daemons), a stale kiosk with five heartbeats
-/// over two days and a kiosk whose id and version are HTML, both written as the daemon
-/// writes them (one last-report row, one history row per beat); and `fleet serve`.
+/// A PostgreSQL with two live kiosks (real daemons), and, written as the daemon writes
+/// them (one last-report row, one history row per beat; five beats over two days), a
+/// stale kiosk, a kiosk reporting `down` and a kiosk whose id and version are HTML; and
+/// `fleet serve`.
 struct Setup {
     pg: PgCluster,
     kiosks: Vec<Daemon>,
@@ -306,8 +307,11 @@ async fn setup() -> Setup {
     )
     .await;
     let client = pg.client().await;
-    for (id, version, last_seen_min) in [("kiosk-stale", "0.0.9", 90i32), (XSS_ID, XSS_VERSION, 1)]
-    {
+    for (id, version, last_seen_min, status) in [
+        ("kiosk-stale", "0.0.9", 90i32, "ok"),
+        ("kiosk-down", "0.1.0", 1, "down"),
+        (XSS_ID, XSS_VERSION, 1, "ok"),
+    ] {
         for beat in 0..5i32 {
             // Five beats, the newest `last_seen_min` minutes ago, the others up to 2 days back.
             let minutes = last_seen_min + beat * 700;
@@ -319,8 +323,8 @@ async fn setup() -> Setup {
             client
                 .execute(
                     "INSERT INTO kiosk_heartbeat_history (kiosk_id, seen_at, status, report)
-                     VALUES ($1, now() - make_interval(mins => $2), 'ok', $3::text::jsonb)",
-                    &[&id, &minutes, &rep],
+                     VALUES ($1, now() - make_interval(mins => $2), $3, $4::text::jsonb)",
+                    &[&id, &minutes, &status, &rep],
                 )
                 .await
                 .unwrap();
@@ -328,8 +332,8 @@ async fn setup() -> Setup {
                 client
                     .execute(
                         "INSERT INTO kiosk_heartbeats (kiosk_id, seen_at, status, version, report)
-                         VALUES ($1, now() - make_interval(mins => $2), 'ok', $3, $4::text::jsonb)",
-                        &[&id, &minutes, &version, &rep],
+                         VALUES ($1, now() - make_interval(mins => $2), $3, $4, $5::text::jsonb)",
+                        &[&id, &minutes, &status, &version, &rep],
                     )
                     .await
                     .unwrap();
@@ -466,10 +470,16 @@ async fn fleet_page_and_api_show_every_kiosk_behind_the_key() {
             .cloned()
             .unwrap_or_else(|| panic!("{id} missing: {list:#}"))
     };
-    assert_eq!(list["kiosks"].as_array().unwrap().len(), 4, "{list:#}");
+    assert_eq!(list["kiosks"].as_array().unwrap().len(), 5, "{list:#}");
     assert_eq!(
         (list["stale"].as_u64(), list["down"].as_u64()),
-        (Some(1), Some(0))
+        (Some(1), Some(1))
+    );
+    let down = by_id("kiosk-down");
+    assert_eq!(
+        (down["stale"].as_bool(), down["state"].as_str()),
+        (Some(false), Some("down")),
+        "{down}"
     );
     let stale = by_id("kiosk-stale");
     assert_eq!(
@@ -745,6 +755,7 @@ async fn fleet_page_works_in_chromium() {
         .env("FLEET_URL", s.server.url(""))
         .env("FLEET_KEY", FLEET_KEY)
         .env("STALE_KIOSK", "kiosk-stale")
+        .env("DOWN_KIOSK", "kiosk-down")
         .env("XSS_ID", XSS_ID)
         .env("XSS_VERSION", XSS_VERSION)
         .env("SCREENSHOT_DIR", &shots)

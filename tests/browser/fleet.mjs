@@ -1,6 +1,6 @@
 // End-to-end test of the fleet page in Debian's chromium, driven by playwright-core,
 // against a real `selfie-kiosk fleet serve` (tests/fleet_page.rs starts it, with the
-// kiosks, and passes): FLEET_URL, FLEET_KEY, STALE_KIOSK, XSS_ID, XSS_VERSION,
+// kiosks, and passes): FLEET_URL, FLEET_KEY, STALE_KIOSK, DOWN_KIOSK, XSS_ID, XSS_VERSION,
 // SCREENSHOT_DIR [, CHROMIUM]. Exit code 0 when every check passed.
 import { chromium } from 'playwright-core';
 import { axe, check, failures, snap, watch as watchAll } from './common.mjs';
@@ -9,6 +9,7 @@ import fs from 'node:fs';
 const base = process.env.FLEET_URL;
 const key = process.env.FLEET_KEY;
 const staleId = process.env.STALE_KIOSK;
+const downId = process.env.DOWN_KIOSK;
 const xssId = process.env.XSS_ID;
 const xssVersion = process.env.XSS_VERSION;
 const shots = process.env.SCREENSHOT_DIR;
@@ -46,20 +47,23 @@ try {
   check(await page.evaluate(() => sessionStorage.getItem('selfie-fleet-key')) !== null, 'the key is kept in sessionStorage');
   check(await page.evaluate(() => document.cookie) === '', 'no cookie is set');
 
-  // The stale kiosk stands out: first, marked, and in words (not by colour alone).
+  // The stale and the down kiosks stand out: first, marked, and in words (not by colour
+  // alone).
   const list = await fleetApi('/fleet/api/kiosks');
   const rows = page.locator('tbody tr');
   check(await rows.count() === list.kiosks.length, `one row per kiosk (${list.kiosks.length})`);
-  const first = await rows.first().getAttribute('data-kiosk');
-  check(first === staleId, `the stale kiosk comes first (${first})`);
-  const staleRow = page.locator('tbody tr.needs-care', { hasText: staleId });
-  check(await staleRow.count() === 1, 'the stale kiosk row is marked');
-  const staleText = await staleRow.locator('.state').innerText();
-  check(/stale/i.test(staleText) && staleText.includes('⚠'), `the stale kiosk says so in words (${staleText})`);
+  const firstTwo = [await rows.nth(0).getAttribute('data-kiosk'), await rows.nth(1).getAttribute('data-kiosk')];
+  check(firstTwo.join() === [downId, staleId].sort().join(), `the kiosks that need someone come first (${firstTwo})`);
+  for (const [id, word] of [[staleId, /stale/i], [downId, /down/i]]) {
+    const row = page.locator('tbody tr.needs-care', { hasText: id });
+    check(await row.count() === 1, `the ${id} row is marked`);
+    const text = await row.locator('.state').innerText();
+    check(word.test(text) && text.includes('⚠'), `${id} says so in words (${text})`);
+  }
   const live = page.locator('tbody tr[data-kiosk="kiosk-a"]');
   check(await live.count() === 1 && !(await live.getAttribute('class') || '').includes('needs-care'), 'a live kiosk is not marked');
   check((await live.locator('.state').innerText()).trim() === 'OK', 'a live kiosk reads OK');
-  check(await page.getByRole('status').innerText() === `${list.kiosks.length} kiosk(s), 1 stale, 0 down`, 'the summary counts the stale kiosk');
+  check(await page.getByRole('status').innerText() === `${list.kiosks.length} kiosk(s), 1 stale, 1 down`, 'the summary counts the stale and the down kiosks');
 
   // HTML in an id or a version is text.
   const xssLink = page.getByRole('link', { name: xssId, exact: true });
