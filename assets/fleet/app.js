@@ -93,19 +93,21 @@ async function list() {
   const kiosks = [...data.kiosks].sort((a, b) => rank(a) - rank(b) || a.kiosk_id.localeCompare(b.kiosk_id));
   const head = h('tr', {}, h('th', { scope: 'col' }, t.kiosk), h('th', { scope: 'col' }, t.state),
     h('th', { scope: 'col' }, t.lastSeen), h('th', { scope: 'col' }, t.backlog), h('th', { scope: 'col' }, t.disk),
-    h('th', { scope: 'col', class: 'wide' }, t.credits), h('th', { scope: 'col' }, t.today),
-    h('th', { scope: 'col', class: 'wide' }, t.version));
+    h('th', { scope: 'col' }, t.credits), h('th', { scope: 'col' }, t.today),
+    h('th', { scope: 'col' }, t.version));
   const rows = kiosks.map((k) => {
     const care = k.state === 'stale' || k.state === 'down';
+    // data-label: the column's name, shown beside each value when a narrow screen turns
+    // the rows into cards (style.css).
     return h('tr', { class: care ? 'needs-care' : k.state === 'degraded' ? 'is-degraded' : null, 'data-kiosk': k.kiosk_id },
-      h('td', {}, h('a', { class: 'kiosk-link', href: `#kiosk=${encodeURIComponent(k.kiosk_id)}` }, k.kiosk_id)),
-      h('td', {}, stateBadge(k.state)),
-      h('td', {}, t.ago(age(k.age_s))),
-      h('td', { class: 'num' }, num(k.backlog)),
-      h('td', { class: 'num' }, k.disk_free_bytes === null ? '–' : bytes(k.disk_free_bytes)),
-      h('td', { class: 'num wide' }, num(k.sms_credits)),
-      h('td', { class: 'num' }, num(k.captures_today)),
-      h('td', { class: 'wide' }, num(k.version)));
+      h('td', { 'data-label': t.kiosk }, h('a', { class: 'kiosk-link', href: `#kiosk=${encodeURIComponent(k.kiosk_id)}` }, k.kiosk_id)),
+      h('td', { 'data-label': t.state }, stateBadge(k.state)),
+      h('td', { 'data-label': t.lastSeen }, t.ago(age(k.age_s))),
+      h('td', { class: 'num', 'data-label': t.backlog }, num(k.backlog)),
+      h('td', { class: 'num', 'data-label': t.disk }, k.disk_free_bytes === null ? '–' : bytes(k.disk_free_bytes)),
+      h('td', { class: 'num', 'data-label': t.credits }, num(k.sms_credits)),
+      h('td', { class: 'num', 'data-label': t.today }, num(k.captures_today)),
+      h('td', { 'data-label': t.version }, num(k.version)));
   });
   main.append(h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, head), h('tbody', {}, rows))));
 }
