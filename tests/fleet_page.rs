@@ -433,6 +433,54 @@ async fn fleet_page_and_api_show_every_kiosk_behind_the_key() {
     assert_eq!(r.status(), StatusCode::FOUND);
     assert_eq!(r.headers()["location"], "/fleet/");
 
+    // Its own OpenAPI document (public), valid, listing exactly what it serves.
+    let (st, _, doc) = fleet_get(&s, "/fleet/api/openapi.json", None).await;
+    assert_eq!(st, StatusCode::OK);
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        paths,
+        [
+            "/",
+            "/fleet",
+            "/fleet/",
+            "/fleet/api/kiosks",
+            "/fleet/api/kiosks/{id}",
+            "/fleet/api/openapi.json",
+            "/fleet/{file}"
+        ],
+        "{doc:#}"
+    );
+    let doc_file = s.server.dir.path().join("openapi.json");
+    std::fs::write(&doc_file, doc.to_string()).unwrap();
+    let validator = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".venv-tools/bin/openapi-spec-validator");
+    assert!(
+        validator.exists(),
+        "{} is missing: run tools/install-test-deps.sh as root",
+        validator.display()
+    );
+    let out = Command::new(&validator).arg(&doc_file).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for p in paths {
+        let concrete = p.replace("{id}", "kiosk-a").replace("{file}", "app.js");
+        let r = c
+            .get(s.server.url(&concrete))
+            .header("x-api-key", FLEET_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success() || r.status().is_redirection(),
+            "{p} (documented) answers {}",
+            r.status()
+        );
+    }
+
     // No key, a wrong key: 401 in the JSON error shape, with the page's headers.
     let (st, h, body) = fleet_get(&s, "/fleet/api/kiosks", None).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);

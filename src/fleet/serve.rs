@@ -17,7 +17,7 @@ use std::time::Duration;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -88,36 +88,73 @@ pub struct Fleet {
     key: Arc<Secret>,
     failures: Arc<AuthFailures>,
     assets: Arc<Assets>,
+    /// [`openapi`] as JSON.
+    doc: bytes::Bytes,
 }
 
 impl Fleet {
     pub fn new(db: FleetDb, key: Secret) -> Fleet {
+        // Serializing plain data does not fail; an empty object would fail the tests.
+        let doc = openapi().to_json().unwrap_or_else(|_| "{}".to_string());
         Fleet {
             db: Arc::new(db),
             key: Arc::new(key),
             failures: Arc::default(),
             assets: Arc::new(Assets::new(FILES, CSP, "the fleet page")),
+            doc: bytes::Bytes::from(doc),
         }
     }
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "selfie-kiosk fleet page",
+        description = "`selfie-kiosk fleet serve`: the fleet page and its JSON, read from the \
+                       shared remote database. The `/fleet/api/kiosks` routes need the fleet \
+                       key (`FLEET_API_KEY`) as `X-API-Key: <key>` or `Authorization: Bearer \
+                       <key>`; every error is `{\"error\": {\"code\", \"message\"}}`.",
+        license(name = "MIT", identifier = "MIT"),
+    ),
+    components(schemas(crate::api::error::ErrorBody)),
+    tags((name = "fleet", description = "Every kiosk of the fleet, read-only"))
+)]
+struct FleetDoc;
+
+/// Every route of `fleet serve`, each with its OpenAPI operation (as in [`crate::api`]);
+/// `guard` wraps the keyed group.
+fn documented(
+    guard: impl FnOnce(OpenApiRouter<Fleet>) -> OpenApiRouter<Fleet>,
+) -> OpenApiRouter<Fleet> {
+    use utoipa::OpenApi as _;
+    let api = OpenApiRouter::new()
+        .routes(json_405(routes!(get_kiosks)))
+        .routes(json_405(routes!(get_kiosk)));
+    OpenApiRouter::with_openapi(FleetDoc::openapi())
+        .routes(json_405(routes!(get_root)))
+        .routes(json_405(routes!(get_fleet_bare)))
+        .routes(json_405(routes!(get_fleet)))
+        .routes(json_405(routes!(get_fleet_file)))
+        .routes(json_405(routes!(get_openapi)))
+        .merge(guard(api))
+}
+
+/// The OpenAPI document of `fleet serve` (`GET /fleet/api/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    crate::api::openapi::finish(documented(|api| api).into_openapi())
 }
 
 /// The fleet server's routes: the page, and the API behind the key. Every answer carries
 /// the page's safety headers; a wrong method is 405 in the JSON error shape.
 pub fn router(fleet: Fleet) -> Router {
-    let api = OpenApiRouter::new()
-        .routes(json_405(routes!(get_kiosks)))
-        .routes(json_405(routes!(get_kiosk)))
-        .route_layer(axum::middleware::from_fn_with_state(
-            fleet.clone(),
+    let guard = fleet.clone();
+    let (routes, _doc) = documented(move |api| {
+        api.route_layer(axum::middleware::from_fn_with_state(
+            guard,
             require_fleet_key,
-        ));
-    let (routes, _doc) = OpenApiRouter::new()
-        .routes(json_405(routes!(get_root)))
-        .routes(json_405(routes!(get_fleet_bare)))
-        .routes(json_405(routes!(get_fleet)))
-        .routes(json_405(routes!(get_fleet_file)))
-        .merge(api)
-        .split_for_parts();
+        ))
+    })
+    .split_for_parts();
     routes
         .fallback(fallback)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
@@ -269,6 +306,20 @@ async fn get_kiosk(
             history,
         },
     ))
+}
+
+/// `GET /fleet/api/openapi.json`
+#[utoipa::path(get, path = "/fleet/api/openapi.json", tag = "fleet",
+    summary = "This OpenAPI document",
+    description = "Public (no key): it holds the shapes of the answers, no data.",
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+async fn get_openapi(State(fleet): State<Fleet>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        fleet.doc.clone(),
+    )
+        .into_response()
 }
 
 /// `GET /`: to the page.
