@@ -3,10 +3,14 @@
 //!
 //! Every `KIOSK_HEARTBEAT_SECS` (read and checked by [`crate::config`], default 60 s), while the remote database
 //! answers, the report is upserted into `kiosk_heartbeats` (one row per kiosk) and appended
-//! to `kiosk_heartbeat_history`, which is pruned to the newest [`HISTORY_KEEP`] rows of this
-//! kiosk. `seen_at` is the *server's* `now()`: many boards have no RTC, and staleness must be
-//! judged on one clock. When the database does not answer the beat is skipped quietly (the
-//! health report already says the remote is unreachable).
+//! to `kiosk_heartbeat_history`, whose figures (backlog, disk, credits…) the server extracts
+//! into columns (see the migration in [`crate::sync::remote_db`]). The history is kept by
+//! time: each beat also deletes this kiosk's rows older than the run-time setting
+//! `heartbeat_history_days` (30 by default) — an index range scan on the primary key that
+//! usually finds one row, so pruning costs a beat almost nothing and follows a change of the
+//! setting at the next beat. `seen_at` is the *server's* `now()`: many boards have no RTC,
+//! and staleness must be judged on one clock. When the database does not answer the beat is
+//! skipped quietly (the health report already says the remote is unreachable).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +18,6 @@ use std::time::Duration;
 use crate::app::App;
 use crate::workers::{Next, Worker};
 
-/// History rows kept per kiosk (about 16 hours at the default interval).
-pub const HISTORY_KEEP: i64 = 1_000;
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(crate::config::DEFAULT_HEARTBEAT_SECS);
 /// Longest one beat may take (connect + three statements).
 const BEAT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,7 +78,7 @@ impl Worker for HeartbeatWorker {
     }
 }
 
-/// One heartbeat: upsert, append, prune.
+/// One heartbeat: upsert, append, prune by age.
 pub async fn beat(app: &App) -> Result<(), String> {
     let Some(db) = app.remotes.db.as_ref() else {
         return Ok(());
@@ -86,33 +88,38 @@ pub async fn beat(app: &App) -> Result<(), String> {
     let json = serde_json::to_string(&report).map_err(|e| e.to_string())?;
     let status = report.status.as_str();
     let kiosk = app.config.kiosk_id.as_str();
+    let keep_days = app.settings.get().heartbeat_history_days as i32;
     let client = db.client().await.map_err(|e| e.to_string())?;
     let res = async {
-        client
-            .execute(
+        // The history row takes the instant of the last-report row, so `kiosk_status`
+        // and the history's newest row agree exactly (a dashboard may join them).
+        let seen = client
+            .query_one(
                 "INSERT INTO kiosk_heartbeats (kiosk_id, seen_at, status, version, report)
                  VALUES ($1, now(), $2, $3, $4::text::jsonb)
                  ON CONFLICT (kiosk_id) DO UPDATE SET seen_at = excluded.seen_at,
                     status = excluded.status, version = excluded.version,
-                    report = excluded.report",
+                    report = excluded.report
+                 RETURNING seen_at::text",
                 &[&kiosk, &status, &report.version, &json],
             )
             .await?;
+        // As text, exact to the microsecond (a float of seconds would round).
+        let seen: String = seen.try_get(0)?;
         client
             .execute(
                 "INSERT INTO kiosk_heartbeat_history (kiosk_id, seen_at, status, report)
-                 VALUES ($1, now(), $2, $3::text::jsonb) ON CONFLICT DO NOTHING",
-                &[&kiosk, &status, &json],
+                 VALUES ($1, $2::text::timestamptz, $3, $4::text::jsonb) ON CONFLICT DO NOTHING",
+                &[&kiosk, &seen, &status, &json],
             )
             .await?;
-        // Keep the newest HISTORY_KEEP rows of this kiosk (index scan on the primary key).
+        // Only this kiosk's own rows: a kiosk never prunes another's (they may run other
+        // versions with other settings).
         client
             .execute(
                 "DELETE FROM kiosk_heartbeat_history
-                 WHERE kiosk_id = $1 AND seen_at < (
-                    SELECT seen_at FROM kiosk_heartbeat_history WHERE kiosk_id = $1
-                    ORDER BY seen_at DESC OFFSET $2 LIMIT 1)",
-                &[&kiosk, &(HISTORY_KEEP - 1)],
+                 WHERE kiosk_id = $1 AND seen_at < now() - make_interval(days => $2)",
+                &[&kiosk, &keep_days],
             )
             .await
     }

@@ -41,7 +41,7 @@
 //! | [`scheduler`], [`cleanup`] | the daily cleanup and clock fix-up workers; retention, erasure, clock fix-up |
 //! | [`health`] | `/health`: the report, `checks` (one function each), `probe` (the remote probes worker and its cache) |
 //! | [`metrics`] | `/metrics`: the counters and histograms only events can tell (a handle in the [`App`]), the text encoder, and the scrape, which reads every gauge from the handles `/health` reads |
-//! | [`heartbeat`], [`fleet`] | health reports into the remote database (a worker); `selfie-kiosk fleet` |
+//! | [`heartbeat`], [`fleet`] | health reports into the remote database (a worker), history pruned by age; `selfie-kiosk fleet`, and `fleet serve`: the fleet page (`serve`, on the shared `api::static_files`) reading `kiosk_status` (`store`) |
 //! | [`diag`] | `selfie-kiosk diag`: `scrub`, `collect`, `offline`, `config`, `render`, `bundle` (and `GET /admin/diag`) |
 //! | [`events`] | events (issue 20): named spans captures belong to, their rules (no overlap), the `event_sync` job that copies them to PostgreSQL |
 //! | [`export`] | the Excel export: chunked catalog reads → constant-memory workbook → streamed file |

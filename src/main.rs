@@ -70,12 +70,25 @@ enum Command {
         /// Exit 2 when any kiosk is stale or down (for cron and monitoring).
         #[arg(long)]
         check: bool,
+        #[command(subcommand)]
+        action: Option<FleetAction>,
     },
     /// Write a diagnostics bundle (tar.gz and summary.txt) into DIR, e.g. onto a USB stick.
     Diag {
         /// Directory to write the bundle and summary.txt into (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum FleetAction {
+    /// Serve the read-only fleet page (for the VPS, behind its web server); needs
+    /// FLEET_API_KEY and REMOTE_DATABASE_URL.
+    Serve {
+        /// Address to listen on (IP:PORT).
+        #[arg(long, value_name = "ADDR", default_value = selfie_kiosk::fleet::serve::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
     },
 }
 
@@ -115,9 +128,14 @@ fn main() -> ExitCode {
         Command::CheckConfig => selfie_kiosk::cli::check_config(&config, &errors),
         Command::Serve => serve(config, cli.env_file),
         Command::Fleet {
+            action: Some(FleetAction::Serve { listen }),
+            ..
+        } => selfie_kiosk::fleet::serve::cli(&config, listen),
+        Command::Fleet {
             json,
             stale_after,
             check,
+            action: None,
         } => selfie_kiosk::fleet::cli(&config, json, stale_after, check),
         Command::Diag { out } => selfie_kiosk::diag::cli(&config, &out),
         Command::SmsTest { phone, dry_run } => sms_test(&config, &phone, dry_run),

@@ -42,6 +42,8 @@ pub struct RuntimeSettings {
     pub kiosk_log: String,
     /// Consent (issue 20): `send-sms` refuses a request without `consent`.
     pub sms_require_consent: bool,
+    /// Days of heartbeat history this kiosk keeps in the remote database.
+    pub heartbeat_history_days: u32,
 }
 
 /// Keys accepted by `PUT /admin/config`.
@@ -60,6 +62,7 @@ pub const KEYS: &[&str] = &[
     "kiosk_disk_reserve",
     "kiosk_log",
     "sms_require_consent",
+    "heartbeat_history_days",
 ];
 
 /// A rejected setting: which key, and why.
@@ -94,6 +97,7 @@ impl RuntimeSettings {
             kiosk_disk_reserve: c.disk_reserve_bytes,
             kiosk_log: c.log_filter.clone(),
             sms_require_consent: false,
+            heartbeat_history_days: 30,
         }
     }
 
@@ -160,6 +164,7 @@ impl RuntimeSettings {
                 self.kiosk_log = s.to_string();
             }
             "sms_require_consent" => self.sms_require_consent = boolean()?,
+            "heartbeat_history_days" => self.heartbeat_history_days = uint(1, 3650)? as u32,
             _ => return Err(err(key, "unknown setting")),
         }
         Ok(())

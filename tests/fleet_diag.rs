@@ -114,27 +114,43 @@ async fn fleet_lists_fresh_kiosks_then_the_stopped_one_as_stale() {
     );
     assert!(!table.contains("STALE ("), "{table}");
 
-    // History: one row per beat, bounded to 1,000 per kiosk.
+    // History: one row per beat, bounded by age (issue 21: `heartbeat_history_days`, 30 by
+    // default, replaced the former bound of 1,000 rows per kiosk): 1,501 recent rows stay,
+    // 10 rows older than 30 days go at the next beat.
     pg.psql(
         "INSERT INTO kiosk_heartbeat_history (kiosk_id, seen_at, status, report)
          SELECT 'kiosk-a', now() - make_interval(secs => g), 'ok', '{}'::jsonb
-         FROM generate_series(100, 1600) g",
+         FROM generate_series(100, 1600) g
+         UNION ALL
+         SELECT 'kiosk-a', now() - make_interval(days => g), 'ok', '{}'::jsonb
+         FROM generate_series(31, 40) g",
     );
     let t = Instant::now();
     loop {
-        let n: i64 = pg
-            .psql("SELECT count(*) FROM kiosk_heartbeat_history WHERE kiosk_id = 'kiosk-a'")
+        let old: i64 = pg
+            .psql(
+                "SELECT count(*) FROM kiosk_heartbeat_history
+                 WHERE kiosk_id = 'kiosk-a' AND seen_at < now() - interval '30 days'",
+            )
             .parse()
             .unwrap();
-        if n == 1000 {
+        if old == 0 {
             break;
         }
         assert!(
             t.elapsed() < Duration::from_secs(10),
-            "history not pruned: {n}"
+            "history not pruned: {old} rows older than 30 days"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let kept: i64 = pg
+        .psql(
+            "SELECT count(*) FROM kiosk_heartbeat_history
+             WHERE kiosk_id = 'kiosk-a' AND seen_at < now() - interval '99 seconds'",
+        )
+        .parse()
+        .unwrap();
+    assert_eq!(kept, 1501, "rows within the 30 days are kept");
     let newest = pg.psql(
         "SELECT count(*) FROM kiosk_heartbeat_history
          WHERE kiosk_id = 'kiosk-a' AND seen_at > now() - interval '60 seconds'",

@@ -282,3 +282,22 @@ impl From<ThumbnailError> for ApiError {
         }
     }
 }
+
+impl From<crate::fleet::FleetError> for ApiError {
+    fn from(e: crate::fleet::FleetError) -> Self {
+        use crate::fleet::FleetError;
+        match e {
+            FleetError::UnknownKiosk => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_kiosk", e.to_string())
+            }
+            FleetError::Unavailable(_) | FleetError::NotConfigured | FleetError::BadUrl => {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "remote_db_unavailable",
+                    "the fleet database does not answer; try again shortly",
+                )
+            }
+            FleetError::NoKey | FleetError::ShortKey => ApiError::internal(e.to_string()),
+        }
+    }
+}

@@ -13,6 +13,7 @@ pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod sms;
+pub mod static_files;
 
 use std::sync::Arc;
 use std::time::Duration;

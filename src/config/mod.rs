@@ -133,6 +133,8 @@ pub struct Config {
     pub ovh_timeout_secs: u64,
     /// Time between heartbeats to the remote database (`KIOSK_HEARTBEAT_SECS`).
     pub heartbeat_interval: std::time::Duration,
+    /// The key of the fleet page (`FLEET_API_KEY`); `fleet serve` refuses to start without.
+    pub fleet_api_key: Option<Secret>,
 }
 
 /// Where a variable's value comes from: the process environment plus the `.env` file.
@@ -367,6 +369,7 @@ impl Config {
             heartbeat_interval: std::time::Duration::from_secs(
                 heartbeat_secs.unwrap_or(DEFAULT_HEARTBEAT_SECS),
             ),
+            fleet_api_key: get("FLEET_API_KEY").map(Secret::new),
         };
         (config, errs.0)
     }

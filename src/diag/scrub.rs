@@ -16,9 +16,13 @@ impl Secrets {
     /// From the configuration, plus the generated key files in the data directory.
     pub fn from_config(config: &Config) -> Secrets {
         let mut v: Vec<String> = Vec::new();
-        for s in [&config.admin_api_key, &config.secret_key]
-            .into_iter()
-            .flatten()
+        for s in [
+            &config.admin_api_key,
+            &config.secret_key,
+            &config.fleet_api_key,
+        ]
+        .into_iter()
+        .flatten()
         {
             v.push(s.expose().to_string());
         }
@@ -184,6 +188,7 @@ mod tests {
         for (k, v) in [
             ("KIOSK_DATA_DIR", "/nonexistent-diag-test"),
             ("ADMIN_API_KEY", "admin-key-planted-0001"),
+            ("FLEET_API_KEY", "fleet-key-planted-0001"),
             ("REMOTE_DATABASE_URL", "postgresql://u:db-pw-planted@db/x"),
             (
                 "REMOTE_STORAGE_URL",
@@ -194,7 +199,8 @@ mod tests {
         }
         let c = Config::from_vars(&vars).unwrap();
         let s = Secrets::from_config(&c);
-        let v = json!({"a": "key admin-key-planted-0001", "db-pw-planted": ["dav-pw-planted"]});
+        let v = json!({"a": "key admin-key-planted-0001", "db-pw-planted": ["dav-pw-planted"],
+            "b": "fleet-key-planted-0001"});
         let out = serde_json::to_string(&s.scrub_json(&v)).unwrap();
         assert!(!out.contains("planted"), "{out}");
         let lines = vec!["ok line".to_string(), "oops db-pw-planted".to_string()];

@@ -80,6 +80,42 @@ pub const REMOTE_MIGRATIONS: &[&str] = &[
     CREATE INDEX IF NOT EXISTS kiosk_captures_event ON kiosk_captures (kiosk_id, event_id);",
     // Consent (issue 20): the id of the text the guest agreed to (never the number).
     "ALTER TABLE kiosk_sms_log ADD COLUMN IF NOT EXISTS consent TEXT;",
+    // Heartbeat figures for dashboards (issue 21): the history's figures as columns, and
+    // `kiosk_status`, one row per kiosk. The columns are generated from `report` by the
+    // server, so rows written by older daemons (which insert only kiosk_id, seen_at,
+    // status and report) get them too; a figure absent or not a number is NULL. Stale:
+    // not seen for three of the kiosk's own heartbeat intervals (from its report; 60 s
+    // when the report does not say), on the server's clock.
+    "CREATE OR REPLACE FUNCTION selfie_kiosk_jsonb_bigint(j jsonb) RETURNS bigint
+        LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+        $$ SELECT CASE WHEN jsonb_typeof(j) = 'number' AND abs((j #>> '{}')::numeric) < 9e18
+                       THEN floor((j #>> '{}')::numeric)::bigint END $$;
+    ALTER TABLE kiosk_heartbeat_history
+        ADD COLUMN IF NOT EXISTS version TEXT
+            GENERATED ALWAYS AS (report ->> 'version') STORED,
+        ADD COLUMN IF NOT EXISTS backlog BIGINT
+            GENERATED ALWAYS AS (selfie_kiosk_jsonb_bigint(report #> '{checks,outbox,pending}')) STORED,
+        ADD COLUMN IF NOT EXISTS oldest_pending_s BIGINT
+            GENERATED ALWAYS AS (selfie_kiosk_jsonb_bigint(report #> '{checks,outbox,oldest_pending_age_s}')) STORED,
+        ADD COLUMN IF NOT EXISTS disk_free_bytes BIGINT
+            GENERATED ALWAYS AS (selfie_kiosk_jsonb_bigint(report #> '{checks,disk,free_bytes}')) STORED,
+        ADD COLUMN IF NOT EXISTS sms_credits BIGINT
+            GENERATED ALWAYS AS (selfie_kiosk_jsonb_bigint(report #> '{checks,sms,credits_left}')) STORED;
+    CREATE OR REPLACE VIEW kiosk_status AS
+    SELECT h.kiosk_id,
+           h.seen_at AS last_seen,
+           h.status,
+           h.version,
+           selfie_kiosk_jsonb_bigint(h.report #> '{checks,outbox,pending}') AS backlog,
+           selfie_kiosk_jsonb_bigint(h.report #> '{checks,outbox,oldest_pending_age_s}')
+               AS oldest_pending_s,
+           selfie_kiosk_jsonb_bigint(h.report #> '{checks,disk,free_bytes}') AS disk_free_bytes,
+           selfie_kiosk_jsonb_bigint(h.report #> '{checks,sms,credits_left}') AS sms_credits,
+           h.seen_at < now() - make_interval(secs => 3 * greatest(1, coalesce(
+               selfie_kiosk_jsonb_bigint(
+                   h.report #> '{checks,workers,workers,heartbeat,details,interval_s}'),
+               60))) AS stale
+    FROM kiosk_heartbeats h;",
 ];
 
 const MIGRATION_LOCK_KEY: i64 = 0x0005_e1f1_ec10_5c00;

@@ -6,11 +6,10 @@
 // Controls are found by their accessible names, as a user or a screen reader finds them.
 // Exit code 0 when every check passed; otherwise the failures are printed.
 import { chromium } from 'playwright-core';
+import { axe, check, failures, snap as snapAt, watch as watchAll } from './common.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const base = process.env.CONSOLE_URL;
 const key = process.env.ADMIN_KEY;
 const shots = process.env.SCREENSHOT_DIR;
@@ -22,16 +21,9 @@ const retryPhone = process.env.RETRY_PHONE;
 const xssSms = process.env.XSS_SMS_ID;
 const PAGE = 60;
 const png = fs.readFileSync(process.env.BACKGROUND_PNG);
-const axeSource = fs.readFileSync(path.join(here, 'node_modules/axe-core/axe.min.js'), 'utf8');
 const origin = new URL(base).origin;
 const XSS = '<img src=x onerror=alert(1)>';
 const XSS2 = `"'><script>alert(2)</script>`;
-
-const failures = [];
-function check(cond, what) {
-  if (!cond) failures.push(what);
-  console.log(`${cond ? 'ok  ' : 'FAIL'} ${what}`);
-}
 
 async function adminFetch(p, init = {}) {
   const r = await fetch(base + p, { ...init, headers: { 'x-api-key': key, ...(init.headers || {}) } });
@@ -40,44 +32,7 @@ async function adminFetch(p, init = {}) {
   return text ? JSON.parse(text) : null;
 }
 
-// Every request the page makes, and every dialog it opens: the page must reach only the
-// daemon, and the XSS names must never run (an alert is a failure; confirm is accepted).
-function watch(page) {
-  page.on('request', (req) => {
-    const u = req.url();
-    if (u.startsWith('blob:') || u.startsWith('data:')) return;
-    if (new URL(u).origin !== origin) failures.push(`request to another host: ${u}`);
-  });
-  page.on('dialog', async (d) => {
-    if (d.type() === 'confirm') await d.accept();
-    else { failures.push(`a ${d.type()} dialog fired: ${d.message()}`); await d.dismiss(); }
-  });
-  page.on('console', (m) => {
-    if (/Content Security Policy|Refused to/.test(m.text())) failures.push(`CSP violation: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => failures.push(`page error: ${e.message}`));
-}
-
-async function axe(page, name) {
-  await page.evaluate(axeSource);
-  const res = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
-  const bad = res.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  check(bad.length === 0, `axe: no serious or critical violation on ${name}` +
-    (bad.length ? `: ${bad.map((v) => `${v.id} (${v.nodes.map((n) => n.target.join(' ')).join('; ')})`).join(', ')}` : ''));
-}
-
-async function snap(page, name) {
-  for (const width of [1280, 375]) {
-    await page.setViewportSize({ width, height: width === 375 ? 812 : 900 });
-    await page.waitForTimeout(150);
-    await page.screenshot({ path: path.join(shots, `${name}-${width}.png`), fullPage: true });
-    if (width === 375) {
-      const wide = await page.evaluate(() => document.documentElement.scrollWidth);
-      check(wide <= 380, `${name} fits 375 px (scroll width ${wide})`);
-    }
-  }
-  await page.setViewportSize({ width: 1280, height: 900 });
-}
+const snap = (page, name) => snapAt(page, name, shots);
 
 async function visit(page, link, heading, name) {
   await page.getByRole('link', { name: link, exact: true }).click();
@@ -117,7 +72,7 @@ async function main() {
   try {
     const ctx = await browser.newContext({ locale: 'en-US', acceptDownloads: true, viewport: { width: 1280, height: 900 } });
     const page = await ctx.newPage();
-    watch(page);
+    watchAll(page, origin, { acceptConfirm: true });
     const paged = [];
     page.on('request', (r) => { if (/\/admin\/captures\?.*cursor=/.test(r.url())) paged.push(r.url()); });
 
@@ -344,7 +299,7 @@ async function main() {
     // French, from the browser's language; switchable to English.
     const fr = await browser.newContext({ locale: 'fr-FR' });
     const p2 = await fr.newPage();
-    watch(p2);
+    watchAll(p2, origin, { acceptConfirm: true });
     await p2.goto(`${base}/console/`);
     await p2.getByLabel("Clé d'administration").fill(key);
     await p2.getByRole('button', { name: 'Se connecter' }).click();

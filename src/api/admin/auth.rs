@@ -1,4 +1,5 @@
-//! The admin key check, and the slow-down of addresses that keep getting it wrong.
+//! The admin key check (shared with the fleet page's key), and the slow-down of addresses
+//! that keep getting it wrong.
 //!
 //! The key is compared in constant time. Failed attempts are counted per client address
 //! and each further failure from that address is delayed (up to a few seconds), so a
@@ -14,7 +15,7 @@ use std::time::Duration;
 use crate::clock::Stopwatch;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use subtle::ConstantTimeEq;
@@ -67,11 +68,11 @@ impl AuthFailures {
     }
 }
 
-fn presented_key(req: &Request) -> Option<String> {
-    if let Some(v) = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
+fn presented_key(headers: &HeaderMap) -> Option<String> {
+    if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Some(v.trim().to_string());
     }
-    let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = auth.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -85,11 +86,37 @@ pub async fn require_admin(
     next: Next,
 ) -> ApiResult<Response> {
     let AdminGuard { app, failures } = &guard;
-    let ip = req
-        .extensions()
+    let ip = peer_ip(&req);
+    check_key(
+        failures,
+        ip,
+        req.headers(),
+        app.keys.admin_api_key.expose(),
+        "admin key",
+    )
+    .await?;
+    Ok(next.run(req).await)
+}
+
+/// The client's address as the server saw it (loopback when unknown).
+pub fn peer_ip(req: &Request) -> IpAddr {
+    req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// Checks the key the request presents (`X-API-Key` or `Authorization: Bearer`) against
+/// `expected` in constant time: 401 `unauthorized` when it is missing or wrong, after the
+/// delay `ip`'s earlier failures earned (`name` says which key, in the messages). Shared by
+/// the admin routes and the fleet page.
+pub async fn check_key(
+    failures: &AuthFailures,
+    ip: IpAddr,
+    headers: &HeaderMap,
+    expected: &str,
+    name: &str,
+) -> ApiResult<()> {
     // The delay is decided before this attempt counts, and served only to a wrong one.
     let delay = failures.delay_for(ip);
     let slow_down = || async move {
@@ -97,31 +124,28 @@ pub async fn require_admin(
             tokio::time::sleep(delay).await;
         }
     };
-    let ok = match presented_key(&req) {
-        Some(k) => bool::from(
-            k.as_bytes()
-                .ct_eq(app.keys.admin_api_key.expose().as_bytes()),
-        ),
+    let ok = match presented_key(headers) {
+        Some(k) => bool::from(k.as_bytes().ct_eq(expected.as_bytes())),
         None => {
             failures.fail(ip);
             slow_down().await;
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "this route needs the admin key (X-API-Key or Authorization: Bearer)",
+                format!("this route needs the {name} (X-API-Key or Authorization: Bearer)"),
             ));
         }
     };
     if !ok {
         failures.fail(ip);
         slow_down().await;
-        tracing::warn!(%ip, "admin request with a wrong key");
+        tracing::warn!(%ip, "request with a wrong {name}");
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "wrong admin key",
+            format!("wrong {name}"),
         ));
     }
     failures.succeed(ip);
-    Ok(next.run(req).await)
+    Ok(())
 }

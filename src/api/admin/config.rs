@@ -50,6 +50,9 @@ struct SettingsChange {
     /// A log filter (`RUST_LOG` syntax).
     #[schema(nullable = false)]
     kiosk_log: Option<String>,
+    /// Days of heartbeat history kept in the remote database.
+    #[schema(nullable = false, minimum = 1, maximum = 3650)]
+    heartbeat_history_days: Option<u32>,
 }
 
 /// A size: bytes, or text such as `"64MB"` (`B`, `KB`, `MB`, `GB`, binary units).

@@ -38,7 +38,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use auth::{require_admin, AdminGuard, AuthFailures};
+pub use auth::{check_key, peer_ip, require_admin, AdminGuard, AuthFailures};
 pub use captures::{DEFAULT_PAGE, MAX_PAGE};
 
 use super::error::{ApiError, ApiResult};

@@ -1,4 +1,5 @@
-//! `selfie-kiosk fleet`: every kiosk's last heartbeat, from the shared remote database.
+//! `selfie-kiosk fleet`: every kiosk's last heartbeat, from the shared remote database;
+//! `fleet serve` ([`serve`]) runs the fleet page on the VPS, reading through [`store`].
 //!
 //! Reads `kiosk_heartbeats` (see [`crate::heartbeat`]) with a plain connection: no
 //! migrations run, so a read-only database role is enough. Ages are computed by the
@@ -14,6 +15,9 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::net;
 
+pub mod serve;
+pub mod store;
+
 /// Default `--stale-after`: three missed beats at the default interval.
 pub const DEFAULT_STALE_AFTER_S: u64 = 180;
 
@@ -25,6 +29,12 @@ pub enum FleetError {
     BadUrl,
     #[error("cannot reach the remote database: {0}")]
     Unavailable(String),
+    #[error("FLEET_API_KEY is not set: `fleet serve` shows the fleet only to holders of that key (set it in the environment or the env file, at least 16 characters)")]
+    NoKey,
+    #[error("FLEET_API_KEY is too short (at least 16 characters)")]
+    ShortKey,
+    #[error("no kiosk with this id has sent a heartbeat")]
+    UnknownKiosk,
 }
 
 /// One kiosk as `fleet` shows it.
@@ -127,8 +137,8 @@ pub fn cli(config: &Config, json: bool, stale_after_s: u64, check: bool) -> Exit
         Err(e) => {
             eprintln!("selfie-kiosk fleet: {e}");
             exit(match e {
-                FleetError::NotConfigured | FleetError::BadUrl => USAGE,
                 FleetError::Unavailable(_) => UNAVAILABLE,
+                _ => USAGE,
             })
         }
     }
