@@ -109,6 +109,15 @@ pub async fn run(
 ) -> Result<(), StartError> {
     install_crypto();
     let app = startup::open(config, Arc::new(clock::SystemClock))?;
+    if let Ok(api) = listener.local_addr() {
+        let at = cli::banner::Listeners {
+            api,
+            health: health_listener.as_ref().and_then(|l| l.local_addr().ok()),
+            // ADMIN_LISTEN's listener, once `run` is given one.
+            admin: None,
+        };
+        cli::banner::show(&app.config, &app.settings.get(), at);
+    }
     run_app(app, listener, health_listener, shutdown).await;
     Ok(())
 }
