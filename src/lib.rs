@@ -12,7 +12,8 @@
 //!
 //! - **Faces**: [`api`] (HTTP: one file per resource; `api/error.rs` is the only place where
 //!   domain errors become status codes and JSON) and the command-line tools ([`diag`],
-//!   [`fleet`], `sms::cli`, `check-config` in `main.rs`).
+//!   [`fleet`], `sms::cli`, and [`cli`]: the exit codes, `check-config`, `serve`'s start
+//!   banner).
 //! - **Domain**: what the kiosk does, on an [`App`], each module with its own error and
 //!   outcome types: [`capture`], [`cleanup`], [`export`], [`sms`], [`sync`], [`health`],
 //!   [`heartbeat`], [`scheduler`], [`startup`], and [`jobs`], whose runner alone acknowledges,

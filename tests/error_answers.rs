@@ -230,6 +230,8 @@ async fn an_unknown_background_is_refused_and_nothing_is_stored() {
             (StatusCode::BAD_REQUEST, "unknown_background")
         );
     }
+    assert_eq!((rows(&d), photo_files(&d)), (0, 0));
+    assert_eq!(d.capture_temp_files(), 0, "no temp file left behind");
     // Batch: that item alone.
     let (s, _, v) = send(client().post(d.url("/api/capture-batch")).json(&json!({
         "captures": [
