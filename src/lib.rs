@@ -12,7 +12,8 @@
 //!
 //! - **Faces**: [`api`] (HTTP: one file per resource; `api/error.rs` is the only place where
 //!   domain errors become status codes and JSON) and the command-line tools ([`diag`],
-//!   [`fleet`], `sms::cli`, `check-config` in `main.rs`).
+//!   [`fleet`], `sms::cli`, and [`cli`]: the exit codes, `check-config`, `serve`'s start
+//!   banner).
 //! - **Domain**: what the kiosk does, on an [`App`], each module with its own error and
 //!   outcome types: [`capture`], [`cleanup`], [`events`], [`export`], [`sms`], [`sync`], [`health`],
 //!   [`heartbeat`], [`scheduler`], [`startup`], and [`jobs`], whose runner alone acknowledges,
@@ -111,6 +112,15 @@ pub async fn run(
 ) -> Result<(), StartError> {
     install_crypto();
     let app = startup::open(config, Arc::new(clock::SystemClock))?;
+    if let Ok(api) = listener.local_addr() {
+        let at = cli::banner::Listeners {
+            api,
+            health: health_listener.as_ref().and_then(|l| l.local_addr().ok()),
+            // ADMIN_LISTEN's listener, once `run` is given one.
+            admin: None,
+        };
+        cli::banner::show(&app.config, &app.settings.get(), at);
+    }
     run_app(app, listener, health_listener, shutdown).await;
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! Logging: journald when the process runs under it, stderr otherwise. sled's own
-//! logging is capped at `warn` (it is very chatty at trace level).
+//! logging is capped at `warn` (it is very chatty at trace level). On stderr, colour only
+//! for a person at a terminal: none when stderr is a file or a pipe (a log full of escape
+//! codes is unreadable) or when `NO_COLOR` is set (<https://no-color.org>).
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -21,6 +23,29 @@ fn under_journald() -> bool {
 }
 
 static HANDLE: std::sync::OnceLock<ReloadHandle> = std::sync::OnceLock::new();
+
+/// Set once [`init`] has sent the logs to journald (the start banner is then one
+/// structured event rather than plain lines on stderr).
+static TO_JOURNALD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the logs go to journald (see [`init`]).
+pub fn to_journald() -> bool {
+    TO_JOURNALD.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Colour on stderr: only at a terminal, and not when `NO_COLOR` is set to anything.
+pub fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    colour_allowed(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    )
+}
+
+fn colour_allowed(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    // no-color.org: "when present and not an empty string".
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
 
 /// Changes the process-wide log filter (no-op when logging was not initialised here).
 pub fn set_level(spec: &str) -> Result<(), String> {
@@ -44,6 +69,7 @@ pub fn init(spec: &str) -> Option<ReloadHandle> {
                 let _ = registry
                     .with(j.with_syslog_identifier("selfie-kiosk".into()))
                     .try_init();
+                TO_JOURNALD.store(true, std::sync::atomic::Ordering::Relaxed);
                 return Some(handle);
             }
             Err(e) => eprintln!("selfie-kiosk: journald unavailable ({e}); logging to stderr"),
@@ -54,6 +80,7 @@ pub fn init(spec: &str) -> Option<ReloadHandle> {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                .with_ansi(colour_on_stderr())
                 .with_target(false),
         )
         .try_init();
@@ -133,5 +160,20 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RecentLogs {
     type Writer = RecentWriter;
     fn make_writer(&'a self) -> Self::Writer {
         RecentWriter(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour_allowed;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_at_a_terminal_without_no_color() {
+        assert!(colour_allowed(true, None));
+        assert!(colour_allowed(true, Some(OsStr::new(""))));
+        assert!(!colour_allowed(true, Some(OsStr::new("1"))));
+        assert!(!colour_allowed(false, None));
+        assert!(!colour_allowed(false, Some(OsStr::new("1"))));
     }
 }

@@ -192,7 +192,7 @@ fn serve(config: Config, env_file: Option<PathBuf>) -> ExitCode {
             return exit(FAILURE);
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(config.listen).await {
             Ok(l) => l,
             Err(e) => {
@@ -228,8 +228,18 @@ fn serve(config: Config, env_file: Option<PathBuf>) -> ExitCode {
                 }
             }
         }
-    })
+    });
+    // Dropping a runtime waits for every task still on its blocking pool, and after
+    // "stopped" some may remain that nobody waits for: a thumbnail the stopped worker
+    // was making (a second or more for a big photo), a DNS lookup of an unreachable
+    // remote. They matter no more (what must be durable is flushed), so they get a short
+    // grace, not the time they would take (a process alive seconds after "stopped").
+    runtime.shutdown_timeout(STOP_GRACE);
+    code
 }
+
+/// How long a stop waits, after "stopped", for blocking work left running.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 
 async fn wait_for_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};

@@ -56,6 +56,21 @@ fn image_first(v: &Value) -> String {
     format!("{{\"image\":{image}{rest}}}")
 }
 
+/// Uploads a background (admin route) named `name`; its id.
+async fn upload_background(d: &Daemon, name: &str) -> String {
+    let r = client()
+        .post(d.url(&format!("/admin/backgrounds?name={name}")))
+        .header("x-api-key", support::daemon::ADMIN_KEY)
+        .header("content-type", "image/jpeg")
+        .body(jpeg(64, 48, 21))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
 fn files_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -244,12 +259,14 @@ async fn raw_bodies_client_ids_idempotent_and_conflicting() {
     .await;
     assert_eq!((s, &again), (StatusCode::OK, &v));
 
-    // Image first, then every other field: stored under the body's id, with its fields.
+    // Image first, then every other field: stored under the body's id, with its fields
+    // (the background must exist: an unknown one is 400 unknown_background).
+    let beach = upload_background(&d, "beach").await;
     let img3 = jpeg(300, 200, 7);
     let (s, v) = post_text(
         &d,
         format!(
-            "{{\"image\":\"{}\",\"id\":\"guest-43\",\"background_id\":\"beach\",\"taken_at\":\"2026-06-01T14:03:00Z\"}}",
+            "{{\"image\":\"{}\",\"id\":\"guest-43\",\"background_id\":\"{beach}\",\"taken_at\":\"2026-06-01T14:03:00Z\"}}",
             b64(&img3)
         ),
     )
@@ -273,7 +290,7 @@ async fn raw_bodies_client_ids_idempotent_and_conflicting() {
         .unwrap();
     assert_eq!(
         (background.as_str(), taken.as_str()),
-        ("beach", "2026-06-01T14:03:00Z")
+        (beach.as_str(), "2026-06-01T14:03:00Z")
     );
     // A PNG image first, converted like any other.
     let (s, v) = post_text(

@@ -450,3 +450,80 @@ async fn the_right_admin_key_is_never_delayed() {
     let (status, _) = call("wrong-key-wrong-key-wrong").await;
     assert_eq!(status, 401);
 }
+
+// ---------------------------------------------------------------------------------------
+// Start banner
+
+#[test]
+fn serve_prints_a_plain_banner_a_person_can_act_on() {
+    // Defaults: the key generated into the data directory, every optional part off.
+    let d = Daemon::start(&[("ADMIN_API_KEY", "")]);
+    let log = d.log_text();
+    let key_file = std::fs::canonicalize(d.data_dir().join("admin_api_key")).unwrap();
+    let line = |start: &str| {
+        log.lines()
+            .find(|l| l.trim_start().starts_with(start))
+            .unwrap_or_else(|| panic!("no '{start}' line in:\n{log}"))
+            .to_string()
+    };
+    assert!(
+        line("selfie-kiosk ").contains("ready — kiosk test-kiosk"),
+        "{log}"
+    );
+    let api = line("API:");
+    assert!(
+        api.contains(&format!("http://127.0.0.1:{}/", d.port)),
+        "{api}"
+    );
+    assert!(
+        api.contains(&format!("http://127.0.0.1:{}/console/", d.port)),
+        "{api}"
+    );
+    assert!(
+        line("Admin key:").contains(&key_file.display().to_string()),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("X-API-Key: $(cat {})", key_file.display())),
+        "how to send the key:\n{log}"
+    );
+    assert!(line("Sync:").contains("off — REMOTE_DATABASE_URL and REMOTE_STORAGE_URL unset"));
+    assert!(line("SMS:").contains(
+        "off — OVH_APP_KEY, OVH_APP_SECRET, OVH_CONSUMER_KEY, SMS_SERVICE_NAME, SMS_SENDER unset"
+    ));
+    assert!(line("Health:").contains("HEALTH_LISTEN unset"), "{log}");
+    // The key itself is never printed.
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert!(!log.contains(key.trim()), "the admin key is in the log");
+    // stderr is a file here: no colour codes anywhere in the log.
+    assert!(
+        !log.contains("\x1b["),
+        "ANSI escape codes in a log file:\n{log}"
+    );
+
+    // What is configured is said to be on; a URL's password is not shown.
+    let health = free_port();
+    let d = Daemon::start(&[
+        ("HEALTH_LISTEN", &format!("127.0.0.1:{health}")),
+        (
+            "REMOTE_STORAGE_URL",
+            "http://kiosk:dav-secret@127.0.0.1:9/uploads/",
+        ),
+        ("NO_COLOR", "1"),
+    ]);
+    let log = d.log_text();
+    assert!(
+        log.contains("Sync:      on — remote files http://127.0.0.1:9/uploads/"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "on — http://127.0.0.1:{health}/health (HEALTH_LISTEN)"
+        )),
+        "{log}"
+    );
+    assert!(log.contains("X-API-Key: $ADMIN_API_KEY"), "{log}");
+    assert!(!log.contains("dav-secret"), "{log}");
+    assert!(!log.contains(support::daemon::ADMIN_KEY), "{log}");
+    assert!(!log.contains("\x1b["), "{log}");
+}

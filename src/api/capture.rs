@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -101,7 +102,9 @@ fn meta_of_cut_doc(doc: &[u8], kept: &str) -> Option<CaptureMeta> {
     summary = "Store one capture",
     description = "A JSON body, or the raw image (`image/jpeg`, `image/png`, \
                    `application/octet-stream`) with `id`, `background_id`, `taken_at` as query \
-                   parameters. PNG is converted to JPEG. A 201 means the photo is on disk for good. \
+                   parameters. Without `Content-Type`, a body that starts like a JPEG or PNG is \
+                   taken as the raw image, one that starts with `{` as JSON. \
+                   PNG is converted to JPEG. A 201 means the photo is on disk for good. \
                    The same id with the same bytes again answers 200 with the same answer.",
     params(
         ("id" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "Raw bodies only: the client-chosen id"),
@@ -118,10 +121,10 @@ fn meta_of_cut_doc(doc: &[u8], kept: &str) -> Option<CaptureMeta> {
     responses(
         (status = 201, description = "Stored", body = CaptureAnswer),
         (status = 200, description = "Already stored with this id and these bytes (a retried request)", body = CaptureAnswer),
-        (status = 400, description = "`invalid_json`, `invalid_base64`, `missing_image`, `invalid_id`, `invalid_background_id`, `invalid_taken_at`, `invalid_query`, `body_read_error`, `unknown_event`"),
+        (status = 400, description = "`invalid_json`, `invalid_base64`, `missing_image` (also an empty raw body), `invalid_id`, `invalid_background_id`, `unknown_background` (no background has this id), `invalid_taken_at`, `invalid_query`, `body_read_error`, `unknown_event`"),
         (status = 409, description = "`id_conflict`: this id is taken by other bytes"),
         (status = 413, description = "`payload_too_large`, `image_too_large`"),
-        (status = 415, description = "`unsupported_image` (not a JPEG or PNG), `unsupported_media_type`"),
+        (status = 415, description = "`unsupported_image` (not a JPEG or PNG), `unsupported_media_type` (another Content-Type, or none and a body that is neither an image nor JSON)"),
         (status = 422, description = "`invalid_image`: truncated or corrupt"),
         (status = 503, description = "`catalog_unavailable`, `outbox_unavailable`, `storage_error`"),
         (status = 507, description = "`insufficient_storage`: the disk is full"),
@@ -140,34 +143,25 @@ async fn store_capture(app: SharedApp, req: Request) -> ApiResult<Response> {
     let ct = media_type(req.headers());
     let (upload, meta) = match ct.as_str() {
         "image/jpeg" | "image/jpg" | "image/png" | "application/octet-stream" => {
-            let q: CaptureQuery = query(req.uri())?;
-            let meta = CaptureMeta {
-                id: q.id,
-                background_id: q.background_id,
-                taken_at: q.taken_at,
-                event_id: q.event_id,
-            };
-            capture::validate_meta(&meta)?;
-            // A declared length: the body goes to disk as it arrives.
-            let upload = match declared_length(&req) {
-                Some(len) if len <= max => {
-                    let id = meta.id.clone().unwrap_or_else(ids::new_id);
-                    let mut streaming = capture::StreamingUpload::start(&app, &id, len);
-                    read_body_chunks(req, max, |chunk| streaming.feed(chunk)).await?;
-                    streaming.finish().await?.0
-                }
-                _ => {
-                    let (_, body) = read_body(req, max).await?;
-                    capture::Upload {
-                        source: body,
-                        file: None,
-                        digest: None,
-                    }
-                }
-            };
-            (upload, meta)
+            raw_upload(&app, req, max).await?
         }
-        "application/json" | "" => json_upload(&app, req, max).await?,
+        "application/json" => json_upload(&app, req, max).await?,
+        // No Content-Type: what the body starts with says what it is (curl --data-binary
+        // and many HTTP libraries send a photo without one).
+        "" => match sniff_untyped(req).await? {
+            (req, Untyped::Image) => raw_upload(&app, req, max).await?,
+            (req, Untyped::Json) => json_upload(&app, req, max).await?,
+            (_, Untyped::Empty) => return Err(missing_raw_image()),
+            (_, Untyped::Other) => {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "the body has no Content-Type and is neither a JPEG or PNG image nor a JSON \
+                     object: send Content-Type: image/jpeg (or image/png) with the photo, or \
+                     application/json with {\"image\": \"<base64>\"}",
+                ))
+            }
+        },
         other => {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -178,6 +172,107 @@ async fn store_capture(app: SharedApp, req: Request) -> ApiResult<Response> {
     };
     let (ingested, answer) = capture::ingest_upload(&app, upload, meta).await?;
     Ok(json_response(status_of(ingested), &answer))
+}
+
+fn missing_raw_image() -> ApiError {
+    ApiError::bad_request(
+        "missing_image",
+        "the body is empty: send the photo's bytes (Content-Type: image/jpeg or image/png)",
+    )
+}
+
+/// A raw image body, its fields from the query string.
+async fn raw_upload(
+    app: &App,
+    req: Request,
+    max: u64,
+) -> ApiResult<(capture::Upload, CaptureMeta)> {
+    let q: CaptureQuery = query(req.uri())?;
+    let meta = CaptureMeta {
+        id: q.id,
+        background_id: q.background_id,
+        taken_at: q.taken_at,
+        event_id: q.event_id,
+    };
+    capture::validate_meta(&meta)?;
+    // Before the body is read: an unknown background refuses it whole.
+    capture::check_background(app, meta.background_id.as_deref()).await?;
+    let too_large = |e: ApiError| {
+        if e.code == "payload_too_large" {
+            ApiError::capture_too_large(max)
+        } else {
+            e
+        }
+    };
+    // A declared length: the body goes to disk as it arrives.
+    let upload = match declared_length(&req) {
+        Some(0) => return Err(missing_raw_image()),
+        Some(len) if len <= max => {
+            let id = meta.id.clone().unwrap_or_else(ids::new_id);
+            let mut streaming = capture::StreamingUpload::start(app, &id, len);
+            read_body_chunks(req, max, |chunk| streaming.feed(chunk))
+                .await
+                .map_err(too_large)?;
+            streaming.finish().await?.0
+        }
+        _ => {
+            let (_, body) = read_body(req, max).await.map_err(too_large)?;
+            if body.is_empty() {
+                return Err(missing_raw_image());
+            }
+            capture::Upload {
+                source: body,
+                file: None,
+                digest: None,
+            }
+        }
+    };
+    Ok((upload, meta))
+}
+
+/// What a body without Content-Type turned out to be.
+enum Untyped {
+    Image,
+    Json,
+    Empty,
+    Other,
+}
+
+/// Reads the first bytes of a body that has no Content-Type and gives the request back
+/// whole (the bytes read are put back in front of the rest, which still streams).
+async fn sniff_untyped(req: Request) -> ApiResult<(Request, Untyped)> {
+    use futures_util::StreamExt;
+
+    /// Enough for the JPEG and PNG signatures, or the `{` after some blank space.
+    const WANT: usize = 16;
+    let (parts, body) = req.into_parts();
+    let mut stream = body.into_data_stream();
+    let mut head = bytes::BytesMut::new();
+    while head.len() < WANT {
+        match stream.next().await {
+            Some(Ok(chunk)) => head.extend_from_slice(&chunk),
+            Some(Err(e)) => {
+                return Err(ApiError::bad_request(
+                    "body_read_error",
+                    format!("could not read the request body: {e}"),
+                ))
+            }
+            None => break,
+        }
+    }
+    let head = head.freeze();
+    let first = head.iter().find(|b| !b.is_ascii_whitespace());
+    let kind = if head.is_empty() {
+        Untyped::Empty
+    } else if crate::storage::image::sniff(&head).is_some() {
+        Untyped::Image
+    } else if first == Some(&b'{') || first.is_none() {
+        Untyped::Json
+    } else {
+        Untyped::Other
+    };
+    let rest = futures_util::stream::once(async move { Ok::<_, axum::Error>(head) }).chain(stream);
+    Ok((Request::from_parts(parts, Body::from_stream(rest)), kind))
 }
 
 /// 201 for a capture stored now, 200 for a retried one.
@@ -195,6 +290,13 @@ async fn json_upload(
     max: u64,
 ) -> ApiResult<(capture::Upload, CaptureMeta)> {
     let limit = json_limit(max);
+    let too_large = |e: ApiError| {
+        if e.code == "payload_too_large" {
+            ApiError::json_capture_too_large(max, limit)
+        } else {
+            e
+        }
+    };
     match declared_length(&req) {
         // A declared length: the image is decoded and written as the body arrives (when
         // the body starts the usual way, see `capture::StreamingUpload`).
@@ -206,14 +308,16 @@ async fn json_upload(
                 meta_of_cut_doc,
                 move |body, out| item_from_json(parse_json(body)?, max, out),
             );
-            read_body_chunks(req, limit, |chunk| streaming.feed(chunk)).await?;
+            read_body_chunks(req, limit, |chunk| streaming.feed(chunk))
+                .await
+                .map_err(too_large)?;
             let (upload, meta) = streaming.finish().await?;
             let meta = meta.ok_or_else(|| ApiError::internal("the JSON upload read no fields"))?;
             Ok((upload, meta))
         }
         // Chunked (or over the limit, refused by `read_body`): gathered, then read.
         _ => {
-            let (_, body) = read_body(req, limit).await?;
+            let (_, body) = read_body(req, limit).await.map_err(too_large)?;
             // The image's buffer is allocated here, on a runtime worker, like a raw body's:
             // glibc keeps freed megabytes in the arena of the thread that allocated them.
             let out = Vec::with_capacity((body.len() / 4 * 3).min(max as usize));

@@ -60,7 +60,48 @@ impl ApiError {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("the request body is larger than the limit of {limit} bytes"),
+            format!(
+                "the request body is larger than the limit of {}",
+                approx_size(limit)
+            ),
+        )
+    }
+    /// A raw capture body over `MAX_CAPTURE_BYTES` (`max`), said as the operator wrote it.
+    pub fn capture_too_large(max: u64) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the image is larger than the limit of {} (MAX_CAPTURE_BYTES)",
+                crate::config::format_size(max)
+            ),
+        )
+    }
+    /// A JSON capture body over its limit, which follows from `MAX_CAPTURE_BYTES` (`max`):
+    /// the operator's figure first, then what it means once base64-encoded.
+    pub fn json_capture_too_large(max: u64, json_limit: u64) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the body is larger than the limit: a {} image (MAX_CAPTURE_BYTES), {} as \
+                 base64 JSON; a raw body (Content-Type: image/jpeg) carries the same image in \
+                 a quarter less",
+                crate::config::format_size(max),
+                approx_size(json_limit)
+            ),
+        )
+    }
+    /// 405: the route exists, not with this method (axum adds the `Allow` header).
+    pub fn method_not_allowed(method: &http::Method) -> Self {
+        // A custom method can be long: it is echoed only in part.
+        let shown: String = method.as_str().chars().take(20).collect();
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!(
+                "this route does not answer {shown}: the Allow header lists the methods it does"
+            ),
         )
     }
     /// The body as JSON (batch items embed it).
@@ -149,13 +190,14 @@ impl From<CaptureError> for ApiError {
         match e {
             CaptureError::InvalidId => bad_request("invalid_id"),
             CaptureError::InvalidBackgroundId => bad_request("invalid_background_id"),
+            CaptureError::UnknownBackground { .. } => bad_request("unknown_background"),
             CaptureError::InvalidTakenAt => bad_request("invalid_taken_at"),
             CaptureError::UnknownEvent => bad_request("unknown_event"),
             CaptureError::DataUrlWithoutComma
             | CaptureError::DataUrlNotBase64
             | CaptureError::InvalidBase64(_) => bad_request("invalid_base64"),
             CaptureError::EmptyImage => bad_request("missing_image"),
-            CaptureError::TooLarge { limit } => ApiError::too_large(limit),
+            CaptureError::TooLarge { limit } => ApiError::capture_too_large(limit),
             CaptureError::IdConflict { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "id_conflict", e.to_string())
             }
@@ -226,6 +268,29 @@ impl From<BackgroundError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A size as people write it: exact (`25MB`) when it is a whole number of units, else
+/// rounded (`about 34MB`), never a bare count of bytes past a kilobyte.
+pub fn approx_size(n: u64) -> String {
+    let exact = crate::config::format_size(n);
+    // `format_size` falls back to bare bytes (`35018072B`) when no unit divides exactly.
+    let bare_bytes = exact
+        .strip_suffix('B')
+        .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()));
+    if n < 1024 || !bare_bytes {
+        return exact;
+    }
+    const MB: u64 = 1 << 20;
+    if n >= 10 * MB {
+        format!("about {}MB", (n + MB / 2) / MB)
+    } else if n >= MB {
+        // One decimal below 10MB: "about 1MB" for 1.4MB would mislead.
+        let tenths = (n * 10 + MB / 2) / MB;
+        format!("about {}.{}MB", tenths / 10, tenths % 10)
+    } else {
+        format!("about {}KB", (n + 512) / 1024)
+    }
+}
 
 impl From<crate::sms::SmsError> for ApiError {
     fn from(e: crate::sms::SmsError) -> Self {
@@ -299,5 +364,20 @@ impl From<crate::fleet::FleetError> for ApiError {
             }
             FleetError::NoKey | FleetError::ShortKey => ApiError::internal(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::approx_size;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(approx_size(25 << 20), "25MB");
+        assert_eq!(approx_size(64 << 10), "64KB");
+        assert_eq!(approx_size(35_018_072), "about 33MB");
+        assert_eq!(approx_size(1500), "about 1KB");
+        assert_eq!(approx_size(1_463_640), "about 1.4MB");
+        assert_eq!(approx_size(100), "100B");
     }
 }

@@ -109,16 +109,11 @@ pub(crate) async fn serve_jpeg(
     let cache = HeaderValue::from_static(cache);
     let etag_value =
         HeaderValue::from_str(etag).map_err(|_| ApiError::internal("unprintable ETag"))?;
-    if let Some(inm) = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-    {
-        if inm.split(',').any(|t| t.trim() == etag || t.trim() == "*") {
-            let mut r = StatusCode::NOT_MODIFIED.into_response();
-            r.headers_mut().insert(header::ETAG, etag_value);
-            r.headers_mut().insert(header::CACHE_CONTROL, cache);
-            return Ok(r);
-        }
+    if if_none_match(headers, etag) {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        r.headers_mut().insert(header::ETAG, etag_value);
+        r.headers_mut().insert(header::CACHE_CONTROL, cache);
+        return Ok(r);
     }
     let file = match tokio::fs::File::open(path).await {
         Ok(f) => f,
@@ -143,4 +138,47 @@ pub(crate) async fn serve_jpeg(
     h.insert(header::CACHE_CONTROL, cache);
     h.insert(header::ETAG, etag_value);
     Ok(r)
+}
+
+/// Does `If-None-Match` name `etag` (or `*`)? The weak comparison RFC 9110 prescribes for
+/// this header: `W/"x"` matches `"x"` and the other way round; a list (`"a", W/"b"`), in
+/// one header or several, matches when any member does. Every conditional GET of the
+/// daemon (photos, backgrounds, thumbnails, console assets) asks here.
+pub(crate) fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    let ours = opaque(etag);
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(opaque)
+        .any(|t| t == "*" || t == ours)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn inm(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::IF_NONE_MATCH, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn if_none_match_compares_weakly_and_reads_lists() {
+        let tag = "\"abc\"";
+        assert!(if_none_match(&inm(&["\"abc\""]), tag));
+        assert!(if_none_match(&inm(&["W/\"abc\""]), tag));
+        assert!(if_none_match(&inm(&["\"a\", W/\"abc\""]), tag));
+        assert!(if_none_match(&inm(&["\"a\"", "W/\"abc\""]), tag));
+        assert!(if_none_match(&inm(&["*"]), tag));
+        assert!(if_none_match(&inm(&["\"abc\""]), "W/\"abc\""));
+        assert!(!if_none_match(&inm(&["\"abcd\", W/\"ab\""]), tag));
+        assert!(!if_none_match(&HeaderMap::new(), tag));
+    }
 }

@@ -92,8 +92,7 @@ pub fn router(app: SharedApp) -> Router {
     })
     .split_for_parts();
     let doc = openapi::DocJson::new(&openapi::finish(doc));
-    routes
-        .fallback(fallback)
+    json_fallbacks(routes)
         .layer(Extension(doc))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             BODY_TIMEOUT,
@@ -113,13 +112,25 @@ pub fn health_router(app: SharedApp) -> Router {
         .routes(routes!(health::get_health))
         .merge(metrics::routes())
         .split_for_parts();
-    routes
-        .fallback(fallback)
+    json_fallbacks(routes)
         .layer(axum::middleware::from_fn_with_state(
             app.metrics.clone(),
             access_log::track,
         ))
         .with_state(app)
+}
+
+/// Every listener's router ends with these: an unknown route is 404 `not_found`, a known
+/// route asked with another method 405 `method_not_allowed` (axum adds `Allow`), both in
+/// the JSON error shape (axum's own 405 has an empty body). Apply after the last route.
+pub fn json_fallbacks<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::method_not_allowed(&method)
 }
 
 async fn fallback(method: Method) -> ApiError {

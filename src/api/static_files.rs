@@ -137,13 +137,7 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 
 /// Does `If-None-Match` name `etag` (or `*`)?
 fn matches(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == "*" || t == etag)
+    super::files::if_none_match(headers, etag)
 }
 
 /// `asset` as the request asks: 304 when the client has it, gzip when accepted.

@@ -12,6 +12,9 @@ pub enum CaptureError {
     InvalidId,
     #[error("the background_id must be 1-64 characters among A-Z a-z 0-9 _ -")]
     InvalidBackgroundId,
+    /// Well-formed, but no background has this id (an admin uploads them first).
+    #[error("no background has the id {id}: upload it first (POST /admin/backgrounds) or leave background_id out; GET /api/backgrounds lists them")]
+    UnknownBackground { id: String },
     #[error("taken_at must be an RFC 3339 date-time, e.g. 2026-06-01T14:03:00Z")]
     InvalidTakenAt,
     /// The app named an event this kiosk does not have (issue 20).
@@ -26,7 +29,7 @@ pub enum CaptureError {
     #[error("the image field is empty")]
     EmptyImage,
     /// The decoded image is over the capture size limit.
-    #[error("the image is larger than the limit of {limit} bytes")]
+    #[error("the image is larger than the limit of {} (MAX_CAPTURE_BYTES)", crate::config::format_size(*limit))]
     TooLarge { limit: u64 },
     /// The client's id already names a capture with other bytes.
     #[error("a different capture with id {id} already exists")]

@@ -159,6 +159,26 @@ pub fn validate_meta(meta: &CaptureMeta) -> Result<()> {
     Ok(())
 }
 
+/// A capture names an existing background or none: an unknown id would be counted in the
+/// statistics under no name. (A background deleted later keeps its captures, and they keep
+/// its id.) Raw bodies are checked before they are read as well, see `api::capture`.
+pub async fn check_background(app: &App, background_id: Option<&str>) -> Result<()> {
+    let Some(id) = background_id else {
+        return Ok(());
+    };
+    let lookup = id.to_string();
+    let known = app
+        .catalog
+        .read(move |c| catalog::get_background(c, &lookup))
+        .await?
+        .is_some();
+    if known {
+        Ok(())
+    } else {
+        Err(CaptureError::UnknownBackground { id: id.to_string() })
+    }
+}
+
 /// Whether a capture was stored by this request or by an earlier one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ingested {
@@ -236,6 +256,7 @@ pub async fn ingest_upload(
     meta: CaptureMeta,
 ) -> Result<(Ingested, CaptureAnswer)> {
     validate_meta(&meta)?;
+    check_background(app, meta.background_id.as_deref()).await?;
     let format = image::sniff(&upload.source).ok_or(image::ImageError::NotAnImage)?;
     // An event the app names must exist: refused before anything is stored.
     if let Some(event) = meta.event_id.clone() {

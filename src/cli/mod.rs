@@ -1,10 +1,12 @@
 //! What the command-line tools share: one table of exit codes, applied by every
-//! subcommand and printed by `--help`, and the `check-config` report.
+//! subcommand and printed by `--help`, the `check-config` report, and `serve`'s start
+//! [`banner`].
 //!
 //! The codes follow sysexits.h where it has one (64, 69), and the Nagios convention for
 //! "the thing checked is unhealthy" (2 = CRITICAL), so cron jobs and monitoring can act on
 //! them without parsing the output.
 
+pub mod banner;
 mod check_config;
 
 use std::process::ExitCode;

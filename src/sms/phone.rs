@@ -55,7 +55,7 @@ pub enum PhoneError {
     Empty,
     #[error("the phone number contains letters or symbols")]
     InvalidCharacters,
-    #[error("the phone number is too short")]
+    #[error("the phone number is too short: a French mobile has 10 digits starting with 06 or 07; other numbers start with + and the country code")]
     TooShort,
     #[error("the phone number is too long")]
     TooLong,
@@ -123,6 +123,11 @@ pub fn normalize(input: &str, default_region: Region) -> Result<String, PhoneErr
 fn french_national(digits: &str) -> Result<String, PhoneError> {
     let len = digits.len();
     if len <= 2 {
+        return Err(PhoneError::TooShort);
+    }
+    // A leading 0 is the trunk prefix of a full number, never a short service number
+    // (those are 1x, 3xxxx, 118xxx): "0612" is a mobile typed half-way.
+    if digits.starts_with('0') && len < 10 {
         return Err(PhoneError::TooShort);
     }
     if len <= 6 {
@@ -347,6 +352,10 @@ mod tests {
         assert_eq!(fr("36 15"), Err(PhoneError::ShortNumber));
         assert_eq!(fr("118 218"), Err(PhoneError::ShortNumber));
         assert_eq!(fr("112"), Err(PhoneError::ShortNumber));
+        // A mobile typed half-way is too short, not a service number.
+        assert_eq!(fr("0612"), Err(PhoneError::TooShort));
+        assert_eq!(fr("06 12 34"), Err(PhoneError::TooShort));
+        assert_eq!(fr("0899"), Err(PhoneError::TooShort));
         assert_eq!(fr("+882 1234 5678"), Err(PhoneError::PremiumRate));
         assert_eq!(fr("+883 1234 5678"), Err(PhoneError::PremiumRate));
         assert_eq!(fr("+881 6 1234 5678"), Err(PhoneError::PremiumRate));

@@ -330,13 +330,9 @@ pub(super) async fn get_capture_thumbnail(
     let etag = HeaderValue::from_str(&format!("\"t-{}\"", row.sha256))
         .map_err(|_| ApiError::internal("unprintable ETag"))?;
     let cache = HeaderValue::from_static("private, max-age=86400");
-    let fresh = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|inm| {
-            inm.split(',')
-                .any(|t| t.trim().as_bytes() == etag.as_bytes() || t.trim() == "*")
-        });
+    let fresh = etag
+        .to_str()
+        .is_ok_and(|tag| crate::api::files::if_none_match(&headers, tag));
     if fresh {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         r.headers_mut().insert(header::ETAG, etag);

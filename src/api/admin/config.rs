@@ -106,6 +106,62 @@ fn invalid_setting(e: &SettingError) -> Response {
     (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
 }
 
+/// The environment variable behind a name that is read-only here: the names of
+/// `read_only` in `GET /admin/config` and the lower-case names of the variables read only
+/// at start. Addresses, directories, remotes and secrets are fixed for the life of the
+/// process (a listener cannot move under its clients; a secret never travels this way).
+fn read_only_source(key: &str) -> Option<&'static str> {
+    const FIXED: &[(&str, &str)] = &[
+        ("listen", "KIOSK_LISTEN"),
+        ("kiosk_listen", "KIOSK_LISTEN"),
+        ("health_listen", "HEALTH_LISTEN"),
+        ("admin_listen", "ADMIN_LISTEN"),
+        ("data_dir", "KIOSK_DATA_DIR"),
+        ("kiosk_data_dir", "KIOSK_DATA_DIR"),
+        ("uploads_dir", "UPLOADS_DIR"),
+        ("kiosk_id", "KIOSK_ID"),
+        ("max_capture_bytes", "MAX_CAPTURE_BYTES"),
+        ("cors_origins", "KIOSK_CORS_ORIGINS"),
+        ("kiosk_cors_origins", "KIOSK_CORS_ORIGINS"),
+        ("heartbeat_secs", "KIOSK_HEARTBEAT_SECS"),
+        ("kiosk_heartbeat_secs", "KIOSK_HEARTBEAT_SECS"),
+        ("remote_database", "REMOTE_DATABASE_URL"),
+        ("remote_database_url", "REMOTE_DATABASE_URL"),
+        ("remote_storage", "REMOTE_STORAGE_URL"),
+        ("remote_storage_url", "REMOTE_STORAGE_URL"),
+        ("public_base_url", "PUBLIC_BASE_URL"),
+        ("admin_api_key", "ADMIN_API_KEY"),
+        ("secret_key", "SECRET_KEY"),
+        ("ovh_endpoint", "OVH_ENDPOINT"),
+        ("ovh_app_key", "OVH_APP_KEY"),
+        ("ovh_app_secret", "OVH_APP_SECRET"),
+        ("ovh_consumer_key", "OVH_CONSUMER_KEY"),
+        ("ovh_timeout_secs", "OVH_TIMEOUT_SECS"),
+        ("sms_service_name", "SMS_SERVICE_NAME"),
+        ("sms_sender", "SMS_SENDER"),
+        ("kiosk_tz", "KIOSK_TZ"),
+        ("fleet_api_key", "FLEET_API_KEY"),
+        ("redis_url", "REDIS_URL"),
+    ];
+    FIXED.iter().find(|(k, _)| *k == key).map(|(_, var)| *var)
+}
+
+/// 422 for a read-only name: which variable sets it, and that a restart applies it.
+fn read_only_setting(key: &str, var: &str) -> Response {
+    let body = InvalidSettingBody {
+        error: InvalidSettingDetail {
+            code: "read_only_setting",
+            message: format!(
+                "{key} is read-only here: it comes from the environment variable {var} \
+                 (set it in the environment or the env file, then restart selfie-kiosk); \
+                 nothing was changed"
+            ),
+            key,
+        },
+    };
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+}
+
 /// `PUT /admin/config`: a partial object of run-time settings. Every key is validated
 /// before anything is stored; then all are stored in one transaction and take effect at
 /// once. Answers like `GET`.
@@ -122,7 +178,7 @@ fn invalid_setting(e: &SettingError) -> Response {
         (status = 200, description = "The configuration now", body = ConfigView),
         (status = 400, description = "`invalid_json` (not a JSON object), `body_read_error`"),
         (status = 413, description = "`payload_too_large`"),
-        (status = 422, description = "`invalid_setting`: an unknown key or a bad value (the error has a `key` field)"),
+        (status = 422, description = "`invalid_setting`: an unknown key or a bad value; `read_only_setting`: a value that comes from an environment variable (`listen`, `kiosk_listen`, `remote_database_url`, …), named in the message (both errors have a `key` field)"),
         (status = 503, description = "`catalog_unavailable`"),
     )
 )]
@@ -137,6 +193,12 @@ pub(super) async fn put_config(State(app): State<SharedApp>, req: Request) -> Ap
             "the body must be a JSON object of settings, e.g. {\"retention_days\": 14}",
         ));
     };
+    if let Some((key, var)) = changes
+        .keys()
+        .find_map(|k| read_only_source(k).map(|v| (k, v)))
+    {
+        return Ok(read_only_setting(key, var));
+    }
     let Change { old, new } = match app.settings.change(&app.catalog, &changes).await {
         Ok(change) => change,
         Err(ChangeError::Invalid(e)) => return Ok(invalid_setting(&e)),
