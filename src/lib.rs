@@ -43,6 +43,7 @@
 //! | [`metrics`] | `/metrics`: the counters and histograms only events can tell (a handle in the [`App`]), the text encoder, and the scrape, which reads every gauge from the handles `/health` reads |
 //! | [`heartbeat`], [`fleet`] | health reports into the remote database (a worker); `selfie-kiosk fleet` |
 //! | [`diag`] | `selfie-kiosk diag`: `scrub`, `collect`, `offline`, `config`, `render`, `bundle` (and `GET /admin/diag`) |
+//! | [`share`] | the guest's side: public tokens' file names, the share page (template, escaping, local dates), links, `qr` codes |
 //! | [`export`] | the Excel export: chunked catalog reads → constant-memory workbook → streamed file |
 //! | [`startup`] | opening stores, reconciling files with rows, rebuilding the outbox |
 //! | [`systemd`] | sd_notify: READY, STOPPING, and the watchdog worker that pings only while the job runner reports in |
@@ -71,6 +72,7 @@ pub mod net;
 pub mod outbox;
 pub mod scheduler;
 pub mod settings;
+pub mod share;
 pub mod sms;
 pub mod startup;
 pub mod storage;

@@ -331,6 +331,10 @@ pub struct CaptureStatus {
     pub exists: bool,
     /// Every configured remote has it (always, when no remote is configured).
     pub is_synced: bool,
+    /// The guest's link (null for unknown ids or without `PUBLIC_BASE_URL`).
+    pub share_url: Option<String>,
+    /// `share_url` works now: what it links to is in remote storage.
+    pub link_ready: bool,
 }
 
 /// `GET /api/captures/status`
@@ -382,11 +386,14 @@ pub async fn get_status(State(app): State<SharedApp>, req: Request) -> ApiResult
     let mut out = BTreeMap::new();
     for id in wanted {
         let row = rows.iter().find(|r| r.id == id);
+        let (share_url, link_ready) = row.map_or((None, false), |r| crate::share::fields(&app, r));
         out.insert(
             id,
             CaptureStatus {
                 exists: row.is_some(),
                 is_synced: row.is_some_and(|r| app.is_synced(r)),
+                share_url,
+                link_ready,
             },
         );
     }

@@ -80,6 +80,12 @@ pub struct CaptureRow {
     pub remote_file_ms: Option<i64>,
     pub remote_db_ms: Option<i64>,
     pub synced_ms: Option<i64>,
+    /// The name of its public files (`{token}.jpg`, `{token}.html`): 128 random bits made
+    /// at insert, never a client-chosen id.
+    pub public_token: String,
+    /// Uploaded as `{id}.jpg` before public tokens existed: that remote file is deleted
+    /// with the capture too.
+    pub legacy_remote: bool,
 }
 
 /// What a new capture brings; `seq` and the sync fields are the catalog's.
@@ -98,7 +104,8 @@ pub struct NewCapture {
 }
 
 const COLUMNS: &str = "seq, id, created_ms, taken_at, background_id, bytes, width, height, \
-    sha256, source_sha256, source_format, file_missing, remote_file_ms, remote_db_ms, synced_ms";
+    sha256, source_sha256, source_format, file_missing, remote_file_ms, remote_db_ms, synced_ms, \
+    public_token, legacy_remote";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<CaptureRow> {
     Ok(CaptureRow {
@@ -117,14 +124,19 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<CaptureRow> {
         remote_file_ms: r.get(12)?,
         remote_db_ms: r.get(13)?,
         synced_ms: r.get(14)?,
+        public_token: r.get(15)?,
+        legacy_remote: r.get::<_, i64>(16)? != 0,
     })
 }
 
+/// Inserts a capture row with a fresh public token (made here, so every way a row is
+/// written gets one).
 pub fn insert_capture(conn: &Connection, c: &NewCapture) -> Result<CaptureRow, CatalogError> {
+    let public_token = crate::ids::new_id();
     conn.execute(
         "INSERT INTO captures (id, created_ms, taken_at, background_id, bytes, width, height,
-            sha256, source_sha256, source_format)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            sha256, source_sha256, source_format, public_token)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             c.id,
             c.created_ms,
@@ -135,7 +147,8 @@ pub fn insert_capture(conn: &Connection, c: &NewCapture) -> Result<CaptureRow, C
             c.height,
             c.sha256,
             c.source_sha256,
-            c.source_format
+            c.source_format,
+            public_token
         ],
     )?;
     Ok(CaptureRow {
@@ -154,6 +167,8 @@ pub fn insert_capture(conn: &Connection, c: &NewCapture) -> Result<CaptureRow, C
         remote_file_ms: None,
         remote_db_ms: None,
         synced_ms: None,
+        public_token,
+        legacy_remote: false,
     })
 }
 
@@ -231,6 +246,18 @@ pub fn mark_synced(conn: &Connection, id: &str, at_ms: i64) -> Result<(), Catalo
         params![id, at_ms],
     )?;
     Ok(())
+}
+
+/// What a capture's remote files are called, for the deletion of its remote copies:
+/// (id, public token, whether a legacy `{id}.jpg` exists too). Unknown ids are left out.
+pub fn remote_names(
+    conn: &Connection,
+    ids: &[String],
+) -> Result<Vec<(String, String, bool)>, CatalogError> {
+    Ok(get_captures(conn, ids)?
+        .into_iter()
+        .map(|r| (r.id, r.public_token, r.legacy_remote))
+        .collect())
 }
 
 pub fn delete_capture_row(conn: &Connection, id: &str) -> Result<bool, CatalogError> {
