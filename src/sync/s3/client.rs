@@ -240,6 +240,23 @@ impl S3 {
         Err(RemoteFileError::Remote(msg))
     }
 
+    /// The `Content-Type` the store serves `{prefix}/{name}` with (`None`: no such
+    /// object). For diagnostics and tests (a share page must be served as HTML).
+    pub async fn content_type(&self, name: &str) -> Result<Option<String>, RemoteFileError> {
+        let resp = self
+            .send_bodyless(Method::HEAD, &self.object_path_of(name))
+            .await?;
+        match resp.status() {
+            s if s.is_success() => Ok(resp
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)),
+            StatusCode::NOT_FOUND => Ok(None),
+            s => Err(RemoteFileError::Remote(format!("HEAD answered {s}"))),
+        }
+    }
+
     /// A cheap reachability probe: `HEAD` the bucket; any HTTP answer means the store is
     /// there (a 403 or 404 is for the uploads to report, with their error code).
     pub async fn probe(&self) -> Result<(), RemoteFileError> {
