@@ -74,9 +74,15 @@ pub async fn remove_captures(app: &App, ids: Vec<String>) -> Result<Removal> {
         return Ok(Removal::default());
     }
     let del = ids.clone();
-    let (removed, sms_removed) = app
+    // The remote files' names are read in the deleting transaction: the remote
+    // deletion needs them once the rows are gone.
+    let (removed, sms_removed, names) = app
         .catalog
-        .write(move |c| catalog::delete_captures_and_sms(c, &del))
+        .write(move |c| {
+            let names = catalog::remote_names(c, &del)?;
+            let (removed, sms) = catalog::delete_captures_and_sms(c, &del)?;
+            Ok((removed, sms, names))
+        })
         .await?;
     let uploads = app.uploads.clone();
     let thumbnails = app.thumbnails.clone();
@@ -103,7 +109,11 @@ pub async fn remove_captures(app: &App, ids: Vec<String>) -> Result<Removal> {
     for id in &ids {
         app.outbox.cancel(JobKind::Sync, id)?;
         if remote {
-            app.outbox.push(JobKind::RemoteDelete, id, now, now)?;
+            let target = match names.iter().find(|(n, _, _)| n == id) {
+                Some((_, token, legacy)) => crate::sync::job::delete_target(id, token, *legacy),
+                None => id.clone(),
+            };
+            app.outbox.push(JobKind::RemoteDelete, &target, now, now)?;
         }
     }
     app.outbox.flush().await?;

@@ -45,6 +45,7 @@
 //! | [`heartbeat`], [`fleet`] | health reports into the remote database (a worker), history pruned by age; `selfie-kiosk fleet`, and `fleet serve`: the fleet page (`serve`, on the shared `api::static_files`) reading `kiosk_status` (`store`) |
 //! | [`diag`] | `selfie-kiosk diag`: `scrub`, `collect`, `offline`, `config`, `render`, `bundle` (and `GET /admin/diag`) |
 //! | [`events`] | events (issue 20): named spans captures belong to, their rules (no overlap), the `event_sync` job that copies them to PostgreSQL |
+//! | [`share`] | the guest's side: public tokens' file names, the share page (template, escaping, local dates), links, `qr` codes |
 //! | [`export`] | the Excel export: chunked catalog reads → constant-memory workbook → streamed file |
 //! | [`startup`] | opening stores, reconciling files with rows, rebuilding the outbox |
 //! | [`systemd`] | sd_notify: READY, STOPPING, and the watchdog worker that pings only while the job runner reports in |
@@ -74,6 +75,7 @@ pub mod net;
 pub mod outbox;
 pub mod scheduler;
 pub mod settings;
+pub mod share;
 pub mod sms;
 pub mod startup;
 pub mod storage;

@@ -44,6 +44,16 @@ pub struct RuntimeSettings {
     pub sms_require_consent: bool,
     /// Days of heartbeat history this kiosk keeps in the remote database.
     pub heartbeat_history_days: u32,
+    // Share pages and links (issue 20).
+    /// Who runs the kiosk, shown on share pages as the data controller.
+    pub operator_name: String,
+    /// Where guests ask about (or for the erasure of) their photo, on share pages.
+    pub privacy_contact: String,
+    /// The share page template (`{photo_url}` required); empty: the data directory's
+    /// `share-template.html`, else the built-in French page.
+    pub share_template: String,
+    /// What the SMS links to: the share page (`page`) or the photo (`image`).
+    pub sms_link: crate::share::SmsLink,
 }
 
 /// Keys accepted by `PUT /admin/config`.
@@ -63,6 +73,10 @@ pub const KEYS: &[&str] = &[
     "kiosk_log",
     "sms_require_consent",
     "heartbeat_history_days",
+    "operator_name",
+    "privacy_contact",
+    "share_template",
+    "sms_link",
 ];
 
 /// A rejected setting: which key, and why.
@@ -98,6 +112,10 @@ impl RuntimeSettings {
             kiosk_log: c.log_filter.clone(),
             sms_require_consent: false,
             heartbeat_history_days: 30,
+            operator_name: String::new(),
+            privacy_contact: String::new(),
+            share_template: String::new(),
+            sms_link: crate::share::SmsLink::Page,
         }
     }
 
@@ -165,6 +183,31 @@ impl RuntimeSettings {
             }
             "sms_require_consent" => self.sms_require_consent = boolean()?,
             "heartbeat_history_days" => self.heartbeat_history_days = uint(1, 3650)? as u32,
+            // Share pages and links (issue 20).
+            "operator_name" | "privacy_contact" => {
+                let s = v.as_str().ok_or_else(|| err(key, "must be a string"))?;
+                if s.chars().count() > 200 || s.chars().any(char::is_control) {
+                    return Err(err(key, "must be one line of at most 200 characters"));
+                }
+                let s = s.trim().to_string();
+                match key {
+                    "operator_name" => self.operator_name = s,
+                    _ => self.privacy_contact = s,
+                }
+            }
+            "share_template" => {
+                let s = v.as_str().ok_or_else(|| err(key, "must be a string"))?;
+                if !s.is_empty() {
+                    crate::share::check_template(s).map_err(|e| err(key, e.to_string()))?;
+                }
+                self.share_template = s.to_string();
+            }
+            "sms_link" => {
+                self.sms_link = v
+                    .as_str()
+                    .and_then(crate::share::SmsLink::parse)
+                    .ok_or_else(|| err(key, "must be \"page\" or \"image\""))?;
+            }
             _ => return Err(err(key, "unknown setting")),
         }
         Ok(())
@@ -342,6 +385,37 @@ mod tests {
         assert!(s.set("kiosk_disk_reserve", &json!("10MB")).is_ok());
         assert_eq!(s.kiosk_disk_reserve, 10 * 1024 * 1024);
         assert!(s.set("sync_enabled", &json!("maybe")).is_err());
+    }
+
+    #[test]
+    fn share_settings_are_checked() {
+        let mut s =
+            RuntimeSettings::from_config(&Config::with_data_dir(std::path::Path::new("/tmp")));
+        assert_eq!(s.sms_link, crate::share::SmsLink::Page);
+        s.set("sms_link", &json!("image")).unwrap();
+        assert_eq!(s.sms_link, crate::share::SmsLink::Image);
+        assert_eq!(
+            s.set("sms_link", &json!("pdf")).unwrap_err().key,
+            "sms_link"
+        );
+        let e = s
+            .set("share_template", &json!("<p>no photo</p>"))
+            .unwrap_err();
+        assert!(
+            e.key == "share_template" && e.message.contains("{photo_url}"),
+            "{e}"
+        );
+        let e = s
+            .set("share_template", &json!("<img src=\"{photo_url}\">{nope}"))
+            .unwrap_err();
+        assert!(e.message.contains("{nope}"), "{e}");
+        s.set("share_template", &json!("<img src=\"{photo_url}\">"))
+            .unwrap();
+        s.set("share_template", &json!("")).unwrap(); // back to the default
+        s.set("operator_name", &json!(" Photo & Cie ")).unwrap();
+        assert_eq!(s.operator_name, "Photo & Cie");
+        assert!(s.set("privacy_contact", &json!("a\nb")).is_err());
+        assert!(s.set("privacy_contact", &json!(3)).is_err());
     }
 
     #[test]

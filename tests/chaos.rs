@@ -599,19 +599,48 @@ async fn chaos_kills_and_flapping_remotes_lose_and_duplicate_nothing() {
     for id in rows.keys() {
         assert!(remote_rows.contains_key(id), "{id} missing from PostgreSQL");
     }
-    // Remote files: the same set, the same bytes.
+    // Remote files: the same set, the same bytes, each photo named by its capture's public
+    // token and with its share page beside it (one name each, however many re-syncs).
+    let token_of: HashMap<String, String> = db
+        .prepare("SELECT id, public_token FROM captures")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let id_of: HashMap<&str, &str> = token_of
+        .iter()
+        .map(|(id, t)| (t.as_str(), id.as_str()))
+        .collect();
     let stored = nginx.stored_files();
     for f in &stored {
-        let id = f
-            .strip_suffix(".jpg")
-            .unwrap_or_else(|| panic!("unexpected file on the WebDAV server: {f}"));
+        let (token, page) = match (f.strip_suffix(".jpg"), f.strip_suffix(".html")) {
+            (Some(t), _) => (t, false),
+            (_, Some(t)) => (t, true),
+            _ => panic!("unexpected file on the WebDAV server: {f}"),
+        };
+        let id = id_of
+            .get(token)
+            .unwrap_or_else(|| panic!("{f} on the WebDAV server but no such token in the catalog"));
         let local = rows
-            .get(id)
+            .get(*id)
             .unwrap_or_else(|| panic!("{f} on the WebDAV server but not in the catalog"));
         let b = std::fs::read(nginx.root().join(f)).unwrap();
-        assert_eq!(sha256_hex(&b), local.0, "{f} on the WebDAV server differs");
+        if page {
+            let html = String::from_utf8_lossy(&b);
+            assert!(
+                html.contains(&format!("{token}.jpg")),
+                "{f}: not its photo's page"
+            );
+        } else {
+            assert_eq!(sha256_hex(&b), local.0, "{f} on the WebDAV server differs");
+        }
     }
-    assert_eq!(stored.len(), rows.len(), "files on the WebDAV server");
+    assert_eq!(
+        stored.len(),
+        2 * rows.len(),
+        "files on the WebDAV server (a photo and a page each)"
+    );
 
     // SMS: final everywhere; never twice. Problems are collected so one run reports all.
     let mut problems: Vec<String> = Vec::new();
@@ -689,7 +718,9 @@ async fn chaos_kills_and_flapping_remotes_lose_and_duplicate_nothing() {
                         details()
                     ));
                 } else if matching[0].receivers != vec![phone.clone()]
-                    || !matching[0].message.contains(&format!("{capture_id}.jpg"))
+                    || !token_of
+                        .get(capture_id)
+                        .is_some_and(|t| matching[0].message.contains(&format!("{t}.html")))
                 {
                     problems.push(format!("SMS {sms_id}: wrong receiver or link"));
                 }

@@ -401,14 +401,20 @@ async fn sync_one_sms_after_it_retention_and_diag() {
     // Online: every capture reaches PostgreSQL and WebDAV once, then the one text goes.
     nginx.restart();
     wait_until("everything synced", &d, || {
-        remote_rows(&pg).len() == want.len() && nginx.stored_files().len() == want.len()
+        // A photo and its share page each.
+        remote_rows(&pg).len() == want.len() && nginx.stored_files().len() == 2 * want.len()
     })
     .await;
     let rows = remote_rows(&pg);
     for (id, bytes) in &want {
         assert_eq!(rows.get(id), Some(&sha256_hex(bytes)), "{id} in PostgreSQL");
-        let remote = std::fs::read(nginx.root().join(format!("{id}.jpg"))).unwrap();
+        let token = support::share::public_token(&d, id);
+        let remote = std::fs::read(nginx.root().join(format!("{token}.jpg"))).unwrap();
         assert!(remote == *bytes, "{id} differs on WebDAV");
+        assert!(
+            nginx.root().join(format!("{token}.html")).exists(),
+            "{id}: no page"
+        );
     }
     let t = Instant::now();
     while sms_status(&d, &sms_id).await["status"] != "sent" {
@@ -418,9 +424,15 @@ async fn sync_one_sms_after_it_retention_and_diag() {
     let jobs = ovh.sent_jobs();
     assert_eq!(jobs.len(), 1, "exactly one text");
     assert_eq!(jobs[0].receivers, vec!["+33612345678".to_string()]);
-    let link = format!("{}{first}.jpg", nginx.base_url());
+    // The text links the share page; the page's photo is the capture's.
+    let first_token = support::share::public_token(&d, &first);
+    let link = format!("{}{first_token}.html", nginx.base_url());
     assert!(jobs[0].message.contains(&link), "{}", jobs[0].message);
-    let got = client().get(&link).send().await.unwrap();
+    let page = client().get(&link).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let photo = format!("{}{first_token}.jpg", nginx.base_url());
+    assert!(page.text().await.unwrap().contains(&photo));
+    let got = client().get(&photo).send().await.unwrap();
     assert_eq!(got.status(), StatusCode::OK);
     assert!(
         got.bytes().await.unwrap() == want[&first],
@@ -437,6 +449,7 @@ async fn sync_one_sms_after_it_retention_and_diag() {
         tail(&d.log_text())
     );
     let old = want.keys().nth(1).unwrap().clone();
+    let old_token = support::share::public_token(&d, &old);
     d.catalog()
         .execute(
             "UPDATE captures SET created_ms = created_ms - 40 * 86400000 WHERE id = ?1",
@@ -448,7 +461,8 @@ async fn sync_one_sms_after_it_retention_and_diag() {
     wait_until("expired capture removed everywhere", &d, || {
         !old_file.exists()
             && !remote_rows(&pg).contains_key(&old)
-            && !nginx.root().join(format!("{old}.jpg")).exists()
+            && !nginx.root().join(format!("{old_token}.jpg")).exists()
+            && !nginx.root().join(format!("{old_token}.html")).exists()
     })
     .await;
     want.remove(&old);

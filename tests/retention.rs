@@ -21,6 +21,7 @@ use support::daemon::{Daemon, ADMIN_KEY};
 use support::images::{b64, jpeg};
 use support::nginx::Nginx;
 use support::pg::PgCluster;
+use support::share::{public_token, remote_files};
 
 const DAY: i64 = 86_400_000;
 /// A sane "now" for the manual clock: some days after the build epoch.
@@ -282,10 +283,13 @@ async fn expired_captures_disappear_everywhere_even_with_remotes_down() {
     ]);
     let old: Vec<String> = futures_collect(&d, 0..4).await;
     let keep = post(&d, 99).await;
+    // A photo and its share page each, named by the capture's public token.
     wait_until("all synced", Duration::from_secs(30), || {
-        remote_rows(&pg) == 5 && nginx.stored_files().len() == 5
+        remote_rows(&pg) == 5 && nginx.stored_files().len() == 10
     })
     .await;
+    let tokens: Vec<String> = old.iter().map(|id| public_token(&d, id)).collect();
+    let keep_files = remote_files(&public_token(&d, &keep)).to_vec();
 
     // Case 1: remotes up. Old captures expire; cleanup at start removes them everywhere.
     let (code, took) = d.terminate(Duration::from_secs(10));
@@ -299,9 +303,21 @@ async fn expired_captures_disappear_everywhere_even_with_remotes_down() {
     })
     .await;
     wait_until("remote copies gone", Duration::from_secs(30), || {
-        remote_rows(&pg) == 3 && nginx.stored_files().len() == 3
+        remote_rows(&pg) == 3 && nginx.stored_files().len() == 6
     })
     .await;
+    // The pages went with the photos; the others are all still there.
+    let stored = nginx.stored_files();
+    for t in &tokens[..2] {
+        for f in remote_files(t) {
+            assert!(!stored.contains(&f), "{f} left: {stored:?}");
+        }
+    }
+    for t in &tokens[2..] {
+        for f in remote_files(t) {
+            assert!(stored.contains(&f), "{f} deleted: {stored:?}");
+        }
+    }
 
     // Case 2: remotes down. Local removal is on time, the remote one when they return.
     let (code, took) = d.terminate(Duration::from_secs(10));
@@ -372,7 +388,7 @@ async fn expired_captures_disappear_everywhere_even_with_remotes_down() {
     wait_until(
         "remote copies gone after reconnect",
         Duration::from_secs(40),
-        || remote_rows(&pg) == 1 && nginx.stored_files() == vec![format!("{keep}.jpg")],
+        || remote_rows(&pg) == 1 && nginx.stored_files() == keep_files,
     )
     .await;
     // The admin route runs it on demand and answers what it removed.
@@ -414,6 +430,7 @@ async fn erasure_by_phone_removes_exactly_that_guests_captures() {
         ("SMS_SENDER", SENDER),
     ]);
     let ids = futures_collect(&d, 0..4).await;
+    let tokens: Vec<String> = ids.iter().map(|id| public_token(&d, id)).collect();
     for (cap, phone) in [
         (&ids[0], "0611223344"),
         (&ids[1], "+33 6 11 22 33 44"),
@@ -463,13 +480,14 @@ async fn erasure_by_phone_removes_exactly_that_guests_captures() {
     }
     wait_until("remote erasure", Duration::from_secs(30), || {
         remote_rows(&pg) == 2
-            && nginx.stored_files().len() == 2
+            && nginx.stored_files().len() == 4
             && pg.psql("SELECT count(*) FROM kiosk_sms_log").trim() == "1"
     })
     .await;
     let mut left = nginx.stored_files();
     left.sort();
-    let mut want_left = vec![format!("{}.jpg", ids[2]), format!("{}.jpg", ids[3])];
+    // The erased guest's photos and pages are gone; the others' both stay.
+    let mut want_left: Vec<String> = tokens[2..].iter().flat_map(|t| remote_files(t)).collect();
     want_left.sort();
     assert_eq!(left, want_left);
     // Bad input changes nothing.

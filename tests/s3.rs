@@ -138,31 +138,55 @@ async fn wait_storage_error(d: &Daemon, needle: &str) -> Value {
     }
 }
 
-/// Every capture is in PostgreSQL exactly once, and in the bucket with the same bytes.
-async fn assert_remote(pg: &PgCluster, s3: &S3, want: &HashMap<String, String>) {
+/// Every capture is in PostgreSQL exactly once, and in the bucket with the same bytes
+/// under its public name (`{token}.jpg`, never `{id}.jpg`), with its share page beside it.
+/// Returns each capture's public token.
+async fn assert_remote(
+    pg: &PgCluster,
+    s3: &S3,
+    want: &HashMap<String, String>,
+) -> HashMap<String, String> {
     let rows = pg.psql(
-        "SELECT id || ' ' || sha256 FROM kiosk_captures WHERE kiosk_id = 'test-kiosk' ORDER BY id",
+        "SELECT id || ' ' || sha256 || ' ' || file_name FROM kiosk_captures \
+         WHERE kiosk_id = 'test-kiosk' ORDER BY id",
     );
-    let seen: Vec<(String, String)> = rows
+    let seen: HashMap<String, (String, String)> = rows
         .lines()
         .filter(|l| !l.is_empty())
         .map(|l| {
-            let (id, sha) = l.split_once(' ').unwrap();
-            (id.to_string(), sha.to_string())
+            let mut p = l.split(' ');
+            let (id, sha, file) = (p.next().unwrap(), p.next().unwrap(), p.next().unwrap());
+            (id.to_string(), (sha.to_string(), file.to_string()))
         })
         .collect();
     assert_eq!(seen.len(), want.len(), "rows in PostgreSQL: {rows}");
-    for (id, sha) in &seen {
-        assert_eq!(want.get(id), Some(sha), "{id} in PostgreSQL");
-    }
+    let mut tokens = HashMap::new();
     for (id, sha) in want {
-        let bytes = s3
+        let (seen_sha, file) = seen
             .get(id)
+            .unwrap_or_else(|| panic!("{id} not in PostgreSQL"));
+        assert_eq!(seen_sha, sha, "{id} in PostgreSQL");
+        let token = file.strip_suffix(".jpg").unwrap();
+        assert_ne!(token, id, "{id}: the public name is the id");
+        let bytes = s3
+            .get_object(file)
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("{id} not in the bucket"));
         assert_eq!(&sha256_hex(&bytes), sha, "{id} in the bucket");
+        assert_eq!(s3.get(id).await.unwrap(), None, "{id}.jpg in the bucket");
+        let page = s3
+            .get_object(&format!("{token}.html"))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{id}: no page in the bucket"));
+        assert!(
+            String::from_utf8_lossy(&page).contains(file.as_str()),
+            "{id}: the page does not show its photo"
+        );
+        tokens.insert(id.clone(), token.to_string());
     }
+    tokens
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -199,7 +223,20 @@ async fn offline_then_online_syncs_to_s3_and_deletes() {
     moto.create_bucket(BUCKET, REGION);
     wait_synced(&d, &ids, Duration::from_secs(60)).await;
     let s3 = s3_client(&endpoint, key, secret);
-    assert_remote(&pg, &s3, &want).await;
+    let tokens = assert_remote(&pg, &s3, &want).await;
+    // The page is served as HTML (the store keeps the Content-Type it was given).
+    let page = format!("{}.html", tokens[&ids[0]]);
+    assert_eq!(
+        s3.content_type(&page).await.unwrap().as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(
+        s3.content_type(&format!("{}.jpg", tokens[&ids[0]]))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("image/jpeg")
+    );
     let h = health(&d).await;
     assert_eq!(h["checks"]["remote_storage"]["status"], "ok", "{h}");
     assert_eq!(h["checks"]["outbox"]["pending"], 0, "{h}");
@@ -211,22 +248,26 @@ async fn offline_then_online_syncs_to_s3_and_deletes() {
     let cfg = s3.config().clone();
     let files = RemoteFiles::new(&RemoteStorage::S3(cfg)).unwrap();
     files.probe().await.unwrap();
-    let gone = &ids[0];
-    files.delete(gone).await.unwrap();
+    let gone = format!("{}.jpg", tokens[&ids[0]]);
+    files.delete(&gone).await.unwrap();
     assert_eq!(
-        s3.get(gone).await.unwrap(),
+        s3.get_object(&gone).await.unwrap(),
         None,
         "{gone} still in the bucket"
     );
-    files.delete(gone).await.unwrap(); // idempotent
-    files.delete("never-uploaded").await.unwrap();
+    files.delete(&gone).await.unwrap(); // idempotent
+    files.delete("never-uploaded.jpg").await.unwrap();
     for id in &ids[1..] {
-        assert!(s3.get(id).await.unwrap().is_some(), "{id} deleted too");
+        let file = format!("{}.jpg", tokens[id]);
+        assert!(
+            s3.get_object(&file).await.unwrap().is_some(),
+            "{id} deleted too"
+        );
     }
     // A missing bucket is a configuration error, not a successful delete.
     let mut other = s3.config().clone();
     other.bucket = "no-such-bucket".into();
-    match S3::new(&other).unwrap().delete(&ids[1]).await {
+    match S3::new(&other).unwrap().delete(&gone).await {
         Err(RemoteFileError::Remote(m)) => assert!(m.contains("NoSuchBucket"), "{m}"),
         r => panic!("delete in a missing bucket: {r:?}"),
     }

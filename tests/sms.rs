@@ -159,10 +159,18 @@ async fn offline_capture_then_exactly_one_text_with_a_working_link() {
     assert_eq!(job.sender, SENDER);
     assert!(job.no_stop_clause);
     assert!(job.tag.as_deref().unwrap().contains(&sms_id));
-    let link = format!("{}{id}.jpg", nginx.base_url());
+    // The link is the share page, named by the capture's public token (not its id).
+    let token = support::share::public_token(&d, &id);
+    let link = format!("{}{token}.html", nginx.base_url());
     assert!(job.message.contains(&link), "{}", job.message);
-    // The link works and serves the same bytes.
+    assert!(!job.message.contains(&id), "{}", job.message);
+    // The link works: the page, which shows the photo, which serves the same bytes.
     let got = client().get(&link).send().await.unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    let photo = format!("{}{token}.jpg", nginx.base_url());
+    let page = got.text().await.unwrap();
+    assert!(page.contains(&format!("src=\"{photo}\"")), "{page}");
+    let got = client().get(&photo).send().await.unwrap();
     assert_eq!(got.status(), StatusCode::OK);
     assert_eq!(sha256_hex(&got.bytes().await.unwrap()), sha256_hex(&img));
     // Remote SMS log: no clear number, only the HMAC.

@@ -85,28 +85,46 @@ fn tail(s: &str) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
-/// Every capture is in PostgreSQL exactly once and on nginx with the same bytes.
+/// Every capture is in PostgreSQL exactly once and on nginx with the same bytes, under
+/// the public name its row gives (`{token}.jpg`, never `{id}.jpg`), with its share page.
 fn assert_remote_exactly_once(pg: &PgCluster, nginx: &Nginx, want: &HashMap<String, String>) {
     let rows = pg.psql(
-        "SELECT id || ' ' || sha256 FROM kiosk_captures WHERE kiosk_id = 'test-kiosk' ORDER BY id",
+        "SELECT id || ' ' || sha256 || ' ' || file_name FROM kiosk_captures \
+         WHERE kiosk_id = 'test-kiosk' ORDER BY id",
     );
-    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut seen: HashMap<String, (String, String)> = HashMap::new();
     for line in rows.lines().filter(|l| !l.is_empty()) {
-        let (id, sha) = line.split_once(' ').unwrap();
+        let mut parts = line.split(' ');
+        let (id, sha, file) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
         assert!(
-            seen.insert(id.to_string(), sha.to_string()).is_none(),
+            seen.insert(id.to_string(), (sha.to_string(), file.to_string()))
+                .is_none(),
             "{id} twice in PostgreSQL"
         );
     }
     assert_eq!(seen.len(), want.len(), "rows in PostgreSQL");
     for (id, sha) in want {
-        assert_eq!(seen.get(id), Some(sha), "{id} in PostgreSQL");
-        let bytes = std::fs::read(nginx.root().join(format!("{id}.jpg")))
-            .unwrap_or_else(|_| panic!("{id} not on nginx"));
+        let (seen_sha, file) = seen
+            .get(id)
+            .unwrap_or_else(|| panic!("{id} not in PostgreSQL"));
+        assert_eq!(seen_sha, sha, "{id} in PostgreSQL");
+        assert_ne!(file, &format!("{id}.jpg"), "{id}: public name is the id");
+        let bytes =
+            std::fs::read(nginx.root().join(file)).unwrap_or_else(|_| panic!("{id} not on nginx"));
         assert_eq!(&sha256_hex(&bytes), sha, "{id} on nginx");
+        let page = file.replace(".jpg", ".html");
+        assert!(nginx.root().join(&page).exists(), "{id}: no page {page}");
     }
     let files = nginx.stored_files().len();
-    assert_eq!(files, want.len(), "files on nginx");
+    assert_eq!(
+        files,
+        2 * want.len(),
+        "files on nginx (a photo and a page each)"
+    );
 }
 
 fn remote_env<'a>(pg_url: &'a str, dav_url: &'a str) -> Vec<(&'static str, &'a str)> {

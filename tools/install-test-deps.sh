@@ -123,6 +123,8 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 command -v soffice >/dev/null 2>&1 || missing+=(libreoffice-calc-nogui)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || missing+=(prometheus)
+# QR codes of share links are decoded by zbarimg in tests/share.rs (issue 20).
+command -v zbarimg >/dev/null 2>&1 || missing+=(zbar-tools)
 
 if [ "${#missing[@]}" -eq 0 ]; then
     log "everything already installed (postgresql server, psql, nginx with dav, curl, soffice, prometheus)"

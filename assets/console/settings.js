@@ -23,6 +23,7 @@ export async function render(root) {
     if (typeof v === 'boolean') attrs = { type: 'checkbox' };
     else if (typeof v === 'number') attrs = { type: 'number', step: 'any', value: v };
     else if (k === 'sms_template') attrs = { tag: 'textarea', rows: 3 };
+    else if (k === 'share_template') attrs = { tag: 'textarea', rows: 8 };
     else attrs = { type: 'text', value: v };
     const [wrap, input, err] = field(k, { ...attrs, name: k });
     if (typeof v === 'boolean') { input.checked = v; wrap.classList.add('check'); }

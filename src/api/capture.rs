@@ -444,6 +444,14 @@ pub struct CaptureStatus {
     pub exists: bool,
     /// Every configured remote has it (always, when no remote is configured).
     pub is_synced: bool,
+    /// Known captures: the guest's link (null without `PUBLIC_BASE_URL`). Absent for
+    /// unknown ids, which answer `exists` and `is_synced` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub share_url: Option<Option<String>>,
+    /// Known captures: `share_url` works now (what it links to is in remote storage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_ready: Option<bool>,
 }
 
 /// `GET /api/captures/status`
@@ -495,11 +503,17 @@ pub async fn get_status(State(app): State<SharedApp>, req: Request) -> ApiResult
     let mut out = BTreeMap::new();
     for id in wanted {
         let row = rows.iter().find(|r| r.id == id);
+        let (share_url, link_ready) = match row.map(|r| crate::share::fields(&app, r)) {
+            Some((url, ready)) => (Some(url), Some(ready)),
+            None => (None, None),
+        };
         out.insert(
             id,
             CaptureStatus {
                 exists: row.is_some(),
                 is_synced: row.is_some_and(|r| app.is_synced(r)),
+                share_url,
+                link_ready,
             },
         );
     }

@@ -327,6 +327,27 @@ impl From<crate::sms::SmsError> for ApiError {
     }
 }
 
+// Share links and QR codes (issue 20).
+impl From<crate::share::ShareError> for ApiError {
+    fn from(e: crate::share::ShareError) -> Self {
+        match e {
+            crate::share::ShareError::NoPublicUrl => {
+                ApiError::new(StatusCode::CONFLICT, "no_public_url", e.to_string())
+            }
+        }
+    }
+}
+
+impl From<crate::share::qr::QrError> for ApiError {
+    fn from(e: crate::share::qr::QrError) -> Self {
+        use crate::share::qr::QrError;
+        match e {
+            QrError::InvalidSize => ApiError::bad_request("invalid_size", e.to_string()),
+            QrError::Encode(_) | QrError::Png(_) => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
 impl From<ThumbnailError> for ApiError {
     fn from(e: ThumbnailError) -> Self {
         match e {

@@ -12,6 +12,7 @@ pub mod gdpr;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod share;
 pub mod sms;
 pub mod static_files;
 
@@ -60,6 +61,10 @@ fn documented_routes(
         .routes(routes!(capture::post_capture))
         .routes(routes!(capture::post_batch))
         .routes(routes!(capture::get_status))
+        // The guest's links and their QR codes (issue 20).
+        .routes(routes!(share::get_share))
+        .routes(routes!(share::get_qr_svg))
+        .routes(routes!(share::get_qr_png))
         .routes(routes!(sms::post_send_sms))
         .routes(routes!(sms::get_sms))
         .routes(routes!(files::download))

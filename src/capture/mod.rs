@@ -54,11 +54,30 @@ pub struct CaptureAnswer {
     pub width: i64,
     pub height: i64,
     pub sha256: String,
+    /// The guest's link, the share page `PUBLIC_BASE_URL` + `{token}.html` (null without
+    /// a public base).
+    pub share_url: Option<String>,
+    /// `share_url` works now: what it links to is in remote storage.
+    pub link_ready: bool,
+}
+
+impl CaptureAnswer {
+    /// The answer for `r`, with its share link as `app` gives it.
+    pub fn new(app: &App, r: &CaptureRow) -> Self {
+        let (share_url, link_ready) = crate::share::fields(app, r);
+        CaptureAnswer {
+            share_url,
+            link_ready,
+            ..CaptureAnswer::from(r)
+        }
+    }
 }
 
 impl From<&CaptureRow> for CaptureAnswer {
     fn from(r: &CaptureRow) -> Self {
         CaptureAnswer {
+            share_url: None,
+            link_ready: false,
             id: r.id.clone(),
             url: format!("/uploads/{}.jpg", r.id),
             download_url: format!("/api/download/{}", r.id),
@@ -318,7 +337,7 @@ pub async fn ingest_upload(
         .await
         .map_err(|e| CaptureError::task(format!("storage task failed: {e}")))??;
     let row = match stored {
-        Stored::Again(row) => return Ok((Ingested::Repeated, CaptureAnswer::from(&row))),
+        Stored::Again(row) => return Ok((Ingested::Repeated, CaptureAnswer::new(app, &row))),
         Stored::Conflict => return Err(CaptureError::IdConflict { id: conflict_id }),
         Stored::New(row) => row,
     };
@@ -337,7 +356,7 @@ pub async fn ingest_upload(
         }
     }
     tracing::info!(capture_id = %row.id, bytes = row.bytes, "capture stored");
-    Ok((Ingested::Created, CaptureAnswer::from(&row)))
+    Ok((Ingested::Created, CaptureAnswer::new(app, &row)))
 }
 
 enum Stored {
@@ -452,12 +471,14 @@ pub struct DeleteReceipt {
 pub async fn delete_capture(app: &App, id: &str) -> Result<DeleteReceipt> {
     let _guard = app.uploads.lock_id(id).await;
     let lookup = id.to_string();
-    let (removed, sms_cancelled) = app
+    let (removed, sms_cancelled, names) = app
         .catalog
         .write(move |tx| {
+            // Read before the row goes: the remote deletion needs the public names.
+            let names = catalog::remote_names(tx, std::slice::from_ref(&lookup))?;
             let cancelled = catalog::cancel_sms_for_capture(tx, &lookup, "capture deleted")?;
             let removed = catalog::delete_capture_row(tx, &lookup)?;
-            Ok((removed, cancelled))
+            Ok((removed, cancelled, names))
         })
         .await?;
     let (uploads, thumbnails) = (app.uploads.clone(), app.thumbnails.clone());
@@ -472,8 +493,12 @@ pub async fn delete_capture(app: &App, id: &str) -> Result<DeleteReceipt> {
     app.outbox.cancel(JobKind::Sync, id)?;
     let remote = app.remotes.files.is_some() || app.remotes.db.is_some();
     if remote && (removed || file_removed) {
+        let target = match names.first() {
+            Some((_, token, legacy)) => crate::sync::job::delete_target(id, token, *legacy),
+            None => id.to_string(),
+        };
         app.outbox
-            .push_durable(JobKind::RemoteDelete, id, now, now)
+            .push_durable(JobKind::RemoteDelete, &target, now, now)
             .await?;
     } else {
         app.outbox.flush().await?;

@@ -82,6 +82,12 @@ pub struct CaptureRow {
     pub synced_ms: Option<i64>,
     /// The event it belongs to (issue 20), decided when it was stored.
     pub event_id: Option<String>,
+    /// The name of its public files (`{token}.jpg`, `{token}.html`): 128 random bits made
+    /// at insert, never a client-chosen id.
+    pub public_token: String,
+    /// Uploaded as `{id}.jpg` before public tokens existed: that remote file is deleted
+    /// with the capture too.
+    pub legacy_remote: bool,
 }
 
 /// What a new capture brings; `seq` and the sync fields are the catalog's.
@@ -100,7 +106,8 @@ pub struct NewCapture {
 }
 
 const COLUMNS: &str = "seq, id, created_ms, taken_at, background_id, bytes, width, height, \
-    sha256, source_sha256, source_format, file_missing, remote_file_ms, remote_db_ms, synced_ms, event_id";
+    sha256, source_sha256, source_format, file_missing, remote_file_ms, remote_db_ms, synced_ms, \
+    event_id, public_token, legacy_remote";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<CaptureRow> {
     Ok(CaptureRow {
@@ -120,14 +127,19 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<CaptureRow> {
         remote_db_ms: r.get(13)?,
         synced_ms: r.get(14)?,
         event_id: r.get(15)?,
+        public_token: r.get(16)?,
+        legacy_remote: r.get::<_, i64>(17)? != 0,
     })
 }
 
+/// Inserts a capture row with a fresh public token (made here, so every way a row is
+/// written gets one).
 pub fn insert_capture(conn: &Connection, c: &NewCapture) -> Result<CaptureRow, CatalogError> {
+    let public_token = crate::ids::new_id();
     conn.execute(
         "INSERT INTO captures (id, created_ms, taken_at, background_id, bytes, width, height,
-            sha256, source_sha256, source_format)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            sha256, source_sha256, source_format, public_token)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             c.id,
             c.created_ms,
@@ -138,7 +150,8 @@ pub fn insert_capture(conn: &Connection, c: &NewCapture) -> Result<CaptureRow, C
             c.height,
             c.sha256,
             c.source_sha256,
-            c.source_format
+            c.source_format,
+            public_token
         ],
     )?;
     Ok(CaptureRow {
@@ -158,6 +171,8 @@ pub fn insert_capture(conn: &Connection, c: &NewCapture) -> Result<CaptureRow, C
         remote_db_ms: None,
         synced_ms: None,
         event_id: None,
+        public_token,
+        legacy_remote: false,
     })
 }
 
@@ -235,6 +250,18 @@ pub fn mark_synced(conn: &Connection, id: &str, at_ms: i64) -> Result<(), Catalo
         params![id, at_ms],
     )?;
     Ok(())
+}
+
+/// What a capture's remote files are called, for the deletion of its remote copies:
+/// (id, public token, whether a legacy `{id}.jpg` exists too). Unknown ids are left out.
+pub fn remote_names(
+    conn: &Connection,
+    ids: &[String],
+) -> Result<Vec<(String, String, bool)>, CatalogError> {
+    Ok(get_captures(conn, ids)?
+        .into_iter()
+        .map(|r| (r.id, r.public_token, r.legacy_remote))
+        .collect())
 }
 
 pub fn delete_capture_row(conn: &Connection, id: &str) -> Result<bool, CatalogError> {

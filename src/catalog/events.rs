@@ -88,6 +88,21 @@ pub fn get_event(conn: &Connection, id: &str) -> Result<Option<EventRow>, Catalo
     Ok(st.query_row([id], from_row).optional()?)
 }
 
+/// The names of the events among `ids` that exist (a share page shows its event's name).
+pub fn event_names(
+    conn: &Connection,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, String>, CatalogError> {
+    let mut st = conn.prepare_cached("SELECT name FROM events WHERE id = ?1")?;
+    let mut out = std::collections::HashMap::new();
+    for id in ids {
+        if let Some(name) = st.query_row([id], |r| r.get(0)).optional()? {
+            out.insert(id.clone(), name);
+        }
+    }
+    Ok(out)
+}
+
 pub fn event_exists(conn: &Connection, id: &str) -> Result<bool, CatalogError> {
     let mut st = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM events WHERE id = ?1)")?;
     Ok(st.query_row([id], |r| r.get(0))?)

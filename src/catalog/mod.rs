@@ -127,6 +127,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX captures_event ON captures(event_id) WHERE event_id IS NOT NULL;",
     // Consent (issue 20): the id of the text the guest agreed to when asking for the SMS.
     "ALTER TABLE sms ADD COLUMN consent TEXT;",
+    // Public tokens (issue 20): the random 128-bit name of a capture's public files
+    // (`{token}.jpg`, `{token}.html`), so no public URL holds a client-chosen id. Rows
+    // from before get a fresh token (SQLite's randomblob is its CSPRNG). Rows already
+    // uploaded as `{id}.jpg` keep that name in `legacy_remote` (so deletes remove it and
+    // the links already texted keep working until retention) and are synced again: their
+    // token copy, their page and their remote row with the token's file name.
+    "ALTER TABLE captures ADD COLUMN public_token TEXT;
+    ALTER TABLE captures ADD COLUMN legacy_remote INTEGER NOT NULL DEFAULT 0;
+    UPDATE captures SET public_token = lower(hex(randomblob(16))) WHERE public_token IS NULL;
+    UPDATE captures SET legacy_remote = 1, remote_file_ms = NULL, remote_db_ms = NULL,
+        synced_ms = NULL WHERE remote_file_ms IS NOT NULL;
+    CREATE UNIQUE INDEX captures_public_token ON captures(public_token);",
 ];
 
 #[derive(Clone)]
@@ -437,6 +449,57 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(cat.read(count).await.unwrap(), 1);
+    }
+
+    /// The public-token migration gives rows from before a fresh, distinct token each, and
+    /// sends the already uploaded ones back to sync (their token copy and page) while
+    /// remembering their old `{id}.jpg`; new rows get a token at insert.
+    #[test]
+    fn rows_from_before_tokens_get_one_and_uploaded_ones_sync_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite3");
+        let mine = MIGRATIONS
+            .iter()
+            .position(|m| m.contains("ADD COLUMN public_token"))
+            .unwrap();
+        {
+            let conn = Connection::open(&path).unwrap();
+            for (i, sql) in MIGRATIONS[..mine].iter().enumerate() {
+                conn.execute_batch(&format!("{sql}; PRAGMA user_version = {};", i + 1))
+                    .unwrap();
+            }
+            for (id, synced) in [("old-synced", true), ("old-local", false)] {
+                conn.execute(
+                    "INSERT INTO captures (id, created_ms, bytes, width, height, sha256,
+                        source_sha256, source_format, remote_file_ms, remote_db_ms, synced_ms)
+                     VALUES (?1, 1, 1, 1, 1, 'x', 'x', 'jpeg', ?2, ?2, ?2)",
+                    rusqlite::params![id, synced.then_some(5i64)],
+                )
+                .unwrap();
+            }
+        }
+        let cat = Catalog::open(&path).unwrap();
+        let new = cat
+            .insert_capture_grouped(new_capture("new"), None)
+            .unwrap();
+        let ids = ["old-synced", "old-local", "new"].map(String::from);
+        let rows = cat.read_blocking(|c| get_captures(c, &ids)).unwrap();
+        let tokens: std::collections::HashSet<&str> =
+            rows.iter().map(|r| r.public_token.as_str()).collect();
+        assert_eq!(tokens.len(), 3, "distinct tokens: {rows:?}");
+        for r in &rows {
+            assert_eq!(r.public_token.len(), 32, "{r:?}");
+            assert!(r
+                .public_token
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            assert_ne!(r.public_token, r.id);
+            assert!(r.synced_ms.is_none() && r.remote_file_ms.is_none(), "{r:?}");
+            assert_eq!(r.legacy_remote, r.id == "old-synced", "{r:?}");
+        }
+        assert_eq!(rows[2].public_token, new.public_token);
+        let names = cat.read_blocking(|c| remote_names(c, &ids)).unwrap();
+        assert_eq!(names.len(), 3);
     }
 
     /// Inserts queued while the writer is busy are committed together, each with its own

@@ -135,10 +135,11 @@ pub fn ovh_request(
     now_ms: i64,
 ) -> Option<ovh::SmsJobRequest> {
     let phone = row.phone.clone()?;
-    let link = format!("{base_url}{}.jpg", capture.id);
+    let links = crate::share::links(Some(base_url), &capture.public_token)?;
+    let link = links.sms_link(settings.sms_link);
     let minutes_left = ((row.expires_ms - now_ms) / 60_000).clamp(1, 2880) as u32;
     Some(ovh::SmsJobRequest {
-        message: settings.sms_template.replace("{link}", &link),
+        message: settings.sms_template.replace("{link}", link),
         receivers: vec![phone],
         sender: Some(sender.to_string()),
         no_stop_clause: Some(true),

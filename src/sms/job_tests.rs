@@ -159,7 +159,15 @@ fn the_request_carries_the_link_the_tag_and_what_is_left_of_the_validity() {
         NOW,
     )
     .unwrap();
-    assert_eq!(req.message, "Your photo: https://p.example/c1.jpg");
+    // The share page by default, named by the public token (never the capture id).
+    assert_eq!(req.message, "Your photo: https://p.example/tokc1.html");
+    let mut image = settings.clone();
+    image.sms_link = crate::share::SmsLink::Image;
+    let req_image = ovh_request(&r, &capture(true), &image, "K", "https://p.example/", NOW);
+    assert_eq!(
+        req_image.unwrap().message,
+        "Your photo: https://p.example/tokc1.jpg"
+    );
     assert_eq!(req.receivers, ["+33612345678"]);
     assert_eq!(req.sender.as_deref(), Some("KIOSK"));
     assert_eq!(req.tag.as_deref(), Some("selfie-kiosk-s1"));

@@ -182,11 +182,44 @@ async fn upload(
     need: Vec<(Job, CaptureRow)>,
     report: &mut Report,
 ) -> Vec<(Job, CaptureRow)> {
+    let settings = app.settings.get();
+    let mut event_ids: Vec<String> = need
+        .iter()
+        .filter_map(|(_, r)| r.event_id.clone())
+        .collect();
+    event_ids.sort();
+    event_ids.dedup();
+    // A page without its event's name is still the guest's page: a failed read is not a
+    // reason to hold the photo back.
+    let events = match event_ids.is_empty() {
+        true => Default::default(),
+        false => app
+            .catalog
+            .read(move |c| catalog::event_names(c, &event_ids))
+            .await
+            .unwrap_or_default(),
+    };
     let results: Vec<UploadResult> = futures_util::stream::iter(need)
         .map(|(job, row)| {
+            let event = row.event_id.as_ref().and_then(|e| events.get(e)).cloned();
             let path = app.uploads.path_for(&row.id);
+            // Rendered now, from the settings in force (operator, retention, template).
+            let page = crate::share::page_for(
+                &row,
+                &settings,
+                app.config.public_base_url.as_deref(),
+                &app.config.data_dir,
+                event,
+            );
             async move {
-                let r = files.put(&row.id, &path).await;
+                // The photo under its public token, then its page beside it: the page is
+                // what the SMS links to, so it goes up last.
+                let mut r = files.put(&row.public_token, &path).await;
+                if r.is_ok() {
+                    r = files
+                        .put_page(&row.public_token, bytes::Bytes::from(page))
+                        .await;
+                }
                 alive.ping();
                 ((job, row), r)
             }
@@ -298,15 +331,55 @@ fn answer(
     }
 }
 
-/// Deletes a capture's remote copies (the local part is already done).
+/// The target of a `remote_delete` job: the capture id and the names of its remote files,
+/// which the job needs after the row is gone. `{id}/{token}` (then `/legacy` when the
+/// capture was also uploaded as `{id}.jpg`, before public tokens); a bare `{id}` is a job
+/// queued before public tokens existed, whose one remote file is `{id}.jpg`.
+pub fn delete_target(id: &str, token: &str, legacy: bool) -> String {
+    if legacy {
+        format!("{id}/{token}/legacy")
+    } else {
+        format!("{id}/{token}")
+    }
+}
+
+/// A `remote_delete` target read back: the capture id and the remote files to delete.
+pub fn parse_delete_target(target: &str) -> (&str, Vec<String>) {
+    let mut parts = target.split('/');
+    let id = parts.next().unwrap_or_default();
+    match (parts.next(), parts.next()) {
+        (Some(token), legacy) => {
+            let mut files = vec![
+                crate::share::page_name(token),
+                crate::share::image_name(token),
+            ];
+            if legacy == Some("legacy") {
+                files.push(format!("{id}.jpg"));
+            }
+            (id, files)
+        }
+        (None, _) => (id, vec![format!("{id}.jpg")]),
+    }
+}
+
+/// Deletes a capture's remote copies (the local part is already done): the page first
+/// (it links to the photo), then the photo, then the remote rows.
 pub async fn remote_delete(app: &Arc<App>, job: Job) -> Report {
     let mut report = Report::default();
     let now = app.clock.now_ms();
+    let (id, names) = parse_delete_target(&job.target);
+    let id = id.to_string();
     if let Some(files) = &app.remotes.files {
         let result = match app.remotes.circuits.held_until(Remote::Storage, now) {
             Some(until) => Err(until),
             None => {
-                let r = files.delete(&job.target).await.map_err(|e| e.to_string());
+                let mut r = Ok(());
+                for name in &names {
+                    r = files.delete(name).await.map_err(|e| e.to_string());
+                    if r.is_err() {
+                        break;
+                    }
+                }
                 answer(app, Remote::Storage, now, r, &mut report)
             }
         };
@@ -319,7 +392,7 @@ pub async fn remote_delete(app: &Arc<App>, job: Job) -> Report {
         let result = match app.remotes.circuits.held_until(Remote::Db, now) {
             Some(until) => Err(until),
             None => {
-                let ids = std::slice::from_ref(&job.target);
+                let ids = std::slice::from_ref(&id);
                 let r = match db.delete_captures(ids).await {
                     Ok(_) => db.delete_sms_log_for_captures(ids).await.map(drop),
                     Err(e) => Err(e),
@@ -338,7 +411,7 @@ pub async fn remote_delete(app: &Arc<App>, job: Job) -> Report {
             return report;
         }
     }
-    tracing::info!(capture_id = %job.target, "remote copies deleted");
+    tracing::info!(capture_id = %id, "remote copies deleted");
     report.set(job, Outcome::Done);
     report
 }
@@ -367,6 +440,8 @@ pub(crate) fn test_capture(
         remote_db_ms: None,
         synced_ms,
         event_id: None,
+        public_token: format!("tok{id}"),
+        legacy_remote: false,
     }
 }
 
@@ -449,6 +524,25 @@ mod tests {
         let plan = plan_sync(vec![job(1, "gone")], &[], Storage::HeldUntil(9_000));
         assert_eq!(targets(&plan.done), ["gone"]);
         assert!(plan.held.is_none());
+    }
+
+    #[test]
+    fn delete_targets_name_every_remote_file() {
+        let t = delete_target("guest-1", "ab12", false);
+        assert_eq!(
+            parse_delete_target(&t),
+            (
+                "guest-1",
+                vec!["ab12.html".to_string(), "ab12.jpg".to_string()]
+            )
+        );
+        let t = delete_target("guest-1", "ab12", true);
+        assert_eq!(parse_delete_target(&t).1[2], "guest-1.jpg");
+        // Queued by a version before public tokens.
+        assert_eq!(
+            parse_delete_target("guest-1"),
+            ("guest-1", vec!["guest-1.jpg".to_string()])
+        );
     }
 
     #[test]

@@ -38,19 +38,29 @@ impl RemoteFiles {
         }
     }
 
-    /// Uploads the local file `path` as `{id}.jpg` (idempotent).
-    pub async fn put(&self, id: &str, path: &std::path::Path) -> Result<(), RemoteFileError> {
+    /// Uploads the local file `path` as `{name}.jpg` (idempotent; `name` is a capture's
+    /// public token).
+    pub async fn put(&self, name: &str, path: &std::path::Path) -> Result<(), RemoteFileError> {
         match self {
-            RemoteFiles::WebDav(w) => w.put(id, path).await,
-            RemoteFiles::S3(s) => s.put(id, path).await,
+            RemoteFiles::WebDav(w) => w.put(name, path).await,
+            RemoteFiles::S3(s) => s.put(name, path).await,
         }
     }
 
-    /// Deletes `{id}.jpg`; a missing file is success.
-    pub async fn delete(&self, id: &str) -> Result<(), RemoteFileError> {
+    /// Uploads a share page as `{name}.html` (idempotent).
+    pub async fn put_page(&self, name: &str, html: bytes::Bytes) -> Result<(), RemoteFileError> {
         match self {
-            RemoteFiles::WebDav(w) => w.delete(id).await,
-            RemoteFiles::S3(s) => s.delete(id).await,
+            RemoteFiles::WebDav(w) => w.put_page(name, html).await,
+            RemoteFiles::S3(s) => s.put_page(name, html).await,
+        }
+    }
+
+    /// Deletes the remote file `file` (a name with its extension, e.g. `{token}.html`);
+    /// a missing file is success.
+    pub async fn delete(&self, file: &str) -> Result<(), RemoteFileError> {
+        match self {
+            RemoteFiles::WebDav(w) => w.delete(file).await,
+            RemoteFiles::S3(s) => s.delete(file).await,
         }
     }
 

@@ -193,7 +193,11 @@ impl RemoteDb {
         let width: Vec<i32> = rows.iter().map(|r| r.width as i32).collect();
         let height: Vec<i32> = rows.iter().map(|r| r.height as i32).collect();
         let sha: Vec<&str> = rows.iter().map(|r| r.sha256.as_str()).collect();
-        let files: Vec<String> = rows.iter().map(|r| format!("{}.jpg", r.id)).collect();
+        // The public name, never the (possibly client-chosen) id.
+        let files: Vec<String> = rows
+            .iter()
+            .map(|r| crate::share::image_name(&r.public_token))
+            .collect();
         let events: Vec<Option<&str>> = rows.iter().map(|r| r.event_id.as_deref()).collect();
         self.execute(
             &client,

@@ -1,5 +1,5 @@
-//! Remote image files over WebDAV: `PUT {base}{id}.jpg` (streamed from disk) and
-//! `DELETE`, as nginx `dav_methods PUT DELETE` or Apache mod_dav serve them. Both are
+//! Remote files over WebDAV: `PUT {base}{name}.jpg` (streamed from disk), the share page
+//! `PUT {base}{name}.html`, and `DELETE`, as nginx `dav_methods PUT DELETE` or Apache mod_dav serve them. Both are
 //! idempotent: a repeated PUT overwrites with the same bytes, a DELETE of a missing file
 //! is success.
 //!
@@ -73,7 +73,12 @@ impl WebDav {
     }
 
     pub fn url_for(&self, id: &str) -> String {
-        format!("{}{}.jpg", self.base, id)
+        self.url_of(&format!("{id}.jpg"))
+    }
+
+    /// The URL of the remote file `name` (with its extension).
+    pub fn url_of(&self, name: &str) -> String {
+        format!("{}{name}", self.base)
     }
 
     fn auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -100,10 +105,25 @@ impl WebDav {
         }
     }
 
-    /// Deletes `{id}.jpg`; a missing file is success.
-    pub async fn delete(&self, id: &str) -> Result<(), RemoteFileError> {
+    /// Uploads a share page as `{name}.html` (`text/html; charset=utf-8`).
+    pub async fn put_page(&self, name: &str, html: bytes::Bytes) -> Result<(), RemoteFileError> {
         let resp = self
-            .auth(self.client.delete(self.url_for(id)))
+            .auth(self.client.put(self.url_of(&format!("{name}.html"))))
+            .header(reqwest::header::CONTENT_TYPE, PAGE_CONTENT_TYPE)
+            .body(html)
+            .send()
+            .await
+            .map_err(|e| RemoteFileError::Remote(net::http::describe(e)))?;
+        match resp.status() {
+            s if s.is_success() => Ok(()),
+            s => Err(RemoteFileError::Remote(status_message("PUT", s))),
+        }
+    }
+
+    /// Deletes the remote file `name` (with its extension); a missing file is success.
+    pub async fn delete(&self, name: &str) -> Result<(), RemoteFileError> {
+        let resp = self
+            .auth(self.client.delete(self.url_of(name)))
             .send()
             .await
             .map_err(|e| RemoteFileError::Remote(net::http::describe(e)))?;
@@ -123,6 +143,9 @@ impl WebDav {
             .map_err(|e| RemoteFileError::Remote(net::http::describe(e)))
     }
 }
+
+/// The `Content-Type` of share pages, on every remote.
+pub const PAGE_CONTENT_TYPE: &str = "text/html; charset=utf-8";
 
 /// Sends `rb` with a photo as its body: `len` bytes streamed from `file` in 64 KiB reads
 /// (WebDAV and S3 uploads alike).

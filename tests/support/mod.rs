@@ -8,3 +8,4 @@ pub mod ovh;
 pub mod pg;
 pub mod proxy;
 pub mod s3;
+pub mod share;

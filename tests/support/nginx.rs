@@ -247,7 +247,7 @@ http {{
     uwsgi_temp_path {d}/tmp/uwsgi;
     scgi_temp_path {d}/tmp/scgi;
     default_type application/octet-stream;
-    types {{ image/jpeg jpg jpeg; image/png png; text/plain txt; application/json json; }}
+    types {{ image/jpeg jpg jpeg; image/png png; text/plain txt; application/json json; text/html html; }}
     sendfile on;
     server_tokens off;
     # Also for /full/ and /forbidden/: a big upload gets their status, not 413.

@@ -87,10 +87,15 @@ impl S3 {
     }
 
     fn object_path(&self, id: &str) -> String {
+        self.object_path_of(&format!("{id}.jpg"))
+    }
+
+    /// The path of the object `name` (with its extension) under the prefix.
+    fn object_path_of(&self, name: &str) -> String {
         format!(
             "{}/{}",
             self.bucket_path,
-            percent::encode(&self.config.key_for(id), percent::PATH)
+            percent::encode(&self.config.key_for_name(name), percent::PATH)
         )
     }
 
@@ -132,13 +137,13 @@ impl S3 {
         Ok(rb.header(reqwest::header::AUTHORIZATION, auth))
     }
 
-    /// A signed request without a body on the object of `id`, sent.
+    /// A signed request without a body on the object `path`, sent.
     async fn send_bodyless(
         &self,
         method: Method,
-        id: &str,
+        path: &str,
     ) -> Result<reqwest::Response, RemoteFileError> {
-        self.signed(method, &self.object_path(id), EMPTY_SHA256)?
+        self.signed(method, path, EMPTY_SHA256)?
             .send()
             .await
             .map_err(|e| RemoteFileError::Remote(net::http::describe(e)))
@@ -171,11 +176,34 @@ impl S3 {
         }
     }
 
-    /// Deletes `{prefix}/{id}.jpg`; a missing object is success (S3 answers 204 anyway),
-    /// a missing bucket is not (that is a configuration error, and the object may well
-    /// be in the right bucket).
-    pub async fn delete(&self, id: &str) -> Result<(), RemoteFileError> {
-        let resp = self.send_bodyless(Method::DELETE, id).await?;
+    /// Uploads a share page as `{prefix}/{name}.html` (`text/html; charset=utf-8`).
+    pub async fn put_page(&self, name: &str, html: bytes::Bytes) -> Result<(), RemoteFileError> {
+        let sha = hex::encode(Sha256::digest(&html));
+        let path = self.object_path_of(&format!("{name}.html"));
+        let resp = self
+            .signed(Method::PUT, &path, &sha)?
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                crate::sync::webdav::PAGE_CONTENT_TYPE,
+            )
+            .body(html)
+            .send()
+            .await
+            .map_err(|e| RemoteFileError::Remote(net::http::describe(e)))?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(RemoteFileError::Remote(error_message("PUT", resp).await.0))
+        }
+    }
+
+    /// Deletes `{prefix}/{name}` (`name` with its extension); a missing object is success
+    /// (S3 answers 204 anyway), a missing bucket is not (that is a configuration error,
+    /// and the object may well be in the right bucket).
+    pub async fn delete(&self, name: &str) -> Result<(), RemoteFileError> {
+        let resp = self
+            .send_bodyless(Method::DELETE, &self.object_path_of(name))
+            .await?;
         let status = resp.status();
         if status.is_success() || status == StatusCode::GONE {
             return Ok(());
@@ -189,7 +217,14 @@ impl S3 {
 
     /// Downloads `{prefix}/{id}.jpg` (`None`: no such object). For diagnostics and tests.
     pub async fn get(&self, id: &str) -> Result<Option<Vec<u8>>, RemoteFileError> {
-        let resp = self.send_bodyless(Method::GET, id).await?;
+        self.get_object(&format!("{id}.jpg")).await
+    }
+
+    /// Downloads `{prefix}/{name}` (`name` with its extension; `None`: no such object).
+    pub async fn get_object(&self, name: &str) -> Result<Option<Vec<u8>>, RemoteFileError> {
+        let resp = self
+            .send_bodyless(Method::GET, &self.object_path_of(name))
+            .await?;
         let status = resp.status();
         if status.is_success() {
             let bytes = resp
@@ -203,6 +238,23 @@ impl S3 {
             return Ok(None);
         }
         Err(RemoteFileError::Remote(msg))
+    }
+
+    /// The `Content-Type` the store serves `{prefix}/{name}` with (`None`: no such
+    /// object). For diagnostics and tests (a share page must be served as HTML).
+    pub async fn content_type(&self, name: &str) -> Result<Option<String>, RemoteFileError> {
+        let resp = self
+            .send_bodyless(Method::HEAD, &self.object_path_of(name))
+            .await?;
+        match resp.status() {
+            s if s.is_success() => Ok(resp
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)),
+            StatusCode::NOT_FOUND => Ok(None),
+            s => Err(RemoteFileError::Remote(format!("HEAD answered {s}"))),
+        }
     }
 
     /// A cheap reachability probe: `HEAD` the bucket; any HTTP answer means the store is

@@ -197,10 +197,15 @@ impl S3Config {
 
     /// The object key of a capture: `{prefix}/{id}.jpg`.
     pub fn key_for(&self, id: &str) -> String {
+        self.key_for_name(&format!("{id}.jpg"))
+    }
+
+    /// The key of the object `name` (with its extension) under the prefix.
+    pub fn key_for_name(&self, name: &str) -> String {
         if self.prefix.is_empty() {
-            format!("{id}.jpg")
+            name.to_string()
         } else {
-            format!("{}/{id}.jpg", self.prefix)
+            format!("{}/{name}", self.prefix)
         }
     }
 }
