@@ -5,6 +5,7 @@ import { t, lang, setLang } from './i18n.js';
 
 const PAGES = {
   overview: () => import('./overview.js'),
+  events: () => import('./events.js'),
   gallery: () => import('./gallery.js'),
   sms: () => import('./sms.js'),
   stats: () => import('./stats.js'),
@@ -12,7 +13,7 @@ const PAGES = {
   settings: () => import('./settings.js'),
   docs: () => import('./docs.js'),
 };
-const ORDER = ['overview', 'gallery', 'sms', 'stats', 'backgrounds', 'settings', 'docs'];
+const ORDER = ['overview', 'events', 'gallery', 'sms', 'stats', 'backgrounds', 'settings', 'docs'];
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');

@@ -1,9 +1,11 @@
-// Gallery: captures newest first as thumbnails, paged by cursor as one scrolls, filters,
-// a detail view (metadata, sync state per remote, SMS history, the photo) and deletion
-// after a confirmation dialog. `#gallery/{id}` opens a capture's detail directly.
+// Gallery: captures newest first as thumbnails, paged by cursor as one scrolls, filters
+// (the event among them), a detail view (metadata, event, sync state per remote, SMS
+// history, the photo) and deletion after a confirmation dialog. `#gallery/{id}` opens a
+// capture's detail directly.
 import { api, blobUrl } from './api.js';
 import { h, clear, bytes, field, modal, confirmDialog } from './dom.js';
 import { t, fmtDate } from './i18n.js';
+import { eventPicker } from './events.js';
 
 const PAGE = 60;
 
@@ -67,6 +69,7 @@ async function detail(c, onDeleted) {
   row(t('size'), bytes(d.bytes));
   row(t('dims'), `${d.width} × ${d.height}`);
   row(t('background'), d.background_name);
+  row(t('event'), d.event_name ?? t('noEvent'));
   row('SHA-256', d.sha256);
   if (d.file_missing) row(t('photo'), t('fileMissing'));
   const s = d.sync || {};
@@ -97,7 +100,9 @@ export async function render(root) {
   const [tw, to] = field(t('to'), { type: 'date', name: 'to' });
   const [sw, synced] = choice(t('synced'), 'synced');
   const [mw, hasSms] = choice(t('withSms'), 'has_sms');
-  const form = h('form', { class: 'filters' }, fw, tw, sw, mw, h('button', { type: 'submit' }, t('apply')));
+  // A new event choice is a new listing at once, from its first page.
+  const [ew, ev] = await eventPicker(() => form.requestSubmit());
+  const form = h('form', { class: 'filters' }, ew, fw, tw, sw, mw, h('button', { type: 'submit' }, t('apply')));
   const grid = h('ul', { class: 'gallery' });
   const status = h('p', { role: 'status' });
   const more = h('button', { type: 'button', class: 'secondary', hidden: true }, t('more'));
@@ -119,7 +124,7 @@ export async function render(root) {
     loading = true;
     const mine = generation;
     const q = new URLSearchParams({ limit: String(PAGE) });
-    for (const [k, el] of [['from', from], ['to', to], ['synced', synced], ['has_sms', hasSms]]) if (el.value) q.set(k, el.value);
+    for (const [k, el] of [['event_id', ev], ['from', from], ['to', to], ['synced', synced], ['has_sms', hasSms]]) if (el.value) q.set(k, el.value);
     if (cursor) q.set('cursor', cursor);
     let page = null;
     try { page = await api(`/admin/captures?${q}`); } catch (e) { if (mine === generation) status.textContent = `${t('error')}: ${e.message}`; }

@@ -34,6 +34,12 @@ const STRINGS = {
     requeued: 'Remis dans la file d’envoi.',
     st_waiting_for_sync: 'attend la synchronisation', st_queued: 'en file', st_sending: 'en cours d’envoi', st_sent: 'envoyé',
     st_failed: 'échec', st_expired: 'expiré', st_cancelled: 'annulé',
+    events: 'Événements', event: 'Événement', allCaptures: 'Toutes les photos', openMark: 'en cours', openNow: 'en cours',
+    newEvent: 'Ouvrir un événement', eventName: "Nom de l'événement", openEvent: "Ouvrir l'événement",
+    eventHelp: "Les photos prises pendant qu'un événement est ouvert lui appartiennent. Un seul à la fois : clore l'ancien avant d'ouvrir le suivant.",
+    endEvent: 'Clore maintenant', reopen: 'Rouvrir', start: 'Début', end: 'Fin', noEvents: 'Aucun événement.',
+    eventOpened: 'Événement ouvert :', eventClosed: 'Événement clos.', eventReopened: 'Événement rouvert.', renamed: 'Renommé.',
+    noEvent: 'aucun',
   },
   en: {
     overview: 'Overview', gallery: 'Gallery', sms: 'Text messages', stats: 'Statistics',
@@ -69,6 +75,12 @@ const STRINGS = {
     requeued: 'Back in the queue.',
     st_waiting_for_sync: 'waiting for sync', st_queued: 'queued', st_sending: 'sending', st_sent: 'sent',
     st_failed: 'failed', st_expired: 'expired', st_cancelled: 'cancelled',
+    events: 'Events', event: 'Event', allCaptures: 'All captures', openMark: 'open', openNow: 'open now',
+    newEvent: 'Open an event', eventName: 'Event name', openEvent: 'Open the event',
+    eventHelp: 'Captures taken while an event is open belong to it. One at a time: close the last one before opening the next.',
+    endEvent: 'Close now', reopen: 'Reopen', start: 'Start', end: 'End', noEvents: 'No events yet.',
+    eventOpened: 'Event opened:', eventClosed: 'Event closed.', eventReopened: 'Event reopened.', renamed: 'Renamed.',
+    noEvent: 'none',
   },
 };
 
@@ -91,4 +103,8 @@ export function fmtDate(iso) {
   if (!iso) return '–';
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleString(lang === 'fr' ? 'fr-FR' : 'en-GB');
+}
+export function fmtDay(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? String(iso ?? '–') : d.toLocaleDateString(lang === 'fr' ? 'fr-FR' : 'en-GB');
 }

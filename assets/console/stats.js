@@ -1,7 +1,9 @@
-// Statistics: captures and SMS per hour and per day, drawn as SVG bars; Excel export.
+// Statistics: captures and SMS per hour and per day, drawn as SVG bars; Excel export; both
+// for every capture or one event's.
 import { api, download } from './api.js';
-import { h, s } from './dom.js';
-import { t, lang } from './i18n.js';
+import { h, s, clear } from './dom.js';
+import { t, lang, fmtDate } from './i18n.js';
+import { eventPicker } from './events.js';
 
 function chart(title, rows, label, series) {
   const W = 720; const H = 200; const pad = 24;
@@ -26,24 +28,41 @@ function chart(title, rows, label, series) {
 }
 
 export async function render(root) {
-  const st = await api('/admin/stats');
   const out = h('p', { role: 'status' });
-  root.append(h('div', { class: 'actions' }, h('button', { type: 'button', onclick: async () => {
-    try { await download('/admin/export/excel', 'captures.xlsx'); out.textContent = t('done'); } catch (e) { out.textContent = e.message; }
-  } }, t('exportExcel'))), out);
-  root.append(h('div', { class: 'tiles' },
-    h('div', { class: 'tile' }, h('h2', {}, t('captures')), h('p', { class: 'big-number' }, String(st.captures?.total ?? 0)),
-      h('p', {}, `${t('today')}: ${st.today?.captures ?? 0}`)),
-    h('div', { class: 'tile' }, h('h2', {}, t('smsSent')), h('p', { class: 'big-number' }, String(st.sms?.sent ?? 0)),
-      h('p', {}, `${t('total')}: ${st.sms?.total ?? 0}`))));
-  const loc = lang === 'fr' ? 'fr-FR' : 'en-GB';
-  const tz = st.timezone || st.tz || undefined;
-  const hourLabel = (r) => {
-    if (r.local_hour !== undefined) return String(r.local_hour);
-    const d = new Date(r.hour);
-    return Number.isNaN(d.getTime()) ? String(r.hour) : d.toLocaleTimeString(loc, { hour: '2-digit', timeZone: tz });
+  const body = h('div');
+  // The figures and the Excel file follow the event picked (all captures by default).
+  const [ew, ev] = await eventPicker(() => draw().catch((e) => { out.textContent = `${t('error')}: ${e.message}`; }));
+  const only = () => (ev.value ? `?event_id=${encodeURIComponent(ev.value)}` : '');
+  root.append(h('div', { class: 'filters pick' }, ew), h('div', { class: 'actions' }, h('button', { type: 'button', onclick: async () => {
+    try { await download(`/admin/export/excel${only()}`, 'captures.xlsx'); out.textContent = t('done'); } catch (e) { out.textContent = e.message; }
+  } }, t('exportExcel'))), out, body);
+  let generation = 0;
+  const draw = async () => {
+    generation += 1;
+    const mine = generation;
+    const st = await api(`/admin/stats${only()}`);
+    if (mine !== generation) return; // another event was picked meanwhile
+    clear(body);
+    out.textContent = '';
+    if (st.event) {
+      body.append(h('p', { class: 'hint' }, `${t('event')}: `, h('strong', {}, st.event.name),
+        ` · ${fmtDate(st.event.starts_at)} – ${st.event.ends_at ? fmtDate(st.event.ends_at) : t('openNow')}`));
+    }
+    body.append(h('div', { class: 'tiles' },
+      h('div', { class: 'tile' }, h('h2', {}, t('captures')), h('p', { class: 'big-number' }, String(st.captures?.total ?? 0)),
+        h('p', {}, `${t('today')}: ${st.today?.captures ?? 0}`)),
+      h('div', { class: 'tile' }, h('h2', {}, t('smsSent')), h('p', { class: 'big-number' }, String(st.sms?.sent ?? 0)),
+        h('p', {}, `${t('total')}: ${st.sms?.total ?? 0}`))));
+    const loc = lang === 'fr' ? 'fr-FR' : 'en-GB';
+    const tz = st.timezone || st.tz || undefined;
+    const hourLabel = (r) => {
+      if (r.local_hour !== undefined) return String(r.local_hour);
+      const d = new Date(r.hour);
+      return Number.isNaN(d.getTime()) ? String(r.hour) : d.toLocaleTimeString(loc, { hour: '2-digit', timeZone: tz });
+    };
+    body.append(chart(t('perHour'), st.per_hour || [], hourLabel, ['captures', 'sms_sent']),
+      chart(t('perDay'), st.per_day || [], (r) => String(r.date).slice(5), ['captures', 'sms_sent']));
   };
-  root.append(chart(t('perHour'), st.per_hour || [], hourLabel, ['captures', 'sms_sent']),
-    chart(t('perDay'), st.per_day || [], (r) => String(r.date).slice(5), ['captures', 'sms_sent']));
+  await draw();
   return null;
 }

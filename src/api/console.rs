@@ -100,6 +100,11 @@ const FILES: &[static_files::File] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../../assets/console/docs.js"),
     ),
+    (
+        "events.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/console/events.js"),
+    ),
 ];
 
 /// The console's routes. Public (the page holds no data; the data comes from `/admin/*`
