@@ -34,6 +34,160 @@ async function adminFetch(p, init = {}) {
 
 const snap = (page, name) => snapAt(page, name, shots);
 
+async function postCapture(body) {
+  const r = await fetch(`${base}/api/capture`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body });
+  if (r.status !== 201) throw new Error(`capture: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+const listed = (page) => page.evaluate(() => [...document.querySelectorAll('.gallery > li')].map((li) => li.dataset.id));
+const fieldError = async (page, input) => page.locator(`[id="${await input.getAttribute('aria-describedby')}"]`);
+
+// Events: opened, refused, renamed and closed from the Events page; captures posted over
+// the API meanwhile belong to the open one; Gallery and Statistics narrow to an event.
+async function events(page) {
+  await page.getByRole('link', { name: 'Events', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Events' }).waitFor();
+  await page.getByText('No events yet.').waitFor();
+  const name = page.getByLabel('Event name', { exact: true });
+  const open = page.getByRole('button', { name: 'Open the event' });
+  const err = await fieldError(page, name);
+  await name.fill('   ');
+  await open.click();
+  await err.filter({ hasText: 'the name must be' }).waitFor();
+  check((await adminFetch('/admin/events')).items.length === 0, `a name of spaces is refused beside its field, nothing opened (${await err.textContent()})`);
+  await name.fill(XSS);
+  await open.click();
+  await page.getByText(`Event opened: ${XSS}`, { exact: true }).waitFor();
+  const a = (await adminFetch('/admin/events?open=true')).items;
+  check(a.length === 1 && a[0].name === XSS, 'the console opened the event');
+  const evA = a[0];
+  check(await err.textContent() === '', 'the refusal is gone once the event opens');
+  check(await page.locator(`tr[data-id="${evA.id}"]`).getByText(XSS, { exact: true }).count() === 1
+    && await page.locator('img[src="x"], script:not([src])').count() === 0, 'an event named like an img tag shows as typed');
+  await name.fill('Gala');
+  await open.click();
+  await err.filter({ hasText: 'overlaps' }).waitFor();
+  check((await err.textContent()).includes(evA.id) && (await adminFetch('/admin/events')).items.length === 1,
+    `a second event while one is open: the server's 409 beside the field, nothing opened (${await err.textContent()})`);
+  const c1 = await postCapture(filler);
+  await page.getByRole('button', { name: `Close now ${XSS}` }).click();
+  await page.getByText('Event closed.', { exact: true }).waitFor();
+  check(!(await adminFetch(`/admin/events/${evA.id}`)).open, 'the console closed the event');
+  await name.fill('Gala');
+  await open.click();
+  await page.getByText('Event opened: Gala', { exact: true }).waitFor();
+  const evB = (await adminFetch('/admin/events?open=true')).items[0];
+  check(evB?.name === 'Gala', 'the next event opens once the first is closed');
+  const c2 = await postCapture(filler);
+  const all = (await adminFetch('/admin/captures?limit=500')).items;
+  check(all.find((c) => c.id === c1.id)?.event_id === evA.id && all.find((c) => c.id === c2.id)?.event_name === 'Gala',
+    'each capture posted over the API belongs to the event open then');
+  // Rename in a dialog: the refusal by its field, then the new name.
+  await page.getByRole('button', { name: 'Rename Gala' }).click();
+  const rd = page.getByRole('dialog', { name: 'Rename Gala' });
+  const rn = rd.getByLabel('Event name', { exact: true });
+  await rn.fill(' ');
+  await rd.getByRole('button', { name: 'Save' }).click();
+  await (await fieldError(page, rn)).filter({ hasText: 'the name must be' }).waitFor();
+  check((await adminFetch(`/admin/events/${evB.id}`)).name === 'Gala', 'a blank new name is refused in the dialog, by its field, and nothing changes');
+  await axe(page, 'events-rename');
+  await snap(page, 'events-rename');
+  await rn.fill('Gala du soir');
+  await rd.getByRole('button', { name: 'Save' }).click();
+  await rd.waitFor({ state: 'detached' });
+  await page.getByText('Renamed.', { exact: true }).waitFor();
+  check((await adminFetch(`/admin/events/${evB.id}`)).name === 'Gala du soir', 'the rename reached the server');
+  const countOf = (id) => page.locator(`tr[data-id="${id}"] td[data-label="Captures"]`).textContent();
+  await page.locator(`tr[data-id="${evB.id}"]`).getByText('Gala du soir', { exact: true }).waitFor();
+  check(await countOf(evA.id) === '1' && await countOf(evB.id) === '1', 'the list counts each event\'s captures');
+  await page.waitForLoadState('networkidle');
+  await axe(page, 'events');
+  await snap(page, 'events');
+
+  // Gallery: the picker lists all, then the events latest first, the open one marked; an
+  // event narrows the listing from its first page; the detail names the event as text.
+  const reqs = [];
+  const onReq = (r) => { if (/\/admin\/captures\?/.test(r.url())) reqs.push(new URL(r.url()).searchParams); };
+  page.on('request', onReq);
+  await page.getByRole('link', { name: 'Gallery', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Gallery' }).waitFor();
+  const picker = page.getByLabel('Event', { exact: true });
+  await page.waitForFunction((n) => document.querySelectorAll('.gallery > li').length >= n, PAGE);
+  const opts = await picker.locator('option').allTextContents();
+  check(opts.length === 3 && opts[0] === 'All captures' && opts[1].startsWith('Gala du soir · ') && opts[1].endsWith(' (open)')
+    && opts[2].startsWith(`${XSS} · `) && !opts[2].includes('(open)'), `the event picker: all, then latest first, the open one marked (${opts.join(' | ')})`);
+  await page.locator('.sentinel').scrollIntoViewIfNeeded();
+  await page.waitForFunction((n) => document.querySelectorAll('.gallery > li').length > n, PAGE);
+  await picker.selectOption(evA.id);
+  await page.waitForFunction((id) => { const l = document.querySelectorAll('.gallery > li'); return l.length === 1 && l[0].dataset.id === id; }, c1.id);
+  await page.waitForLoadState('networkidle');
+  const last = reqs[reqs.length - 1];
+  check(last.get('event_id') === evA.id && !last.has('cursor') && (await listed(page)).length === 1,
+    `choosing an event lists only its capture, from the first page (${last})`);
+  await page.getByRole('button', { name: `Capture ${c1.id}` }).click();
+  const dlg = page.getByRole('dialog', { name: `Capture ${c1.id}` });
+  await dlg.getByRole('heading', { name: 'SMS history' }).waitFor();
+  check(await dlg.getByText(XSS, { exact: true }).count() === 1 && await page.locator('img[src="x"], script:not([src])').count() === 0,
+    'the detail names the capture\'s event, as typed');
+  await dlg.getByRole('button', { name: 'Close' }).click();
+  await dlg.waitFor({ state: 'detached' });
+  await axe(page, 'gallery-event');
+  await snap(page, 'gallery-event');
+  await picker.selectOption(evB.id);
+  await page.waitForFunction((id) => { const l = document.querySelectorAll('.gallery > li'); return l.length === 1 && l[0].dataset.id === id; }, c2.id);
+  check(true, 'another event lists its own capture, not the first one\'s');
+
+  // Closed: a capture taken afterwards belongs to no event; the choice is kept between pages.
+  await page.getByRole('link', { name: 'Events', exact: true }).click();
+  await page.getByRole('button', { name: 'Close now Gala du soir' }).click();
+  await page.getByText('Event closed.', { exact: true }).waitFor();
+  check(await page.getByRole('button', { name: /^Close now/ }).count() === 0 && await page.getByRole('button', { name: 'Reopen Gala du soir' }).count() === 1,
+    'no event open: no close button, the latest can be reopened');
+  const c3 = await postCapture(filler);
+  await page.getByRole('link', { name: 'Gallery', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Gallery' }).waitFor();
+  await page.waitForFunction(() => document.querySelectorAll('.gallery > li').length >= 1);
+  await page.waitForLoadState('networkidle');
+  const closedList = await listed(page);
+  check(await picker.inputValue() === evB.id && closedList.length === 1 && closedList[0] === c2.id,
+    `the closed event keeps its capture and not the one taken after (${closedList})`);
+  await picker.selectOption('');
+  await page.waitForFunction((id) => document.querySelector('.gallery > li')?.dataset.id === id, c3.id);
+  check(!reqs[reqs.length - 1].has('event_id'), '"All captures" lists every capture again');
+  page.off('request', onReq);
+
+  // Statistics: the figures and the Excel file narrowed to the event picked.
+  await page.getByRole('link', { name: 'Statistics', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Statistics' }).waitFor();
+  const total = () => page.locator('.tile .big-number').first().textContent();
+  await page.locator('.tile').first().waitFor();
+  const whole = await adminFetch('/admin/stats');
+  check(await total() === String(whole.captures.total) && whole.captures.total > 3, `all captures by default (${whole.captures.total})`);
+  await page.getByLabel('Event', { exact: true }).selectOption(evA.id);
+  await page.locator('main .hint strong').filter({ hasText: XSS }).waitFor();
+  const one = await adminFetch(`/admin/stats?event_id=${evA.id}`);
+  check(await total() === '1' && one.captures.total === 1, `an event's statistics (${await total()} capture)`);
+  check(await page.locator('img[src="x"], script:not([src])').count() === 0, 'the event name in the statistics is text');
+  const [xl, xreq] = await Promise.all([page.waitForEvent('download'), page.waitForRequest((r) => r.url().includes('/admin/export/excel')),
+    page.getByRole('button', { name: 'Export to Excel' }).click()]);
+  const xlFile = path.join(shots, '..', 'console-export-event.xlsx');
+  await xl.saveAs(xlFile);
+  const book = fs.readFileSync(xlFile);
+  const full = fs.statSync(path.join(shots, '..', 'console-export.xlsx')).size;
+  check(new URL(xreq.url()).searchParams.get('event_id') === evA.id && book[0] === 0x50 && book[1] === 0x4b && book.length < full,
+    `the Excel export asks for the event's captures, a smaller workbook than all of them (${xreq.url()}, ${book.length} < ${full} B)`);
+  await page.waitForLoadState('networkidle');
+  await axe(page, 'statistics-event');
+  await snap(page, 'statistics-event');
+  for (const n of ['events', 'events-rename', 'gallery-event', 'statistics-event']) {
+    for (const w of [1280, 375]) {
+      const f = path.join(shots, `${n}-${w}.png`);
+      check(fs.existsSync(f) && fs.statSync(f).size > 1000, `screenshot ${n}-${w}.png`);
+    }
+  }
+}
+
 async function visit(page, link, heading, name) {
   await page.getByRole('link', { name: link, exact: true }).click();
   await page.getByRole('heading', { level: 1, name: heading }).waitFor();
@@ -278,6 +432,7 @@ async function main() {
     check(!(await page.content()).includes('87 65 43 21') && !(await page.content()).includes('687654321'), 'the clear number is nowhere on the page');
     await cd.getByRole('button', { name: 'Close' }).click();
     await cd.waitFor({ state: 'detached' });
+    await events(page);
     await visit(page, 'API reference', 'API reference', 'api-reference');
     check(new URL(page.url()).pathname === '/docs', 'the API reference is /docs');
     check(await page.getByText('/admin/captures', { exact: true }).count() >= 1, 'the reference lists /admin/captures');
@@ -304,11 +459,21 @@ async function main() {
     await p2.getByLabel("Clé d'administration").fill(key);
     await p2.getByRole('button', { name: 'Se connecter' }).click();
     await p2.getByRole('heading', { level: 1, name: "Vue d'ensemble" }).waitFor();
-    for (const name of ["Vue d'ensemble", 'Galerie', 'SMS', 'Statistiques', 'Arrière-plans', 'Réglages', "Référence de l'API"]) {
+    for (const name of ["Vue d'ensemble", 'Événements', 'Galerie', 'SMS', 'Statistiques', 'Arrière-plans', 'Réglages', "Référence de l'API"]) {
       check(await p2.getByRole('link', { name, exact: true }).count() === 1, `French navigation link "${name}"`);
     }
     await axe(p2, 'vue-d-ensemble');
     await snap(p2, 'vue-d-ensemble');
+    // Events in French: the page, its field, and the picker of the gallery.
+    await p2.getByRole('link', { name: 'Événements', exact: true }).click();
+    await p2.getByRole('heading', { level: 1, name: 'Événements' }).waitFor();
+    await p2.getByLabel("Nom de l'événement", { exact: true }).waitFor();
+    check(await p2.getByRole('button', { name: "Ouvrir l'événement" }).count() === 1, 'the Events page is in French');
+    await axe(p2, 'evenements');
+    await p2.getByRole('link', { name: 'Galerie', exact: true }).click();
+    const frPick = p2.getByLabel('Événement', { exact: true });
+    await frPick.waitFor();
+    check((await frPick.locator('option').first().textContent()) === 'Toutes les photos', 'the event picker is in French ("Toutes les photos")');
     // The retry dialog in French: the number's field by its French label.
     await p2.getByRole('link', { name: 'SMS', exact: true }).click();
     await p2.locator(`tr[data-id="${xssSms}"]`).getByRole('button', { name: `Réessayer ${xssSms}` }).click();
