@@ -96,6 +96,7 @@ for (const ev of ['pointerdown', 'keydown', 'wheel', 'touchstart']) {
 
 function signOut(message = null) {
   auth.clear();
+  sessionStorage.removeItem('kiosk-console-event'); // the next person picks their own event
   clearInterval(idleTimer);
   notice = message;
   if (current() === 'docs') location.href = '/console/';

@@ -144,6 +144,12 @@ async function events(page) {
   await page.getByText('Event closed.', { exact: true }).waitFor();
   check(await page.getByRole('button', { name: /^Close now/ }).count() === 0 && await page.getByRole('button', { name: 'Reopen Gala du soir' }).count() === 1,
     'no event open: no close button, the latest can be reopened');
+  await page.getByRole('button', { name: 'Reopen Gala du soir' }).click();
+  await page.getByText('Event reopened.', { exact: true }).waitFor();
+  check((await adminFetch(`/admin/events/${evB.id}`)).open, 'the console reopened the latest event');
+  await page.getByRole('button', { name: 'Close now Gala du soir' }).click();
+  await page.getByText('Event closed.', { exact: true }).waitFor();
+  check(!(await adminFetch(`/admin/events/${evB.id}`)).open, 'and closed it again');
   const c3 = await postCapture(filler);
   await page.getByRole('link', { name: 'Gallery', exact: true }).click();
   await page.getByRole('heading', { level: 1, name: 'Gallery' }).waitFor();
@@ -168,6 +174,7 @@ async function events(page) {
   await page.locator('main .hint strong').filter({ hasText: XSS }).waitFor();
   const one = await adminFetch(`/admin/stats?event_id=${evA.id}`);
   check(await total() === '1' && one.captures.total === 1, `an event's statistics (${await total()} capture)`);
+  check(await page.evaluate(() => sessionStorage.getItem('kiosk-console-event')) === evA.id, 'the event picked is kept for the session');
   check(await page.locator('img[src="x"], script:not([src])').count() === 0, 'the event name in the statistics is text');
   const [xl, xreq] = await Promise.all([page.waitForEvent('download'), page.waitForRequest((r) => r.url().includes('/admin/export/excel')),
     page.getByRole('button', { name: 'Export to Excel' }).click()]);
@@ -443,6 +450,7 @@ async function main() {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByLabel('Admin key').waitFor();
     check(await page.evaluate(() => sessionStorage.getItem('kiosk-admin-key')) === null, 'sign-out forgets the key');
+    check(await page.evaluate(() => sessionStorage.getItem('kiosk-console-event')) === null, 'sign-out forgets the event picked');
     await page.goto(`${base}/console/?idle_seconds=2`);
     await page.getByLabel('Admin key').fill(key);
     await page.getByRole('button', { name: 'Sign in' }).click();
