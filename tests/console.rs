@@ -282,6 +282,10 @@ fn browser_suite_passes_in_chromium() {
         "backgrounds",
         "settings",
         "api-reference",
+        "events",
+        "events-rename",
+        "gallery-event",
+        "statistics-event",
     ] {
         for w in [1280, 375] {
             let f = shots.join(format!("{page}-{w}.png"));
