@@ -567,10 +567,11 @@ async fn fleet_page_and_api_show_every_kiosk_behind_the_key() {
         2,
         "the last day only: {d1:#}"
     );
-    let rows = count(
-        &s.pg,
-        "SELECT count(*) FROM kiosk_heartbeat_history WHERE kiosk_id = 'kiosk-a'",
-    );
+    // At least two beats (3 s apart) before the count, so the chart has a line to draw
+    // however loaded the machine is.
+    let sql = "SELECT count(*) FROM kiosk_heartbeat_history WHERE kiosk_id = 'kiosk-a'";
+    wait_for(&s.pg, sql, |v| v.parse::<i64>().is_ok_and(|n| n >= 2)).await;
+    let rows = count(&s.pg, sql);
     let (_, _, da) = fleet_get(&s, "/fleet/api/kiosks/kiosk-a", Some(FLEET_KEY)).await;
     let n = da["history"].as_array().unwrap().len() as i64;
     assert!(n >= rows && n >= 2, "{n} points, {rows} rows before");
