@@ -87,32 +87,43 @@ pub async fn beat(app: &App) -> Result<(), String> {
     let status = report.status.as_str();
     let kiosk = app.config.kiosk_id.as_str();
     let client = db.client().await.map_err(|e| e.to_string())?;
+    // Typed, unnamed statements: safe through PgBouncer's transaction pooling.
+    use tokio_postgres::types::Type;
     let res = async {
         client
-            .execute(
+            .execute_typed(
                 "INSERT INTO kiosk_heartbeats (kiosk_id, seen_at, status, version, report)
                  VALUES ($1, now(), $2, $3, $4::text::jsonb)
                  ON CONFLICT (kiosk_id) DO UPDATE SET seen_at = excluded.seen_at,
                     status = excluded.status, version = excluded.version,
                     report = excluded.report",
-                &[&kiosk, &status, &report.version, &json],
+                &[
+                    (&kiosk, Type::TEXT),
+                    (&status, Type::TEXT),
+                    (&report.version, Type::TEXT),
+                    (&json, Type::TEXT),
+                ],
             )
             .await?;
         client
-            .execute(
+            .execute_typed(
                 "INSERT INTO kiosk_heartbeat_history (kiosk_id, seen_at, status, report)
                  VALUES ($1, now(), $2, $3::text::jsonb) ON CONFLICT DO NOTHING",
-                &[&kiosk, &status, &json],
+                &[
+                    (&kiosk, Type::TEXT),
+                    (&status, Type::TEXT),
+                    (&json, Type::TEXT),
+                ],
             )
             .await?;
         // Keep the newest HISTORY_KEEP rows of this kiosk (index scan on the primary key).
         client
-            .execute(
+            .execute_typed(
                 "DELETE FROM kiosk_heartbeat_history
                  WHERE kiosk_id = $1 AND seen_at < (
                     SELECT seen_at FROM kiosk_heartbeat_history WHERE kiosk_id = $1
                     ORDER BY seen_at DESC OFFSET $2 LIMIT 1)",
-                &[&kiosk, &(HISTORY_KEEP - 1)],
+                &[(&kiosk, Type::TEXT), (&(HISTORY_KEEP - 1), Type::INT8)],
             )
             .await
     }
