@@ -230,7 +230,7 @@ impl RemoteDb {
 async fn migrate(client: &Client) -> Result<(), RemoteDbError> {
     // One simple-protocol batch is one transaction (one server connection through
     // PgBouncer); under the lock, two kiosks creating the table at once do not collide.
-    client
+    let created = client
         .batch_execute(&format!(
             "BEGIN;
              SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY});
@@ -241,7 +241,12 @@ async fn migrate(client: &Client) -> Result<(), RemoteDbError> {
              );
              COMMIT;"
         ))
-        .await
+        .await;
+    if created.is_err() {
+        // A failed batch leaves its transaction open and aborted: end it.
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    created
         .or_else(|e| {
             // An older kiosk creating the table without the lock at the same moment: the
             // loser sees a unique violation, and the table is there.
