@@ -90,36 +90,49 @@ pub async fn beat(app: &App) -> Result<(), String> {
     let kiosk = app.config.kiosk_id.as_str();
     let keep_days = app.settings.get().heartbeat_history_days as i32;
     let client = db.client().await.map_err(|e| e.to_string())?;
+    // Typed, unnamed statements: safe through PgBouncer's transaction pooling.
+    use tokio_postgres::types::Type;
     let res = async {
         // The history row takes the instant of the last-report row, so `kiosk_status`
         // and the history's newest row agree exactly (a dashboard may join them).
-        let seen = client
-            .query_one(
+        let rows = client
+            .query_typed(
                 "INSERT INTO kiosk_heartbeats (kiosk_id, seen_at, status, version, report)
                  VALUES ($1, now(), $2, $3, $4::text::jsonb)
                  ON CONFLICT (kiosk_id) DO UPDATE SET seen_at = excluded.seen_at,
                     status = excluded.status, version = excluded.version,
                     report = excluded.report
                  RETURNING seen_at::text",
-                &[&kiosk, &status, &report.version, &json],
+                &[
+                    (&kiosk, Type::TEXT),
+                    (&status, Type::TEXT),
+                    (&report.version, Type::TEXT),
+                    (&json, Type::TEXT),
+                ],
             )
             .await?;
         // As text, exact to the microsecond (a float of seconds would round).
-        let seen: String = seen.try_get(0)?;
+        let seen: Option<String> = rows.first().map(|r| r.try_get(0)).transpose()?;
         client
-            .execute(
+            .execute_typed(
                 "INSERT INTO kiosk_heartbeat_history (kiosk_id, seen_at, status, report)
-                 VALUES ($1, $2::text::timestamptz, $3, $4::text::jsonb) ON CONFLICT DO NOTHING",
-                &[&kiosk, &seen, &status, &json],
+                 VALUES ($1, coalesce($2::text::timestamptz, now()), $3, $4::text::jsonb)
+                 ON CONFLICT DO NOTHING",
+                &[
+                    (&kiosk, Type::TEXT),
+                    (&seen, Type::TEXT),
+                    (&status, Type::TEXT),
+                    (&json, Type::TEXT),
+                ],
             )
             .await?;
         // Only this kiosk's own rows: a kiosk never prunes another's (they may run other
         // versions with other settings).
         client
-            .execute(
+            .execute_typed(
                 "DELETE FROM kiosk_heartbeat_history
                  WHERE kiosk_id = $1 AND seen_at < now() - make_interval(days => $2)",
-                &[&kiosk, &keep_days],
+                &[(&kiosk, Type::TEXT), (&keep_days, Type::INT4)],
             )
             .await
     }

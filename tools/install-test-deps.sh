@@ -11,6 +11,8 @@
 #     of its own, on a free port, and lints a scrape) — package `prometheus`
 #   - schemathesis and openapi-spec-validator (tests/openapi.rs, tools/schemathesis.sh) —
 #     PyPI, into the same .venv-tools/ (the tests call them there)
+#   - PgBouncer (tests/pgbouncer.rs, tools/bench-fleet.sh: the remote path through
+#     transaction pooling) — package `pgbouncer`
 #   - chromium (Debian) and, from npm, playwright-core and axe-core (tests/browser/, lock
 #     file committed): the staff console's end-to-end tests (tests/console.rs)
 # Idempotent: does nothing (and no `apt-get update`) when everything is already there.
@@ -125,6 +127,7 @@ command -v soffice >/dev/null 2>&1 || missing+=(libreoffice-calc-nogui)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || missing+=(prometheus)
 # QR codes of share links are decoded by zbarimg in tests/share.rs (issue 20).
 command -v zbarimg >/dev/null 2>&1 || missing+=(zbar-tools)
+{ command -v pgbouncer || [ -x /usr/sbin/pgbouncer ]; } >/dev/null 2>&1 || missing+=(pgbouncer)
 
 if [ "${#missing[@]}" -eq 0 ]; then
     log "everything already installed (postgresql server, psql, nginx with dav, curl, soffice, prometheus)"
@@ -173,7 +176,7 @@ log "apt-get install ${pkgs[*]}"
 apt-get install -y -q --no-install-recommends "${pkgs[@]}"
 
 # Make sure no system service was left running (the tests use their own instances).
-for svc in nginx postgresql prometheus; do
+for svc in nginx postgresql prometheus pgbouncer; do
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
         if systemctl is-active --quiet "$svc" 2>/dev/null; then
             log "stopping system service $svc"

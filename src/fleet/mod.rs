@@ -159,8 +159,9 @@ async fn connect(config: &Config) -> Result<tokio_postgres::Client, FleetError> 
 /// Every kiosk's last heartbeat, sorted by kiosk id.
 pub async fn load(config: &Config, stale_after_s: u64) -> Result<Vec<KioskRow>, FleetError> {
     let client = connect(config).await?;
+    // An unnamed statement: safe through PgBouncer's transaction pooling.
     let rows = client
-        .query(
+        .query_typed(
             "SELECT kiosk_id,
                     to_char(seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
                     EXTRACT(EPOCH FROM (now() - seen_at))::float8,

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::Mutex;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 use super::FleetError;
@@ -114,10 +115,10 @@ impl FleetDb {
     async fn query(
         &self,
         sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        params: &[(&(dyn tokio_postgres::types::ToSql + Sync), Type)],
     ) -> Result<Vec<tokio_postgres::Row>, FleetError> {
         let client = self.client().await?;
-        match tokio::time::timeout(Duration::from_secs(20), client.query(sql, params)).await {
+        match tokio::time::timeout(Duration::from_secs(20), client.query_typed(sql, params)).await {
             Ok(Ok(rows)) => Ok(rows),
             // No kiosk of this version has migrated the database yet: an empty fleet.
             Ok(Err(e)) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(Vec::new()),
@@ -147,7 +148,7 @@ impl FleetDb {
         days: u32,
     ) -> Result<(KioskStatus, Vec<HistoryPoint>), FleetError> {
         let sql = format!("{STATUS_SQL} WHERE s.kiosk_id = $1");
-        let rows = self.query(&sql, &[&id]).await?;
+        let rows = self.query(&sql, &[(&id, Type::TEXT)]).await?;
         let status = match rows.first() {
             Some(r) => status_row(r)?,
             None => return Err(FleetError::UnknownKiosk),
@@ -159,7 +160,10 @@ impl FleetDb {
                  FROM kiosk_heartbeat_history
                  WHERE kiosk_id = $1 AND seen_at > now() - make_interval(days => $2)
                  ORDER BY seen_at",
-                &[&id, &(days.min(MAX_DAYS) as i32)],
+                &[
+                    (&id, Type::TEXT),
+                    (&(days.min(MAX_DAYS) as i32), Type::INT4),
+                ],
             )
             .await?;
         let mut points = Vec::with_capacity(rows.len());

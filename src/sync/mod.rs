@@ -11,6 +11,7 @@
 
 pub mod job;
 pub mod remote_db;
+pub mod remote_schema;
 pub mod s3;
 pub mod webdav;
 

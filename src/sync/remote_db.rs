@@ -6,11 +6,20 @@
 //! `selfie_kiosk_migrations`, and run under a transaction-scoped advisory lock so two
 //! kiosks starting together do not race. A kiosk never drops or rewrites what a newer one
 //! added; it writes only the columns it knows.
+//!
+//! Every statement works through PgBouncer in `pool_mode = transaction` (how managed
+//! PostgreSQL is usually reached), where consecutive statements of one client may run on
+//! different server connections: parameters go with explicit types in one unnamed
+//! Parse/Bind/Execute (`execute_typed`, `query_typed_*`; tokio-postgres' `execute` would
+//! prepare a named statement on one server connection and run it on another), text-only
+//! batches use the simple protocol, the advisory lock is transaction-scoped, and no
+//! session state (`SET`, session locks, temp tables) is relied on outside a transaction.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
 
 use crate::catalog::CaptureRow;
@@ -116,6 +125,18 @@ pub const REMOTE_MIGRATIONS: &[&str] = &[
                    h.report #> '{checks,workers,workers,heartbeat,details,interval_s}'),
                60))) AS stale
     FROM kiosk_heartbeats h;",
+    // taken_at as a timestamp (taken_at_ts, from the text by a trigger; older daemons
+    // keep inserting text), backfilled.
+    super::remote_schema::TAKEN_AT_TS,
+    // kiosk_daily: captures and SMS sent/failed per kiosk and day, kept by triggers,
+    // outliving retention.
+    super::remote_schema::KIOSK_DAILY,
+    // COMMENT ON every table, column and function so far.
+    super::remote_schema::COMMENTS,
+    // kiosk_daily_events: the daily counts per event too (issue 21 with issue 20's events).
+    super::remote_schema::DAILY_EVENTS,
+    // COMMENT ON what events, consent and the heartbeat figures added.
+    super::remote_schema::COMMENTS_EVENTS,
 ];
 
 const MIGRATION_LOCK_KEY: i64 = 0x0005_e1f1_ec10_5c00;
@@ -212,7 +233,19 @@ impl RemoteDb {
                 background_id = excluded.background_id, bytes = excluded.bytes,
                 width = excluded.width, height = excluded.height, sha256 = excluded.sha256,
                 file_name = excluded.file_name, event_id = excluded.event_id, synced_at = now()",
-            &[&self.kiosk_id, &ids, &created, &taken, &bg, &bytes, &width, &height, &sha, &files, &events],
+            &[
+                (&self.kiosk_id, Type::TEXT),
+                (&ids, Type::TEXT_ARRAY),
+                (&created, Type::FLOAT8_ARRAY),
+                (&taken, Type::TEXT_ARRAY),
+                (&bg, Type::TEXT_ARRAY),
+                (&bytes, Type::INT8_ARRAY),
+                (&width, Type::INT4_ARRAY),
+                (&height, Type::INT4_ARRAY),
+                (&sha, Type::TEXT_ARRAY),
+                (&files, Type::TEXT_ARRAY),
+                (&events, Type::TEXT_ARRAY),
+            ],
         )
         .await.map(|_| ())
     }
@@ -223,7 +256,7 @@ impl RemoteDb {
         self.execute(
             &client,
             "DELETE FROM kiosk_captures WHERE kiosk_id = $1 AND id = ANY($2)",
-            &[&self.kiosk_id, &ids],
+            &[(&self.kiosk_id, Type::TEXT), (&ids, Type::TEXT_ARRAY)],
         )
         .await
     }
@@ -234,9 +267,10 @@ impl RemoteDb {
         &self,
         client: &Client,
         sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<u64, RemoteDbError> {
-        match tokio::time::timeout(Duration::from_secs(30), client.execute(sql, params)).await {
+        match tokio::time::timeout(Duration::from_secs(30), client.execute_typed(sql, params)).await
+        {
             Ok(Ok(n)) => Ok(n),
             Ok(Err(e)) => {
                 self.reset().await;
@@ -255,17 +289,28 @@ impl RemoteDb {
 }
 
 async fn migrate(client: &Client) -> Result<(), RemoteDbError> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS selfie_kiosk_migrations (
+    // One simple-protocol batch is one transaction (one server connection through
+    // PgBouncer); under the lock, two kiosks creating the table at once do not collide.
+    let created = client
+        .batch_execute(&format!(
+            "BEGIN;
+             SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY});
+             CREATE TABLE IF NOT EXISTS selfie_kiosk_migrations (
                 version INTEGER PRIMARY KEY,
                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
                 applied_by TEXT
-            )",
-        )
-        .await
+             );
+             COMMIT;"
+        ))
+        .await;
+    if created.is_err() {
+        // A failed batch leaves its transaction open and aborted: end it.
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    created
         .or_else(|e| {
-            // Two kiosks creating the table at once: the loser sees a unique violation.
+            // An older kiosk creating the table without the lock at the same moment: the
+            // loser sees a unique violation, and the table is there.
             if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
                 Ok(())
             } else {
@@ -273,41 +318,47 @@ async fn migrate(client: &Client) -> Result<(), RemoteDbError> {
             }
         })
         .map_err(db_err)?;
+    let applied = client
+        .query_typed("SELECT version FROM selfie_kiosk_migrations", &[])
+        .await
+        .map_err(db_err)?;
+    let applied: std::collections::HashSet<i32> = applied.iter().map(|r| r.get(0)).collect();
     for (i, sql) in REMOTE_MIGRATIONS.iter().enumerate() {
         let v = i as i32 + 1;
-        let done = client
-            .query_opt(
-                "SELECT 1 FROM selfie_kiosk_migrations WHERE version = $1",
-                &[&v],
-            )
-            .await
-            .map_err(db_err)?;
-        if done.is_some() {
+        if applied.contains(&v) {
             continue;
         }
+        // BEGIN pins one server connection until COMMIT/ROLLBACK, also through PgBouncer.
         client.batch_execute("BEGIN").await.map_err(db_err)?;
-        let step = async {
-            client
-                .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
-                .await?;
-            let again = client
-                .query_opt(
-                    "SELECT 1 FROM selfie_kiosk_migrations WHERE version = $1",
-                    &[&v],
-                )
-                .await?;
-            if again.is_none() {
-                client.batch_execute(sql).await?;
+        let step =
+            async {
                 client
-                    .execute(
-                        "INSERT INTO selfie_kiosk_migrations (version, applied_by) VALUES ($1, $2)",
-                        &[&v, &concat!("selfie-kiosk ", env!("CARGO_PKG_VERSION"))],
+                    .execute_typed(
+                        "SELECT pg_advisory_xact_lock($1)",
+                        &[(&MIGRATION_LOCK_KEY, Type::INT8)],
                     )
                     .await?;
+                let again = client
+                    .query_typed_opt(
+                        "SELECT 1 FROM selfie_kiosk_migrations WHERE version = $1",
+                        &[(&v, Type::INT4)],
+                    )
+                    .await?;
+                if again.is_none() {
+                    client.batch_execute(sql).await?;
+                    client
+                    .execute_typed(
+                        "INSERT INTO selfie_kiosk_migrations (version, applied_by) VALUES ($1, $2)",
+                        &[
+                            (&v, Type::INT4),
+                            (&concat!("selfie-kiosk ", env!("CARGO_PKG_VERSION")), Type::TEXT),
+                        ],
+                    )
+                    .await?;
+                }
+                client.batch_execute("COMMIT").await
             }
-            client.batch_execute("COMMIT").await
-        }
-        .await;
+            .await;
         if let Err(e) = step {
             let _ = client.batch_execute("ROLLBACK").await;
             return Err(db_err(e));
@@ -331,15 +382,15 @@ impl RemoteDb {
                 attempts = excluded.attempts, sent_at = excluded.sent_at,
                 last_error = excluded.last_error, updated_at = now()",
             &[
-                &self.kiosk_id,
-                &s.id,
-                &s.capture_id,
-                &s.phone_hmac,
-                &s.status,
-                &(s.attempts as i32),
-                &created,
-                &sent,
-                &s.last_error,
+                (&self.kiosk_id, Type::TEXT),
+                (&s.id, Type::TEXT),
+                (&s.capture_id, Type::TEXT),
+                (&s.phone_hmac, Type::TEXT),
+                (&s.status, Type::TEXT),
+                (&(s.attempts as i32), Type::INT4),
+                (&created, Type::FLOAT8),
+                (&sent, Type::FLOAT8),
+                (&s.last_error, Type::TEXT),
             ],
         )
         .await
@@ -349,13 +400,12 @@ impl RemoteDb {
     /// Deletes this kiosk's SMS log rows for the given captures (erasure, retention).
     pub async fn delete_sms_log_for_captures(&self, ids: &[String]) -> Result<u64, RemoteDbError> {
         let client = self.client().await?;
-        client
-            .execute(
-                "DELETE FROM kiosk_sms_log WHERE kiosk_id = $1 AND capture_id = ANY($2)",
-                &[&self.kiosk_id, &ids],
-            )
-            .await
-            .map_err(db_err)
+        self.execute(
+            &client,
+            "DELETE FROM kiosk_sms_log WHERE kiosk_id = $1 AND capture_id = ANY($2)",
+            &[(&self.kiosk_id, Type::TEXT), (&ids, Type::TEXT_ARRAY)],
+        )
+        .await
     }
 }
 
@@ -372,7 +422,13 @@ impl RemoteDb {
              VALUES ($1, $2, $3, to_timestamp($4), to_timestamp($5))
              ON CONFLICT (kiosk_id, id) DO UPDATE SET name = excluded.name,
                 starts_at = excluded.starts_at, ends_at = excluded.ends_at, updated_at = now()",
-            &[&self.kiosk_id, &e.id, &e.name, &starts, &ends],
+            &[
+                (&self.kiosk_id, Type::TEXT),
+                (&e.id, Type::TEXT),
+                (&e.name, Type::TEXT),
+                (&starts, Type::FLOAT8),
+                (&ends, Type::FLOAT8),
+            ],
         )
         .await
         .map(|_| ())
@@ -388,7 +444,11 @@ impl RemoteDb {
         self.execute(
             &client,
             "UPDATE kiosk_sms_log SET consent = $3 WHERE kiosk_id = $1 AND sms_id = $2",
-            &[&self.kiosk_id, &sms_id, &consent],
+            &[
+                (&self.kiosk_id, Type::TEXT),
+                (&sms_id, Type::TEXT),
+                (&consent, Type::TEXT),
+            ],
         )
         .await
         .map(|_| ())

@@ -6,6 +6,7 @@ pub mod images;
 pub mod nginx;
 pub mod ovh;
 pub mod pg;
+pub mod pgbouncer;
 pub mod proxy;
 pub mod s3;
 pub mod share;
