@@ -612,11 +612,6 @@ async fn the_readonly_role_reads_everything_but_phone_hmacs_and_writes_nothing()
     );
 }
 
-/// The heartbeat history's figure columns and the `kiosk_status` view come with another
-/// part of issue 21; where this branch has not got them yet, a stand-in with the same
-/// names and types is created so that the dashboard's queries can run (nothing is created
-/// when the real ones exist).
-
 /// Heartbeats for three kiosks over the last two days (one stale), daily counts.
 async fn dashboard_fixture(c: &tokio_postgres::Client) {
     for (k, status, age_s, backlog) in [
