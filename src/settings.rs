@@ -15,11 +15,14 @@ use crate::config::Config;
 /// photo's public URL.
 pub const DEFAULT_SMS_TEMPLATE: &str = "Votre photo est prête ! Téléchargez-la ici : {link}";
 
+/// Minutes of inactivity before the staff console signs out, unless changed.
+pub const DEFAULT_CONSOLE_IDLE_MINUTES: u32 = 15;
+
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct RuntimeSettings {
     /// GDPR retention, local and remote.
     pub retention_days: u32,
-    /// Hour of the day (UTC, 0-23) of the daily cleanup.
+    /// Hour of the day (0-23, the kiosk's local time: `KIOSK_TZ`) of the daily cleanup.
     pub cleanup_hour: u32,
     /// Whether the sync worker uploads (off: captures queue up locally).
     pub sync_enabled: bool,
@@ -40,6 +43,9 @@ pub struct RuntimeSettings {
     pub kiosk_disk_reserve: u64,
     /// The log filter (`KIOSK_LOG`).
     pub kiosk_log: String,
+    /// The staff console signs out after this many minutes without a touch or a key
+    /// (1-1440): the touchscreen is guest-facing. Read by the page at sign-in.
+    pub console_idle_minutes: u32,
 }
 
 /// Keys accepted by `PUT /admin/config`.
@@ -57,6 +63,7 @@ pub const KEYS: &[&str] = &[
     "sms_credits_low",
     "kiosk_disk_reserve",
     "kiosk_log",
+    "console_idle_minutes",
 ];
 
 /// A rejected setting: which key, and why.
@@ -90,6 +97,7 @@ impl RuntimeSettings {
             sms_credits_low: 50.0,
             kiosk_disk_reserve: c.disk_reserve_bytes,
             kiosk_log: c.log_filter.clone(),
+            console_idle_minutes: DEFAULT_CONSOLE_IDLE_MINUTES,
         }
     }
 
@@ -155,6 +163,7 @@ impl RuntimeSettings {
                     .map_err(|e| err(key, format!("invalid log filter: {e}")))?;
                 self.kiosk_log = s.to_string();
             }
+            "console_idle_minutes" => self.console_idle_minutes = uint(1, 1440)? as u32,
             _ => return Err(err(key, "unknown setting")),
         }
         Ok(())
@@ -332,6 +341,14 @@ mod tests {
         assert!(s.set("kiosk_disk_reserve", &json!("10MB")).is_ok());
         assert_eq!(s.kiosk_disk_reserve, 10 * 1024 * 1024);
         assert!(s.set("sync_enabled", &json!("maybe")).is_err());
+        assert_eq!(s.console_idle_minutes, DEFAULT_CONSOLE_IDLE_MINUTES);
+        for bad in [json!(0), json!(1441), json!("soon"), json!(-5)] {
+            let e = s.set("console_idle_minutes", &bad).unwrap_err();
+            assert_eq!(e.key, "console_idle_minutes", "{bad}");
+        }
+        assert_eq!(s.console_idle_minutes, DEFAULT_CONSOLE_IDLE_MINUTES);
+        s.set("console_idle_minutes", &json!(1440)).unwrap();
+        assert_eq!(s.console_idle_minutes, 1440);
     }
 
     #[test]
