@@ -11,6 +11,7 @@
 #     of its own, on a free port, and lints a scrape) — package `prometheus`
 #   - schemathesis and openapi-spec-validator (tests/openapi.rs, tools/schemathesis.sh) —
 #     PyPI, into the same .venv-tools/ (the tests call them there)
+#   - tzdata (the zone files: KIOSK_TZ's tests use Europe/Paris)
 #   - chromium (Debian) and, from npm, playwright-core and axe-core (tests/browser/, lock
 #     file committed): the staff console's end-to-end tests (tests/console.rs)
 # Idempotent: does nothing (and no `apt-get update`) when everything is already there.
@@ -123,6 +124,8 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 command -v soffice >/dev/null 2>&1 || missing+=(libreoffice-calc-nogui)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || missing+=(prometheus)
+# The zone files (KIOSK_TZ: src/localtime tests and tests/local_time.rs read Europe/Paris).
+[ -f /usr/share/zoneinfo/Europe/Paris ] || missing+=(tzdata)
 
 if [ "${#missing[@]}" -eq 0 ]; then
     log "everything already installed (postgresql server, psql, nginx with dav, curl, soffice, prometheus)"

@@ -1,6 +1,8 @@
-//! `GET /admin/stats`: every figure is an SQL aggregate; no row is loaded.
+//! `GET /admin/stats`: every figure is an SQL aggregate; no row is loaded. Days and hours
+//! are the kiosk's local ones (`KIOSK_TZ`, [`crate::localtime`]): a day across a DST
+//! change has 23 or 25 hour buckets, each labelled with the offset in force.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::Json;
@@ -9,45 +11,30 @@ use utoipa::ToSchema;
 
 use crate::api::error::{ApiError, ApiResult};
 use crate::app::SharedApp;
-use crate::catalog::{self, Bucket, DAY_MS, HOUR_MS};
+use crate::catalog::{self, Bucket};
 
-fn day_label(ms: i64) -> String {
-    catalog::format_ms(ms).chars().take(10).collect()
-}
-
-fn hour_label(ms: i64) -> String {
-    let s: String = catalog::format_ms(ms).chars().take(13).collect();
-    format!("{s}:00:00Z")
-}
-
-/// Every bucket of `[from, from + n·width)` with its start, zero where nothing happened.
-fn series(
-    buckets: &[Bucket],
-    from: i64,
-    width: i64,
-    n: i64,
-) -> impl Iterator<Item = (i64, Bucket)> {
-    let by_start: HashMap<i64, Bucket> = buckets.iter().map(|b| (b.start_ms, *b)).collect();
-    (0..n).map(move |i| {
-        let start = from + i * width;
-        (start, by_start.get(&start).copied().unwrap_or_default())
-    })
-}
+/// Local days in `per_day`, hours in `per_hour`.
+const DAYS: usize = 30;
+const HOURS: usize = 48;
 
 /// What `GET /admin/stats` answers.
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct Stats {
     #[schema(format = DateTime)]
     generated_at: String,
+    /// The zone days and hours are in (`KIOSK_TZ`, else the system's, else `UTC`), for
+    /// labelling charts.
+    tz: String,
     /// All captures. With no remote configured every capture counts as synced,
     /// `pending_sync` is 0 and `sync` says "no remote configured".
     captures: catalog::CaptureTotals,
-    /// Today (UTC) so far.
+    /// Today (local) so far.
     today: StatsDay,
     sms: StatsSms,
-    /// The last 30 days (UTC), oldest first, zero where nothing happened.
+    /// The last 30 local days, oldest first, zero where nothing happened.
     per_day: Vec<StatsDay>,
-    /// The last 48 hours, oldest first.
+    /// The last 48 hours, oldest first, in local time (one bucket per real hour: across a
+    /// DST change an hour label is skipped or repeated with the other offset).
     per_hour: Vec<StatsHour>,
     /// Most used first.
     per_background: Vec<catalog::BackgroundCount>,
@@ -68,7 +55,7 @@ struct StatsSms {
 
 #[derive(Debug, Serialize, ToSchema)]
 struct StatsDay {
-    /// `YYYY-MM-DD`
+    /// `YYYY-MM-DD`, local.
     date: String,
     captures: i64,
     synced: i64,
@@ -88,7 +75,8 @@ impl StatsDay {
 
 #[derive(Debug, Serialize, ToSchema)]
 struct StatsHour {
-    /// `YYYY-MM-DDTHH:00:00Z`
+    /// Local start of the hour with its offset: `YYYY-MM-DDTHH:00:00+01:00` (`Z` in UTC).
+    #[schema(format = DateTime)]
     hour: String,
     captures: i64,
     synced: i64,
@@ -118,19 +106,20 @@ struct StatsOutbox {
 )]
 pub(super) async fn get_stats(State(app): State<SharedApp>) -> ApiResult<Json<Stats>> {
     let now = app.clock.now_ms();
-    let today = now - now.rem_euclid(DAY_MS);
-    let days_from = today - 29 * DAY_MS;
-    let this_hour = now - now.rem_euclid(HOUR_MS);
-    let hours_from = this_hour - 47 * HOUR_MS;
+    let tz = app.config.kiosk_tz.clone();
+    let day_bounds = tz.last_days(now, DAYS);
+    let hour_bounds = tz.last_hours(now, HOURS);
+    let today = day_bounds[DAYS - 1];
+    let tomorrow = day_bounds[DAYS];
     let scope = app.sync_scope();
     let (totals, today_totals, days, hours, sms, per_background) = app
         .catalog
         .read(move |c| {
             Ok((
                 catalog::capture_totals(c, scope, i64::MIN, i64::MAX)?,
-                catalog::capture_totals(c, scope, today, today + DAY_MS)?,
-                catalog::buckets(c, scope, days_from, today + DAY_MS, DAY_MS)?,
-                catalog::buckets(c, scope, hours_from, this_hour + HOUR_MS, HOUR_MS)?,
+                catalog::capture_totals(c, scope, today, tomorrow)?,
+                catalog::buckets_between(c, scope, &day_bounds)?,
+                catalog::buckets_between(c, scope, &hour_bounds)?,
                 catalog::sms_by_status(c)?,
                 catalog::captures_per_background(c)?,
             ))
@@ -143,15 +132,13 @@ pub(super) async fn get_stats(State(app): State<SharedApp>) -> ApiResult<Json<St
             .map_err(|e| ApiError::internal(format!("outbox task failed: {e}")))??
     };
     let sms_count = |s: &str| sms.get(s).copied().unwrap_or(0);
-    let sms_today = days
-        .iter()
-        .find(|b| b.start_ms == today)
-        .map_or(0, |b| b.sms_sent);
+    let sms_today = days.last().map_or(0, |b| b.sms_sent);
     let stats = Stats {
         generated_at: catalog::format_ms(now),
+        tz: tz.name().to_string(),
         captures: totals,
         today: StatsDay {
-            date: day_label(today),
+            date: tz.date_label(today),
             captures: today_totals.total,
             synced: today_totals.synced,
             sms_sent: sms_today,
@@ -165,12 +152,14 @@ pub(super) async fn get_stats(State(app): State<SharedApp>) -> ApiResult<Json<St
             cancelled: sms_count("cancelled"),
             by_status: sms,
         },
-        per_day: series(&days, days_from, DAY_MS, 30)
-            .map(|(start, b)| StatsDay::of(day_label(start), b))
+        per_day: days
+            .iter()
+            .map(|b| StatsDay::of(tz.date_label(b.start_ms), *b))
             .collect(),
-        per_hour: series(&hours, hours_from, HOUR_MS, 48)
-            .map(|(start, b)| StatsHour {
-                hour: hour_label(start),
+        per_hour: hours
+            .iter()
+            .map(|b| StatsHour {
+                hour: tz.rfc3339(b.start_ms),
                 captures: b.captures,
                 synced: b.synced,
                 sms_sent: b.sms_sent,
