@@ -152,6 +152,11 @@ async fn stats_and_excel_are_in_paris_time() {
     assert_eq!(per_hour[47]["hour"], hour_label(now).as_str(), "{v}");
     for h in per_hour {
         let label = h["hour"].as_str().unwrap();
+        assert_eq!(
+            h["local_hour"].as_u64().unwrap(),
+            label[11..13].parse::<u64>().unwrap(),
+            "{h}"
+        );
         assert!(
             label.ends_with(":00:00+01:00") || label.ends_with(":00:00+02:00"),
             "{label}"

@@ -290,6 +290,11 @@ impl LocalTz {
         }
     }
 
+    /// The hour (0-23) on the local clock at `ms`.
+    pub fn local_hour(&self, ms: i64) -> u8 {
+        civil(self.wall_ms(ms)).3
+    }
+
     /// `YYYY-MM-DD`: the local date at `ms`.
     pub fn date_label(&self, ms: i64) -> String {
         let (y, m, d, _, _, _) = civil(self.wall_ms(ms));

@@ -65,6 +65,8 @@ fn spring_day_has_23_hours() {
         assert_eq!(l[0], "2026-03-29T00:00:00+01:00");
         assert_eq!(l[1], "2026-03-29T01:00:00+01:00");
         assert_eq!(l[2], "2026-03-29T03:00:00+02:00");
+        assert_eq!(z.local_hour(b[2]), 3);
+        assert_eq!(z.local_hour(b[1]), 1);
         assert_eq!(l[22], "2026-03-29T23:00:00+02:00");
         assert!(b.windows(2).all(|w| w[1] - w[0] == HOUR_MS));
         // The instant just before the jump and the jump itself are in different buckets.

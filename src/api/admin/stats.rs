@@ -78,6 +78,9 @@ struct StatsHour {
     /// Local start of the hour with its offset: `YYYY-MM-DDTHH:00:00+01:00` (`Z` in UTC).
     #[schema(format = DateTime)]
     hour: String,
+    /// The hour on the kiosk's clock (0-23), for chart labels: a page need not know the
+    /// zone (a POSIX rule is no name a browser knows).
+    local_hour: u8,
     captures: i64,
     synced: i64,
     sms_sent: i64,
@@ -160,6 +163,7 @@ pub(super) async fn get_stats(State(app): State<SharedApp>) -> ApiResult<Json<St
             .iter()
             .map(|b| StatsHour {
                 hour: tz.rfc3339(b.start_ms),
+                local_hour: tz.local_hour(b.start_ms),
                 captures: b.captures,
                 synced: b.synced,
                 sms_sent: b.sms_sent,
