@@ -9,8 +9,9 @@
 //! for the answer: the open handle is streamed, and nothing is left behind even if the
 //! client goes away. No phone numbers ever go into it.
 //!
-//! Times are written as real Excel date-times in UTC (Excel has no time zones; the header
-//! says so).
+//! Times are written as real Excel date-times in the kiosk's local time (`KIOSK_TZ`):
+//! Excel has no time zones, so every date column's header names the zone
+//! (`created_at (Europe/Paris)`), and the per-day sheet counts local days.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use rust_xlsxwriter::{Color, Format, FormatBorder, Workbook, Worksheet, XlsxError};
 
 use crate::catalog::{self, Bucket, CaptureFilter, CaptureListItem, Catalog, CatalogError};
+use crate::localtime::LocalTz;
 
 /// Rows read from SQLite per chunk.
 pub const CHUNK_ROWS: usize = 5_000;
@@ -56,10 +58,13 @@ pub struct ExportFile {
     pub truncated: usize,
 }
 
-/// The download name: `selfie-kiosk-{kiosk_id}-{YYYYMMDD}.xlsx`.
-pub fn file_name(kiosk_id: &str, now_ms: i64) -> String {
-    let day = catalog::format_ms(now_ms);
-    let ymd: String = day.chars().take(10).filter(|c| *c != '-').collect();
+/// The download name: `selfie-kiosk-{kiosk_id}-{YYYYMMDD}.xlsx` (the local date).
+pub fn file_name(kiosk_id: &str, now_ms: i64, tz: &LocalTz) -> String {
+    let ymd: String = tz
+        .date_label(now_ms)
+        .chars()
+        .filter(|c| *c != '-')
+        .collect();
     format!("selfie-kiosk-{kiosk_id}-{ymd}.xlsx")
 }
 
@@ -89,10 +94,15 @@ impl Exports {
         }
     }
 
-    /// Writes the workbook for the captures `filter` selects and returns it open.
-    pub async fn export(&self, filter: CaptureFilter) -> Result<ExportFile, ExportError> {
+    /// Writes the workbook for the captures `filter` selects, times in `tz`, and returns
+    /// it open.
+    pub async fn export(
+        &self,
+        filter: CaptureFilter,
+        tz: &LocalTz,
+    ) -> Result<ExportFile, ExportError> {
         let _permit = self.running.try_acquire().map_err(|_| ExportError::Busy)?;
-        export(&self.catalog, &self.dir, filter).await
+        export(&self.catalog, &self.dir, filter, tz.clone()).await
     }
 }
 
@@ -100,6 +110,7 @@ async fn export(
     catalog: &Catalog,
     dir: &Path,
     filter: CaptureFilter,
+    tz: LocalTz,
 ) -> Result<ExportFile, ExportError> {
     let dir = dir.to_path_buf();
     let tmp_dir = dir.join("tmp");
@@ -112,17 +123,23 @@ async fn export(
 
     // Fixed before the first chunk: what arrives during the export is not half in it.
     let span = filter.clone();
+    let zone = tz.clone();
     let (upto, days) = catalog
         .read(move |c| {
             let upto = catalog::max_capture_seq(c)?;
-            let days = catalog::buckets_in(
-                c,
-                span.scope,
-                span.from_ms,
-                span.to_ms,
-                catalog::DAY_MS,
-                span.event_id.as_deref(),
-            )?;
+            let ev = span.event_id.as_deref();
+            // The local days from the first to the last one with something in them.
+            let days = match catalog::activity_span(c, span.from_ms, span.to_ms, ev)? {
+                Some((first, last)) => {
+                    let bounds = zone.days_between(first, last);
+                    catalog::buckets_between_in(c, span.scope, &bounds, ev)?
+                }
+                None => Vec::new(),
+            };
+            let days: Vec<Bucket> = days
+                .into_iter()
+                .filter(|d| d.captures > 0 || d.sms_sent > 0)
+                .collect();
             Ok((upto, days))
         })
         .await?;
@@ -130,7 +147,7 @@ async fn export(
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<CaptureListItem>>(1);
     let writer = {
         let (path, tmp_dir) = (path.clone(), tmp_dir.clone());
-        tokio::task::spawn_blocking(move || write_workbook(&path, &tmp_dir, rx, &days))
+        tokio::task::spawn_blocking(move || write_workbook(&path, &tmp_dir, rx, &days, &tz))
     };
     let reader = async {
         let mut after = 0i64;
@@ -213,21 +230,22 @@ fn rfc3339_ms(s: &str) -> Option<i64> {
         .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
+/// Column titles; `{tz}` is replaced by the zone's name.
 const CAPTURE_COLUMNS: &[(&str, f64)] = &[
     ("id", 36.0),
-    ("created_at (UTC)", 20.0),
-    ("taken_at (UTC)", 20.0),
+    ("created_at ({tz})", 24.0),
+    ("taken_at ({tz})", 24.0),
     ("background", 24.0),
     ("bytes", 12.0),
     ("width", 8.0),
     ("height", 8.0),
     ("synced", 8.0),
-    ("synced_at (UTC)", 20.0),
+    ("synced_at ({tz})", 24.0),
     ("SMS", 8.0),
 ];
 
 const STATS_COLUMNS: &[(&str, f64)] = &[
-    ("date (UTC)", 14.0),
+    ("date ({tz})", 20.0),
     ("captures", 12.0),
     ("synced", 12.0),
     ("SMS sent", 12.0),
@@ -239,11 +257,16 @@ struct Formats {
     date: Format,
 }
 
-fn header_row(ws: &mut Worksheet, columns: &[(&str, f64)], f: &Formats) -> Result<(), XlsxError> {
+fn header_row(
+    ws: &mut Worksheet,
+    columns: &[(&str, f64)],
+    f: &Formats,
+    tz: &LocalTz,
+) -> Result<(), XlsxError> {
     for (i, (title, width)) in columns.iter().enumerate() {
         let col = i as u16;
         ws.set_column_width(col, *width)?;
-        ws.write_string_with_format(0, col, *title, &f.header)?;
+        ws.write_string_with_format(0, col, title.replace("{tz}", tz.name()), &f.header)?;
     }
     ws.set_freeze_panes(1, 0)?;
     Ok(())
@@ -254,7 +277,10 @@ fn write_workbook(
     tmp_dir: &Path,
     mut rx: tokio::sync::mpsc::Receiver<Vec<CaptureListItem>>,
     days: &[Bucket],
+    tz: &LocalTz,
 ) -> Result<(usize, usize), ExportError> {
+    // Excel shows a serial as it is: the local wall-clock reading.
+    let local = |ms: i64| excel_serial(tz.wall_ms(ms));
     let f = Formats {
         header: Format::new()
             .set_bold()
@@ -268,7 +294,7 @@ fn write_workbook(
 
     let ws = wb.add_worksheet_with_constant_memory();
     ws.set_name("Captures")?;
-    header_row(ws, CAPTURE_COLUMNS, &f)?;
+    header_row(ws, CAPTURE_COLUMNS, &f, tz)?;
     let mut rows = 0usize;
     let mut truncated = 0usize;
     while let Some(chunk) = rx.blocking_recv() {
@@ -280,10 +306,10 @@ fn write_workbook(
             rows += 1;
             let r = rows as u32;
             ws.write_string(r, 0, &c.id)?;
-            ws.write_number_with_format(r, 1, excel_serial(c.created_ms), &f.datetime)?;
+            ws.write_number_with_format(r, 1, local(c.created_ms), &f.datetime)?;
             if let Some(t) = &c.taken_at {
                 match rfc3339_ms(t) {
-                    Some(ms) => ws.write_number_with_format(r, 2, excel_serial(ms), &f.datetime)?,
+                    Some(ms) => ws.write_number_with_format(r, 2, local(ms), &f.datetime)?,
                     None => ws.write_string(r, 2, t)?,
                 };
             }
@@ -301,7 +327,7 @@ fn write_workbook(
             ws.write_number(r, 6, c.height as f64)?;
             ws.write_string(r, 7, if c.is_synced { "yes" } else { "no" })?;
             if let Some(ms) = c.synced_ms {
-                ws.write_number_with_format(r, 8, excel_serial(ms), &f.datetime)?;
+                ws.write_number_with_format(r, 8, local(ms), &f.datetime)?;
             }
             ws.write_number(r, 9, c.sms_count as f64)?;
         }
@@ -317,10 +343,10 @@ fn write_workbook(
 
     let ws = wb.add_worksheet_with_constant_memory();
     ws.set_name("Stats")?;
-    header_row(ws, STATS_COLUMNS, &f)?;
+    header_row(ws, STATS_COLUMNS, &f, tz)?;
     for (i, d) in days.iter().enumerate() {
         let r = i as u32 + 1;
-        ws.write_number_with_format(r, 0, excel_serial(d.start_ms), &f.date)?;
+        ws.write_number_with_format(r, 0, local(d.start_ms), &f.date)?;
         ws.write_number(r, 1, d.captures as f64)?;
         ws.write_number(r, 2, d.synced as f64)?;
         ws.write_number(r, 3, d.sms_sent as f64)?;
@@ -349,6 +375,15 @@ mod tests {
     #[test]
     fn names_the_file_after_kiosk_and_day() {
         let ms = rfc3339_ms("2026-06-01T23:59:59Z").unwrap();
-        assert_eq!(file_name("hall-b", ms), "selfie-kiosk-hall-b-20260601.xlsx");
+        assert_eq!(
+            file_name("hall-b", ms, &LocalTz::utc()),
+            "selfie-kiosk-hall-b-20260601.xlsx"
+        );
+        // 23:59:59Z is already the next day in Paris.
+        let paris = LocalTz::from_posix_rule("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        assert_eq!(
+            file_name("hall-b", ms, &paris),
+            "selfie-kiosk-hall-b-20260602.xlsx"
+        );
     }
 }

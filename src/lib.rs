@@ -49,6 +49,7 @@
 //! | [`export`] | the Excel export: chunked catalog reads → constant-memory workbook → streamed file |
 //! | [`startup`] | opening stores, reconciling files with rows, rebuilding the outbox |
 //! | [`systemd`] | sd_notify: READY, STOPPING, and the watchdog worker that pings only while the job runner reports in |
+//! | [`localtime`] | `KIOSK_TZ`: the zone (system tz database or a POSIX rule, else UTC) and local days and hours (23 or 25 of them across DST) for stats, the daily cleanup and Excel |
 //! | [`clock`], [`ids`] | time as an input (the only place the system clock is read: `clippy.toml` enforces it; the "clock not set yet" rule), ids and randomness |
 //! | [`app`], [`logging`] | the shared handles; journald/stderr logging, run-time log level, recent-log buffer |
 
@@ -69,6 +70,7 @@ pub mod health;
 pub mod heartbeat;
 pub mod ids;
 pub mod jobs;
+pub mod localtime;
 pub mod logging;
 pub mod metrics;
 pub mod net;
@@ -110,6 +112,7 @@ pub async fn run(
     config: Config,
     listener: TcpListener,
     health_listener: Option<TcpListener>,
+    admin_listener: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
     install_crypto();
@@ -118,12 +121,11 @@ pub async fn run(
         let at = cli::banner::Listeners {
             api,
             health: health_listener.as_ref().and_then(|l| l.local_addr().ok()),
-            // ADMIN_LISTEN's listener, once `run` is given one.
-            admin: None,
+            admin: admin_listener.as_ref().and_then(|l| l.local_addr().ok()),
         };
         cli::banner::show(&app.config, &app.settings.get(), at);
     }
-    run_app(app, listener, health_listener, shutdown).await;
+    run_app(app, listener, health_listener, admin_listener, shutdown).await;
     Ok(())
 }
 
@@ -132,6 +134,7 @@ pub async fn run_app(
     app: Arc<App>,
     listener: TcpListener,
     health_listener: Option<TcpListener>,
+    admin_listener: Option<TcpListener>,
     shutdown: CancellationToken,
 ) {
     // Background files left by an upload a crash interrupted before its row.
@@ -197,6 +200,14 @@ pub async fn run_app(
     if let Some(hl) = health_listener {
         let router = api::health_router(app.clone());
         tracker.spawn(api::serve(hl, router, shutdown.clone(), DRAIN_DEADLINE));
+    }
+    // The staff's listener (ADMIN_LISTEN): drained with the API one, on the same signal.
+    if let Some(al) = admin_listener {
+        if let Ok(addr) = al.local_addr() {
+            tracing::info!(%addr, "staff console and admin API listening (ADMIN_LISTEN)");
+        }
+        let router = api::admin_router(app.clone());
+        tracker.spawn(api::serve(al, router, shutdown.clone(), DRAIN_DEADLINE));
     }
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, kiosk_id = %app.config.kiosk_id, "listening");

@@ -214,10 +214,23 @@ fn serve(config: Config, env_file: Option<PathBuf>) -> ExitCode {
             },
             None => None,
         };
+        let admin = match config.admin_listen {
+            Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    eprintln!("selfie-kiosk: ADMIN_LISTEN: cannot listen on {addr}: {e}");
+                    return exit(FAILURE);
+                }
+            },
+            None => None,
+        };
+        if let Some(w) = &config.kiosk_tz_warning {
+            tracing::warn!("{w}");
+        }
         let shutdown = CancellationToken::new();
         tokio::spawn(wait_for_signal(shutdown.clone()));
         tokio::spawn(reload_log_level_on_sighup(env_file));
-        match selfie_kiosk::run(config, listener, health, shutdown).await {
+        match selfie_kiosk::run(config, listener, health, admin, shutdown).await {
             Ok(()) => exit(OK),
             Err(e) => {
                 tracing::error!("cannot start: {e}");

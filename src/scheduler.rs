@@ -4,7 +4,7 @@
 //! (One-off work — uploads, SMS, remote deletions — lives in the outbox, whose job runner
 //! sleeps until its next due job the same way.) Each task is a [`Worker`]:
 //! - [`CleanupWorker`], the retention cleanup: at start, then every day at `cleanup_hour`
-//!   (UTC; a run-time setting, re-read every round);
+//!   (the kiosk's local time, `KIOSK_TZ`; a run-time setting, re-read every round);
 //! - [`ClockFixWorker`]: every minute, recompute the times of captures taken before the
 //!   wall clock was set (cheap when there are none);
 //! - [`NumberSweepWorker`]: every minute, forget the numbers of failed SMS requests whose
@@ -18,30 +18,32 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::App;
+use crate::localtime::LocalTz;
 use crate::workers::{self, Next, Worker};
 
-const DAY_MS: i64 = 86_400_000;
 /// Longest sleep: settings (the cleanup hour) and wall-clock jumps are picked up this often.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
 /// The next time strictly after `after_ms` that is `hour`:00 UTC.
 pub fn next_daily(after_ms: i64, hour: u32) -> i64 {
-    let day_start = after_ms.div_euclid(DAY_MS) * DAY_MS;
-    let today = day_start + hour as i64 * 3_600_000;
-    if today > after_ms {
-        today
-    } else {
-        today + DAY_MS
-    }
+    LocalTz::utc().next_at_hour(after_ms, hour)
 }
 
-/// A task due at start, then every day at `hour`:00 UTC after its last run.
-#[derive(Debug, Clone, Copy, Default)]
+/// A task due at start, then every day at `hour`:00 local time after its last run (UTC
+/// unless made [`Daily::in_zone`]). On the spring night without that hour it runs when the
+/// clock jumps past it; on the autumn night with it twice, at the first.
+#[derive(Debug, Clone, Default)]
 pub struct Daily {
     last_ms: Option<i64>,
+    tz: LocalTz,
 }
 
 impl Daily {
+    /// A timer whose hours are those of `tz`.
+    pub fn in_zone(tz: LocalTz) -> Daily {
+        Daily { last_ms: None, tz }
+    }
+
     /// Whether the task is due at `now_ms` (always before its first run: it runs at start).
     pub fn due(&self, now_ms: i64, hour: u32) -> bool {
         self.next_ms(hour).is_none_or(|next| now_ms >= next)
@@ -58,7 +60,7 @@ impl Daily {
 
     /// When the task is next due, once it has run.
     pub fn next_ms(&self, hour: u32) -> Option<i64> {
-        self.last_ms.map(|last| next_daily(last, hour))
+        self.last_ms.map(|last| self.tz.next_at_hour(last, hour))
     }
 
     /// How long to sleep before looking again (settings and clock jumps are re-read at
@@ -103,8 +105,8 @@ pub struct CleanupWorker {
 impl CleanupWorker {
     pub fn new(app: Arc<App>) -> CleanupWorker {
         CleanupWorker {
+            daily: Daily::in_zone(app.config.kiosk_tz.clone()),
             app,
-            daily: Daily::default(),
             snapshot: SchedulerSnapshot::default(),
             started: false,
         }
@@ -121,7 +123,7 @@ impl CleanupWorker {
             .flatten();
         if let Some(last) = last {
             let hour = self.app.settings.get().cleanup_hour;
-            if next_daily(last, hour) <= self.app.clock.now_ms() {
+            if self.app.config.kiosk_tz.next_at_hour(last, hour) <= self.app.clock.now_ms() {
                 tracing::info!(
                     "a daily cleanup was missed while the kiosk was off: running it now"
                 );
@@ -253,6 +255,32 @@ mod tests {
     use std::sync::Mutex;
 
     const H: i64 = 3_600_000;
+    const DAY_MS: i64 = 86_400_000;
+
+    /// The cleanup hour is local: 03:00 in Paris is 02:00 UTC in winter, 01:00 in summer,
+    /// and the timer follows the change.
+    #[test]
+    fn daily_in_a_zone_follows_its_wall_clock() {
+        let paris = LocalTz::from_posix_rule("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        let winter_3am = 1_774_663_200_000; // 2026-03-28T02:00:00Z
+        let mut d = Daily::in_zone(paris);
+        assert!(d.due(winter_3am, 3));
+        d.ran(winter_3am, 3);
+        let next = d.next_ms(3).unwrap();
+        assert_eq!(
+            next,
+            winter_3am + DAY_MS - H,
+            "the spring night is an hour short"
+        );
+        assert!(!d.due(next - 1, 3));
+        assert!(d.due(next, 3));
+        d.ran(next, 3);
+        assert_eq!(d.next_ms(3), Some(next + DAY_MS));
+        // UTC's timer for the same hour stays at 03:00Z.
+        let mut utc = Daily::default();
+        utc.ran(winter_3am, 3);
+        assert_eq!(utc.next_ms(3), Some(winter_3am + H));
+    }
 
     #[test]
     fn next_daily_is_strictly_after() {

@@ -15,11 +15,14 @@ use crate::config::Config;
 /// photo's public URL.
 pub const DEFAULT_SMS_TEMPLATE: &str = "Votre photo est prête ! Téléchargez-la ici : {link}";
 
+/// Minutes of inactivity before the staff console signs out, unless changed.
+pub const DEFAULT_CONSOLE_IDLE_MINUTES: u32 = 15;
+
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct RuntimeSettings {
     /// GDPR retention, local and remote.
     pub retention_days: u32,
-    /// Hour of the day (UTC, 0-23) of the daily cleanup.
+    /// Hour of the day (0-23, the kiosk's local time: `KIOSK_TZ`) of the daily cleanup.
     pub cleanup_hour: u32,
     /// Whether the sync worker uploads (off: captures queue up locally).
     pub sync_enabled: bool,
@@ -54,6 +57,9 @@ pub struct RuntimeSettings {
     pub share_template: String,
     /// What the SMS links to: the share page (`page`) or the photo (`image`).
     pub sms_link: crate::share::SmsLink,
+    /// The staff console signs out after this many minutes without a touch or a key
+    /// (1-1440): the touchscreen is guest-facing. Read by the page at sign-in.
+    pub console_idle_minutes: u32,
 }
 
 /// Keys accepted by `PUT /admin/config`.
@@ -77,6 +83,7 @@ pub const KEYS: &[&str] = &[
     "privacy_contact",
     "share_template",
     "sms_link",
+    "console_idle_minutes",
 ];
 
 /// A rejected setting: which key, and why.
@@ -116,6 +123,7 @@ impl RuntimeSettings {
             privacy_contact: String::new(),
             share_template: String::new(),
             sms_link: crate::share::SmsLink::Page,
+            console_idle_minutes: DEFAULT_CONSOLE_IDLE_MINUTES,
         }
     }
 
@@ -208,6 +216,7 @@ impl RuntimeSettings {
                     .and_then(crate::share::SmsLink::parse)
                     .ok_or_else(|| err(key, "must be \"page\" or \"image\""))?;
             }
+            "console_idle_minutes" => self.console_idle_minutes = uint(1, 1440)? as u32,
             _ => return Err(err(key, "unknown setting")),
         }
         Ok(())
@@ -385,6 +394,14 @@ mod tests {
         assert!(s.set("kiosk_disk_reserve", &json!("10MB")).is_ok());
         assert_eq!(s.kiosk_disk_reserve, 10 * 1024 * 1024);
         assert!(s.set("sync_enabled", &json!("maybe")).is_err());
+        assert_eq!(s.console_idle_minutes, DEFAULT_CONSOLE_IDLE_MINUTES);
+        for bad in [json!(0), json!(1441), json!("soon"), json!(-5)] {
+            let e = s.set("console_idle_minutes", &bad).unwrap_err();
+            assert_eq!(e.key, "console_idle_minutes", "{bad}");
+        }
+        assert_eq!(s.console_idle_minutes, DEFAULT_CONSOLE_IDLE_MINUTES);
+        s.set("console_idle_minutes", &json!(1440)).unwrap();
+        assert_eq!(s.console_idle_minutes, 1440);
     }
 
     #[test]

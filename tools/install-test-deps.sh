@@ -13,6 +13,7 @@
 #     PyPI, into the same .venv-tools/ (the tests call them there)
 #   - PgBouncer (tests/pgbouncer.rs, tools/bench-fleet.sh: the remote path through
 #     transaction pooling) — package `pgbouncer`
+#   - tzdata (the zone files: KIOSK_TZ's tests use Europe/Paris)
 #   - chromium (Debian) and, from npm, playwright-core and axe-core (tests/browser/, lock
 #     file committed): the staff console's end-to-end tests (tests/console.rs)
 # Idempotent: does nothing (and no `apt-get update`) when everything is already there.
@@ -128,6 +129,8 @@ command -v soffice >/dev/null 2>&1 || missing+=(libreoffice-calc-nogui)
 # QR codes of share links are decoded by zbarimg in tests/share.rs (issue 20).
 command -v zbarimg >/dev/null 2>&1 || missing+=(zbar-tools)
 { command -v pgbouncer || [ -x /usr/sbin/pgbouncer ]; } >/dev/null 2>&1 || missing+=(pgbouncer)
+# The zone files (KIOSK_TZ: src/localtime tests and tests/local_time.rs read Europe/Paris).
+[ -f /usr/share/zoneinfo/Europe/Paris ] || missing+=(tzdata)
 
 if [ "${#missing[@]}" -eq 0 ]; then
     log "everything already installed (postgresql server, psql, nginx with dav, curl, soffice, prometheus)"

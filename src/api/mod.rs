@@ -125,6 +125,38 @@ pub fn health_router(app: SharedApp) -> Router {
         .with_state(app)
 }
 
+/// The router of `ADMIN_LISTEN`, for staff on the kiosk's LAN: the console (`/`,
+/// `/console/*`, `/docs`), `/admin/*` behind the admin key, `/health`, `/metrics` and
+/// `/openapi.json` (the whole API's document, which `/docs` renders). None of the guest
+/// routes: captures, SMS, downloads, `/uploads/`, backgrounds answer the JSON 404 here, so
+/// the LAN reaches the console without reaching what the touchscreen app uses. Logged and
+/// counted like the API listener; no CORS (the console is same-origin).
+pub fn admin_router(app: SharedApp) -> Router {
+    let guard = admin::AdminGuard::new(app.clone());
+    let (routes, _) = OpenApiRouter::new()
+        .merge(
+            admin::routes().route_layer(axum::middleware::from_fn_with_state(
+                guard,
+                admin::require_admin,
+            )),
+        )
+        .routes(routes!(health::get_health))
+        .merge(metrics::routes())
+        .routes(routes!(openapi::get_openapi_json))
+        .merge(console::routes())
+        .split_for_parts();
+    json_fallbacks(routes)
+        .layer(Extension(openapi::DocJson::new(&openapi())))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            BODY_TIMEOUT,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.metrics.clone(),
+            access_log::track,
+        ))
+        .with_state(app)
+}
+
 /// Every listener's router ends with these: an unknown route is 404 `not_found`, a known
 /// route asked with another method 405 `method_not_allowed` (axum adds `Allow`), both in
 /// the JSON error shape (axum's own 405 has an empty body). Apply after the last route.

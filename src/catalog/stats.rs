@@ -73,7 +73,7 @@ pub fn capture_totals_in(
     })?)
 }
 
-/// One time bucket (a UTC day or hour) of captures.
+/// One time bucket (a day or an hour, local or UTC) of captures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bucket {
     /// Start of the bucket, Unix milliseconds.
@@ -149,6 +149,88 @@ pub fn buckets_in(
         .collect())
 }
 
+/// Captures and SMS sent per bucket of variable width (local days of 23 or 25 hours,
+/// local hours): `bounds` are the `n + 1` increasing bucket edges; the answer has `n`
+/// buckets, empty ones included, each starting at its lower edge.
+///
+/// Still one SQL aggregate each: rows are grouped by the largest slot that divides every
+/// edge (an hour in Paris, a day in UTC, 15 minutes in Kathmandu), so each slot falls in
+/// exactly one bucket, and the slots are summed into their buckets here.
+pub fn buckets_between(
+    conn: &Connection,
+    scope: SyncScope,
+    bounds: &[i64],
+) -> Result<Vec<Bucket>, CatalogError> {
+    buckets_between_in(conn, scope, bounds, None)
+}
+
+/// [`buckets_between`] of one event's captures and their SMS (`None`: all).
+pub fn buckets_between_in(
+    conn: &Connection,
+    scope: SyncScope,
+    bounds: &[i64],
+    event: Option<&str>,
+) -> Result<Vec<Bucket>, CatalogError> {
+    let (Some(&first), Some(&last)) = (bounds.first(), bounds.last()) else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<Bucket> = bounds
+        .windows(2)
+        .map(|w| Bucket {
+            start_ms: w[0],
+            ..Bucket::default()
+        })
+        .collect();
+    if out.is_empty() {
+        return Ok(out);
+    }
+    // At most a day (`gcd` with it still divides every edge), so no group is ever wider.
+    let slot = gcd(bounds.iter().fold(0i64, |g, b| gcd(g, *b)), DAY_MS).max(1);
+    for s in buckets_in(conn, scope, first, last, slot, event)? {
+        // The bucket whose lower edge is the last one at or before the slot's start.
+        let i = bounds.partition_point(|b| *b <= s.start_ms);
+        if let Some(b) = i.checked_sub(1).and_then(|i| out.get_mut(i)) {
+            b.captures += s.captures;
+            b.synced += s.synced;
+            b.sms_sent += s.sms_sent;
+        }
+    }
+    Ok(out)
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    let (mut a, mut b) = (a.unsigned_abs(), b.unsigned_abs());
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.min(i64::MAX as u64) as i64
+}
+
+/// The earliest and latest instants a capture was taken or an SMS sent in
+/// `[from_ms, to_ms)`, `None` when there is neither (the span the export's days cover);
+/// with `event`, only that event's captures and their SMS.
+pub fn activity_span(
+    conn: &Connection,
+    from_ms: i64,
+    to_ms: i64,
+    event: Option<&str>,
+) -> Result<Option<(i64, i64)>, CatalogError> {
+    let mut st = conn.prepare_cached(
+        "SELECT MIN(lo), MAX(hi) FROM (
+           SELECT MIN(created_ms) AS lo, MAX(created_ms) AS hi FROM captures
+            WHERE created_ms >= ?1 AND created_ms < ?2 AND (?3 IS NULL OR event_id = ?3)
+           UNION ALL
+           SELECT MIN(sent_ms), MAX(sent_ms) FROM sms
+            WHERE status = 'sent' AND sent_ms >= ?1 AND sent_ms < ?2
+              AND (?3 IS NULL OR capture_id IN (SELECT id FROM captures WHERE event_id = ?3)))",
+    )?;
+    let (lo, hi): (Option<i64>, Option<i64>) = st
+        .query_row(params![from_ms, to_ms, event], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    Ok(lo.zip(hi))
+}
+
 /// SMS requests per status (every known status present, zero when none).
 pub fn sms_by_status(
     conn: &Connection,
@@ -212,4 +294,94 @@ pub fn captures_per_background_in(
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::super::{insert_capture, Catalog, NewCapture};
+    use super::*;
+    use crate::localtime::LocalTz;
+
+    fn at(id: &str, created_ms: i64) -> NewCapture {
+        NewCapture {
+            id: id.to_string(),
+            created_ms,
+            taken_at: None,
+            background_id: None,
+            bytes: 10,
+            width: 2,
+            height: 2,
+            sha256: "ab".repeat(32),
+            source_sha256: "ab".repeat(32),
+            source_format: "jpeg".to_string(),
+        }
+    }
+
+    /// Paris, the autumn change of 2026 (01:00 UTC on 25 October): captures at 02:30
+    /// local before and after it land in the two "02:00" buckets, the 25-hour day holds
+    /// them all, and the day before ends at its local midnight (22:00 UTC).
+    #[test]
+    fn local_buckets_around_the_autumn_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(&dir.path().join("catalog.sqlite3")).unwrap();
+        let change = 1_792_890_000_000; // 2026-10-25T01:00:00Z
+        let rows = [
+            ("eve", change - 3 * HOUR_MS - 1), // 23:59:59.999+02:00 on the 24th
+            ("midnight", change - 3 * HOUR_MS), // 00:00+02:00 on the 25th
+            ("first-0230", change - HOUR_MS / 2), // 02:30+02:00
+            ("second-0230", change + HOUR_MS / 2), // 02:30+01:00
+            ("late", change + 21 * HOUR_MS + HOUR_MS / 2), // 22:30+01:00
+        ];
+        cat.write_blocking(|tx| {
+            for (id, ms) in rows {
+                insert_capture(tx, &at(id, ms))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let paris = LocalTz::from_posix_rule("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        let scope = SyncScope::from_remotes(false);
+        let days = paris.days_between(change - 4 * HOUR_MS, change + 21 * HOUR_MS + 50 * 60_000);
+        let per_day = cat
+            .read_blocking(|c| buckets_between(c, scope, &days))
+            .unwrap();
+        let counts: Vec<(String, i64)> = per_day
+            .iter()
+            .map(|b| (paris.date_label(b.start_ms), b.captures))
+            .collect();
+        assert_eq!(
+            counts,
+            vec![("2026-10-24".to_string(), 1), ("2026-10-25".to_string(), 4)]
+        );
+        let hours = paris.last_hours(change + 2 * HOUR_MS, 6);
+        let per_hour = cat
+            .read_blocking(|c| buckets_between(c, scope, &hours))
+            .unwrap();
+        let counts: Vec<(String, i64)> = per_hour
+            .iter()
+            .map(|b| (paris.rfc3339(b.start_ms), b.captures))
+            .collect();
+        assert_eq!(
+            counts,
+            vec![
+                ("2026-10-25T00:00:00+02:00".to_string(), 1),
+                ("2026-10-25T01:00:00+02:00".to_string(), 0),
+                ("2026-10-25T02:00:00+02:00".to_string(), 1),
+                ("2026-10-25T02:00:00+01:00".to_string(), 1),
+                ("2026-10-25T03:00:00+01:00".to_string(), 0),
+                ("2026-10-25T04:00:00+01:00".to_string(), 0),
+            ]
+        );
+        // Quarter-hour edges (a +05:45 zone) are grouped finer, still exactly.
+        let nepal = LocalTz::from_posix_rule("NPT-5:45").unwrap();
+        let b = nepal.days_between(change - 4 * HOUR_MS, change + 22 * HOUR_MS);
+        let n: i64 = cat
+            .read_blocking(|c| buckets_between(c, scope, &b))
+            .unwrap()
+            .iter()
+            .map(|b| b.captures)
+            .sum();
+        assert_eq!(n, 5);
+    }
 }

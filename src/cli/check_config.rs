@@ -31,6 +31,9 @@ pub fn check_config(c: &Config, errors: &[ConfigError]) -> ExitCode {
         };
         println!("  {var:<22}{value}{mark}");
     }
+    if let Some(w) = &c.kiosk_tz_warning {
+        println!("warning: {w}");
+    }
     if c.redis_url_set {
         println!("warning: REDIS_URL is set but ignored: selfie-kiosk needs no Redis (its queue is built in); remove it");
     }
@@ -155,5 +158,10 @@ fn lines(c: &Config) -> Vec<(&'static str, String)> {
         ),
         ("KIOSK_LOG", s.kiosk_log.clone()),
         ("KIOSK_HEARTBEAT_SECS", f.heartbeat_secs.to_string()),
+        (
+            "ADMIN_LISTEN",
+            or_unset(f.admin_listen.as_deref(), "no staff listener"),
+        ),
+        ("KIOSK_TZ", f.kiosk_tz.clone()),
     ]
 }

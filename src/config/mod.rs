@@ -135,6 +135,14 @@ pub struct Config {
     pub heartbeat_interval: std::time::Duration,
     /// The key of the fleet page (`FLEET_API_KEY`); `fleet serve` refuses to start without.
     pub fleet_api_key: Option<Secret>,
+    /// `ADMIN_LISTEN`: the staff's listener (console, `/admin/*`, `/health`, `/metrics`;
+    /// never the guest routes).
+    pub admin_listen: Option<SocketAddr>,
+    /// `KIOSK_TZ` (else the system's zone, else UTC): local days and hours.
+    pub kiosk_tz: crate::localtime::LocalTz,
+    /// Why the zone wanted could not be loaded (then `kiosk_tz` is UTC): logged at start,
+    /// printed by `check-config`.
+    pub kiosk_tz_warning: Option<String>,
 }
 
 /// Where a variable's value comes from: the process environment plus the `.env` file.
@@ -347,6 +355,22 @@ impl Config {
             log_filter = "info".into();
         }
 
+        let admin_listen = errs.or(
+            get("ADMIN_LISTEN")
+                .map(|v| parse_addr("ADMIN_LISTEN", &v))
+                .transpose(),
+            None,
+        );
+        let (kiosk_tz, kiosk_tz_warning) = errs.or(
+            crate::localtime::resolve(
+                get("KIOSK_TZ").as_deref(),
+                get("TZ").as_deref(),
+                &crate::localtime::System::real(get("TZDIR").as_deref()),
+            )
+            .map_err(|e| ConfigError::new("KIOSK_TZ", e.to_string())),
+            (crate::localtime::LocalTz::utc(), None),
+        );
+
         let config = Config {
             listen,
             health_listen,
@@ -370,6 +394,9 @@ impl Config {
                 heartbeat_secs.unwrap_or(DEFAULT_HEARTBEAT_SECS),
             ),
             fleet_api_key: get("FLEET_API_KEY").map(Secret::new),
+            admin_listen,
+            kiosk_tz,
+            kiosk_tz_warning,
         };
         (config, errs.0)
     }

@@ -195,3 +195,43 @@ fn sizes() {
     assert!(parse_size("-1").is_err());
     assert!(parse_size("99999999999999999999G").is_err());
 }
+
+#[test]
+fn admin_listen_and_kiosk_tz() {
+    let c = Config::from_vars(&vars(&[
+        ("ADMIN_LISTEN", "localhost:8100"),
+        ("KIOSK_TZ", "Europe/Paris"),
+    ]))
+    .unwrap();
+    assert_eq!(c.admin_listen.map(|a| a.port()), Some(8100));
+    assert_eq!(c.kiosk_tz.name(), "Europe/Paris");
+    assert!(c.kiosk_tz_warning.is_none());
+    let v = view(&c, None, Keys::AsConfigured);
+    assert_eq!(v.read_only.kiosk_tz, "Europe/Paris");
+    assert_eq!(
+        v.read_only.admin_listen.as_deref(),
+        Some(c.admin_listen.unwrap().to_string().as_str())
+    );
+    // KIOSK_TZ wins over TZ; TZ is the default.
+    let c = Config::from_vars(&vars(&[("TZ", ":Europe/Paris")])).unwrap();
+    assert_eq!(c.kiosk_tz.name(), "Europe/Paris");
+    let c = Config::from_vars(&vars(&[("TZ", "Europe/Paris"), ("KIOSK_TZ", "UTC")])).unwrap();
+    assert_eq!(c.kiosk_tz.name(), "UTC");
+    for (k, v) in [
+        ("ADMIN_LISTEN", "nowhere"),
+        ("ADMIN_LISTEN", "127.0.0.1:99999"),
+        ("KIOSK_TZ", "Not/AZone"),
+        ("KIOSK_TZ", "../../etc/passwd"),
+    ] {
+        let e = Config::from_vars(&vars(&[(k, v)])).unwrap_err();
+        assert!(e.to_string().starts_with(k), "{k}={v}: {e}");
+    }
+    // Both problems at once, with the others.
+    let (_, errors) = Config::check(&vars(&[
+        ("ADMIN_LISTEN", "nowhere"),
+        ("KIOSK_TZ", "Not/AZone"),
+        ("RETENTION_DAYS", "0"),
+    ]));
+    let names: Vec<&str> = errors.iter().map(|e| e.var.as_str()).collect();
+    assert_eq!(names, vec!["RETENTION_DAYS", "ADMIN_LISTEN", "KIOSK_TZ"]);
+}

@@ -66,6 +66,10 @@ pub struct ConfigFacts {
     pub public_base_url: Option<String>,
     pub sms: SmsFacts,
     pub secrets: SecretFacts,
+    /// `ADMIN_LISTEN`: the staff's listener, when there is one.
+    pub admin_listen: Option<String>,
+    /// The zone local days and hours are in (`KIOSK_TZ`, else the system's, else `UTC`).
+    pub kiosk_tz: String,
 }
 
 /// Where the remote database is, from `REMOTE_DATABASE_URL` without its password.
@@ -222,6 +226,8 @@ pub fn view(config: &Config, settings: Option<&RuntimeSettings>, keys: Keys) -> 
                 ovh_consumer_key: Presence::of(ovh.is_some()),
                 redis_url: Presence::of(c.redis_url_set),
             },
+            admin_listen: c.admin_listen.map(|a| a.to_string()),
+            kiosk_tz: c.kiosk_tz.name().to_string(),
         },
     }
 }

@@ -274,10 +274,11 @@ const MONTHS: [&str; 12] = [
     "décembre",
 ];
 
-/// The local calendar date of `ms`, in French ("6 janvier 2027"). UTC until `KIOSK_TZ`
-/// lands: this is the one function to rewire.
-pub fn local_date(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+/// The calendar date of `ms` on the kiosk's clock (`KIOSK_TZ`), in French ("6 janvier
+/// 2027").
+pub fn local_date(ms: i64, tz: &crate::localtime::LocalTz) -> String {
+    let wall = tz.wall_ms(ms);
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(wall) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let month = MONTHS[usize::from(u8::from(t.month())) - 1];
     format!("{} {month} {}", t.day(), t.year())
@@ -291,6 +292,7 @@ pub fn page_for(
     settings: &RuntimeSettings,
     public_base: Option<&str>,
     data_dir: &Path,
+    tz: &crate::localtime::LocalTz,
     event: Option<String>,
 ) -> String {
     let image = image_name(&row.public_token);
@@ -301,7 +303,7 @@ pub fn page_for(
     let values = PageValues {
         download_url: photo_url.clone(),
         photo_url,
-        expires: local_date(expires_ms(row, settings.retention_days)),
+        expires: local_date(expires_ms(row, settings.retention_days), tz),
         event,
         operator: settings.operator_name.clone(),
         privacy_contact: settings.privacy_contact.clone(),
@@ -364,8 +366,14 @@ mod tests {
 
     #[test]
     fn dates_are_french_and_links_by_token() {
-        assert_eq!(local_date(1_798_761_600_000), "1 janvier 2027");
-        assert_eq!(local_date(1_786_060_800_000), "7 août 2026");
+        let utc = crate::localtime::LocalTz::utc();
+        assert_eq!(local_date(1_798_761_600_000, &utc), "1 janvier 2027");
+        assert_eq!(local_date(1_786_060_800_000, &utc), "7 août 2026");
+        // Half an hour before midnight UTC is already the new year in Paris.
+        let paris = crate::localtime::LocalTz::from_posix_rule("CET-1CEST,M3.5.0,M10.5.0/3")
+            .expect("a POSIX rule");
+        assert_eq!(local_date(1_798_759_800_000, &utc), "31 décembre 2026");
+        assert_eq!(local_date(1_798_759_800_000, &paris), "1 janvier 2027");
         let l = links(Some("https://v.example/u/"), "abc").unwrap();
         assert_eq!(l.page_url, "https://v.example/u/abc.html");
         assert_eq!(l.sms_link(SmsLink::Image), "https://v.example/u/abc.jpg");

@@ -209,6 +209,7 @@ async fn upload(
                 &settings,
                 app.config.public_base_url.as_deref(),
                 &app.config.data_dir,
+                &app.config.kiosk_tz,
                 event,
             );
             async move {

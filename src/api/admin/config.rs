@@ -23,7 +23,7 @@ use crate::settings::{Change, ChangeError, SettingError};
 struct SettingsChange {
     #[schema(nullable = false, minimum = 1, maximum = 3650)]
     retention_days: Option<u32>,
-    /// UTC.
+    /// Local time (`KIOSK_TZ`).
     #[schema(nullable = false, minimum = 0, maximum = 23)]
     cleanup_hour: Option<u32>,
     #[schema(nullable = false)]
@@ -53,6 +53,9 @@ struct SettingsChange {
     /// Days of heartbeat history kept in the remote database.
     #[schema(nullable = false, minimum = 1, maximum = 3650)]
     heartbeat_history_days: Option<u32>,
+    /// Minutes without a touch or a key before the staff console signs out.
+    #[schema(nullable = false, minimum = 1, maximum = 1440)]
+    console_idle_minutes: Option<u32>,
 }
 
 /// A size: bytes, or text such as `"64MB"` (`B`, `KB`, `MB`, `GB`, binary units).

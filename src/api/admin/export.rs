@@ -59,14 +59,18 @@ pub(super) async fn get_export_excel(
         ..CaptureFilter::all(app.sync_scope())
     };
     let started = Stopwatch::start();
-    let out = app.exports.export(filter).await?;
+    let out = app.exports.export(filter, &app.config.kiosk_tz).await?;
     tracing::info!(
         rows = out.rows,
         bytes = out.len,
         ms = started.elapsed().as_millis() as u64,
         "Excel export built"
     );
-    let name = crate::export::file_name(&app.config.kiosk_id, app.clock.now_ms());
+    let name = crate::export::file_name(
+        &app.config.kiosk_id,
+        app.clock.now_ms(),
+        &app.config.kiosk_tz,
+    );
     let file = tokio::fs::File::from_std(out.file);
     let mut r = Response::new(Body::from_stream(ReaderStream::with_capacity(
         file,

@@ -1,6 +1,8 @@
-//! `GET /admin/stats`: every figure is an SQL aggregate; no row is loaded.
+//! `GET /admin/stats`: every figure is an SQL aggregate; no row is loaded. Days and hours
+//! are the kiosk's local ones (`KIOSK_TZ`, [`crate::localtime`]): a day across a DST
+//! change has 23 or 25 hour buckets, each labelled with the offset in force.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::Json;
@@ -9,45 +11,30 @@ use utoipa::ToSchema;
 
 use crate::api::error::{ApiError, ApiResult};
 use crate::app::SharedApp;
-use crate::catalog::{self, Bucket, DAY_MS, HOUR_MS};
+use crate::catalog::{self, Bucket};
 
-fn day_label(ms: i64) -> String {
-    catalog::format_ms(ms).chars().take(10).collect()
-}
-
-fn hour_label(ms: i64) -> String {
-    let s: String = catalog::format_ms(ms).chars().take(13).collect();
-    format!("{s}:00:00Z")
-}
-
-/// Every bucket of `[from, from + n·width)` with its start, zero where nothing happened.
-fn series(
-    buckets: &[Bucket],
-    from: i64,
-    width: i64,
-    n: i64,
-) -> impl Iterator<Item = (i64, Bucket)> {
-    let by_start: HashMap<i64, Bucket> = buckets.iter().map(|b| (b.start_ms, *b)).collect();
-    (0..n).map(move |i| {
-        let start = from + i * width;
-        (start, by_start.get(&start).copied().unwrap_or_default())
-    })
-}
+/// Local days in `per_day`, hours in `per_hour`.
+const DAYS: usize = 30;
+const HOURS: usize = 48;
 
 /// What `GET /admin/stats` answers.
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct Stats {
     #[schema(format = DateTime)]
     generated_at: String,
+    /// The zone days and hours are in (`KIOSK_TZ`, else the system's, else `UTC`), for
+    /// labelling charts.
+    tz: String,
     /// All captures. With no remote configured every capture counts as synced,
     /// `pending_sync` is 0 and `sync` says "no remote configured".
     captures: catalog::CaptureTotals,
-    /// Today (UTC) so far.
+    /// Today (local) so far.
     today: StatsDay,
     sms: StatsSms,
-    /// The last 30 days (UTC), oldest first, zero where nothing happened.
+    /// The last 30 local days, oldest first, zero where nothing happened.
     per_day: Vec<StatsDay>,
-    /// The last 48 hours, oldest first.
+    /// The last 48 hours, oldest first, in local time (one bucket per real hour: across a
+    /// DST change an hour label is skipped or repeated with the other offset).
     per_hour: Vec<StatsHour>,
     /// Most used first.
     per_background: Vec<catalog::BackgroundCount>,
@@ -77,7 +64,7 @@ struct StatsSms {
 
 #[derive(Debug, Serialize, ToSchema)]
 struct StatsDay {
-    /// `YYYY-MM-DD`
+    /// `YYYY-MM-DD`, local.
     date: String,
     captures: i64,
     synced: i64,
@@ -97,8 +84,12 @@ impl StatsDay {
 
 #[derive(Debug, Serialize, ToSchema)]
 struct StatsHour {
-    /// `YYYY-MM-DDTHH:00:00Z`
+    /// Local start of the hour with its offset: `YYYY-MM-DDTHH:00:00+01:00` (`Z` in UTC).
+    #[schema(format = DateTime)]
     hour: String,
+    /// The hour on the kiosk's clock (0-23), for chart labels: a page need not know the
+    /// zone (a POSIX rule is no name a browser knows).
+    local_hour: u8,
     captures: i64,
     synced: i64,
     sms_sent: i64,
@@ -132,10 +123,11 @@ pub(super) async fn get_stats(
     uri: axum::http::Uri,
 ) -> ApiResult<Json<Stats>> {
     let now = app.clock.now_ms();
-    let today = now - now.rem_euclid(DAY_MS);
-    let days_from = today - 29 * DAY_MS;
-    let this_hour = now - now.rem_euclid(HOUR_MS);
-    let hours_from = this_hour - 47 * HOUR_MS;
+    let tz = app.config.kiosk_tz.clone();
+    let day_bounds = tz.last_days(now, DAYS);
+    let hour_bounds = tz.last_hours(now, HOURS);
+    let today = day_bounds[DAYS - 1];
+    let tomorrow = day_bounds[DAYS];
     let scope = app.sync_scope();
     // `?event_id=`: every capture and SMS figure narrowed to that event (issue 20).
     let q: StatsQuery = crate::api::query(&uri)?;
@@ -155,9 +147,9 @@ pub(super) async fn get_stats(
             let ev = ev.as_deref();
             Ok((
                 catalog::capture_totals_in(c, scope, i64::MIN, i64::MAX, ev)?,
-                catalog::capture_totals_in(c, scope, today, today + DAY_MS, ev)?,
-                catalog::buckets_in(c, scope, days_from, today + DAY_MS, DAY_MS, ev)?,
-                catalog::buckets_in(c, scope, hours_from, this_hour + HOUR_MS, HOUR_MS, ev)?,
+                catalog::capture_totals_in(c, scope, today, tomorrow, ev)?,
+                catalog::buckets_between_in(c, scope, &day_bounds, ev)?,
+                catalog::buckets_between_in(c, scope, &hour_bounds, ev)?,
                 catalog::sms_by_status_in(c, ev)?,
                 catalog::captures_per_background_in(c, ev)?,
             ))
@@ -170,15 +162,13 @@ pub(super) async fn get_stats(
             .map_err(|e| ApiError::internal(format!("outbox task failed: {e}")))??
     };
     let sms_count = |s: &str| sms.get(s).copied().unwrap_or(0);
-    let sms_today = days
-        .iter()
-        .find(|b| b.start_ms == today)
-        .map_or(0, |b| b.sms_sent);
+    let sms_today = days.last().map_or(0, |b| b.sms_sent);
     let stats = Stats {
         generated_at: catalog::format_ms(now),
+        tz: tz.name().to_string(),
         captures: totals,
         today: StatsDay {
-            date: day_label(today),
+            date: tz.date_label(today),
             captures: today_totals.total,
             synced: today_totals.synced,
             sms_sent: sms_today,
@@ -192,12 +182,15 @@ pub(super) async fn get_stats(
             cancelled: sms_count("cancelled"),
             by_status: sms,
         },
-        per_day: series(&days, days_from, DAY_MS, 30)
-            .map(|(start, b)| StatsDay::of(day_label(start), b))
+        per_day: days
+            .iter()
+            .map(|b| StatsDay::of(tz.date_label(b.start_ms), *b))
             .collect(),
-        per_hour: series(&hours, hours_from, HOUR_MS, 48)
-            .map(|(start, b)| StatsHour {
-                hour: hour_label(start),
+        per_hour: hours
+            .iter()
+            .map(|b| StatsHour {
+                hour: tz.rfc3339(b.start_ms),
+                local_hour: tz.local_hour(b.start_ms),
                 captures: b.captures,
                 synced: b.synced,
                 sms_sent: b.sms_sent,
