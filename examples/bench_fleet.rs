@@ -13,7 +13,7 @@
 //! listens on, stopped once the captures are in), then a fresh PostgreSQL, nginx (and
 //! PgBouncer) start, all daemons are spawned at once pointed at them, and the VPS side is
 //! polled every 250 ms until every row and file is there and every kiosk has sent a
-//! heartbeat. Checked: exactly N×M rows (no duplicate (kiosk, id)), M per kiosk, N×M files,
+//! heartbeat. Checked: exactly N×M rows (no duplicate (kiosk, id)), M per kiosk, N×M photos and N×M share pages,
 //! N heartbeats, every migration applied once. Reported: drain time, the most client
 //! connections PostgreSQL had at once (`pg_stat_activity`, sampled), and the CPU seconds
 //! of the VPS-side processes (postgres with its reaped backends, nginx master and workers,
@@ -379,7 +379,7 @@ async fn run(a: &Args, root: &Path, seeded: &[Kiosk], pooled: bool) -> Result<Fi
         let rows = count(&monitor, "SELECT count(*) FROM kiosk_captures").await?;
         let beats = count(&monitor, "SELECT count(*) FROM kiosk_heartbeats").await?;
         let files = nginx.stored_files().len() as i64;
-        if rows >= want && files >= want && beats >= a.kiosks as i64 {
+        if rows >= want && files >= 2 * want && beats >= a.kiosks as i64 {
             break started.elapsed();
         }
         if started.elapsed() > a.timeout {
@@ -409,7 +409,11 @@ async fn run(a: &Args, root: &Path, seeded: &[Kiosk], pooled: bool) -> Result<Fi
         check.get(3),
         check.get(4),
     );
-    let files = nginx.stored_files().len();
+    // Each capture is its photo and its share page (`{token}.jpg`, `{token}.html`).
+    let stored = nginx.stored_files();
+    let photos = stored.iter().filter(|f| f.ends_with(".jpg")).count() as i64;
+    let pages = stored.iter().filter(|f| f.ends_with(".html")).count() as i64;
+    let files = stored.len();
     let migrations: (i64, i64) = {
         let r = monitor
             .query_one(
@@ -425,7 +429,9 @@ async fn run(a: &Args, root: &Path, seeded: &[Kiosk], pooled: bool) -> Result<Fi
         || kiosks_seen != a.kiosks as i64
         || min_n != a.captures as i64
         || max_n != a.captures as i64
-        || files as i64 != want
+        || photos != want
+        || pages != want
+        || files as i64 != 2 * want
         || migrations != (want_m, want_m)
     {
         bail!("{name}: rows {rows} distinct {distinct} kiosks {kiosks_seen} per kiosk {min_n}..{max_n} files {files} migrations {migrations:?}");
