@@ -15,7 +15,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::daemon::{free_port, run_cli, Daemon, ADMIN_KEY};
-use support::images::jpeg;
+use support::images::{jpeg, sha256_hex};
 
 fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -159,6 +159,38 @@ async fn serves_the_console_and_admin_but_never_the_guest_routes() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h["content-type"], "image/jpeg");
     assert_eq!(&b[..2], &[0xFF, 0xD8]);
+    // The photo itself for staff (the console's detail and download), behind the key.
+    let sha = json_of(
+        &send(admin(Method::GET, &format!("/admin/captures/{id}")))
+            .await
+            .2,
+    )["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, h, b) = send(admin(Method::GET, &format!("/admin/captures/{id}/photo"))).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["content-type"], "image/jpeg");
+    assert_eq!(
+        h["content-disposition"],
+        format!("attachment; filename=\"{id}.jpg\"").as_str()
+    );
+    assert_eq!(sha256_hex(&b), sha, "the stored bytes");
+    let (s, _, _) = send(
+        admin(Method::GET, &format!("/admin/captures/{id}/photo"))
+            .header("if-none-match", format!("W/\"{sha}\"")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_MODIFIED);
+    let (s, _, b) = send(c.get(format!("{staff}/admin/captures/{id}/photo"))).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(json_of(&b)["error"]["code"], "unauthorized");
+    let (s, _, b) = send(admin(Method::GET, "/admin/captures/nobody-here/photo")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(json_of(&b)["error"]["code"], "not_found");
+    let (s, _, b) = send(admin(Method::GET, "/admin/captures/bad%20id/photo")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(json_of(&b)["error"]["code"], "invalid_id");
     let (s, _, b) = send(admin(Method::GET, "/admin/backgrounds")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(String::from_utf8_lossy(&b).contains(&bg));

@@ -2,7 +2,7 @@
 // (the event among them), a detail view (metadata, event, sync state per remote, SMS
 // history, the photo) and deletion after a confirmation dialog. `#gallery/{id}` opens a
 // capture's detail directly.
-import { api, blobUrl } from './api.js';
+import { api, blobUrl, download } from './api.js';
 import { h, clear, bytes, field, modal, confirmDialog } from './dom.js';
 import { t, fmtDate } from './i18n.js';
 import { eventPicker } from './events.js';
@@ -57,10 +57,10 @@ async function detail(c, onDeleted) {
     return;
   }
   dlg.lastChild.remove();
-  // The full photo; where it is not served (an admin-only listener), the thumbnail.
+  // The full photo behind the key (served on every listener with /admin, ADMIN_LISTEN
+  // too); the thumbnail if it cannot be had.
   const img = h('img', { alt: `${t('photo')} ${d.id}`, class: 'big', width: d.width, height: d.height });
-  img.addEventListener('error', () => thumbSrc(img, d), { once: true });
-  img.src = d.url;
+  blobUrl(d.photo_url).then((u) => { img.src = u; }).catch(() => thumbSrc(img, d));
   const dl = h('dl');
   const row = (k, v) => dl.append(h('dt', {}, k), h('dd', {}, v ?? '–'));
   row('ID', d.id);
@@ -91,7 +91,8 @@ async function detail(c, onDeleted) {
     } catch (e) { out.textContent = `${t('error')}: ${e.message}`; }
   } }, t('del'));
   dlg.append(img, dl, h('h3', {}, t('syncState')), sync, h('h3', {}, t('smsHistory')), smsTable(d.sms || []), out,
-    h('div', { class: 'actions' }, h('a', { href: d.download_url, class: 'button secondary', download: '' }, t('download')), del,
+    h('div', { class: 'actions' }, h('button', { type: 'button', class: 'secondary', onclick: () => download(d.photo_url, `${d.id}.jpg`)
+      .catch((e) => { out.textContent = `${t('error')}: ${e.message}`; }) }, t('download')), del,
       h('button', { type: 'button', class: 'secondary', onclick: () => dlg.close() }, t('close'))));
 }
 

@@ -69,7 +69,7 @@ pub async fn uploads(
     serve_capture(&app, id, &headers, false).await
 }
 
-async fn serve_capture(
+pub(crate) async fn serve_capture(
     app: &SharedApp,
     id: &str,
     headers: &HeaderMap,

@@ -7,6 +7,7 @@
 // Exit code 0 when every check passed; otherwise the failures are printed.
 import { chromium } from 'playwright-core';
 import { axe, check, failures, snap as snapAt, watch as watchAll } from './common.mjs';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -301,6 +302,12 @@ async function main() {
       return img && img.complete && img.naturalWidth === 640;
     }, `Photo ${cap.id}`);
     check(true, 'the detail shows the full photo');
+    const [photo] = await Promise.all([page.waitForEvent('download'), dlg.getByRole('button', { name: 'Download', exact: true }).click()]);
+    const photoFile = path.join(shots, '..', 'console-photo.jpg');
+    await photo.saveAs(photoFile);
+    const photoSha = crypto.createHash('sha256').update(fs.readFileSync(photoFile)).digest('hex');
+    check(photo.suggestedFilename() === `${cap.id}.jpg` && photoSha === cap.sha256,
+      `the detail downloads the photo with the key (${photo.suggestedFilename()}, sha256 ${photoSha.slice(0, 12)}…)`);
     await axe(page, 'gallery-detail');
     await snap(page, 'gallery-detail');
     await dlg.getByRole('button', { name: 'Delete', exact: true }).click();

@@ -54,6 +54,9 @@ struct CaptureItem {
     download_url: String,
     /// `GET /admin/captures/{id}/thumbnail` (admin key needed).
     thumbnail_url: String,
+    /// `GET /admin/captures/{id}/photo`: the JPEG behind the admin key, on every listener
+    /// that serves `/admin/*` (`ADMIN_LISTEN` serves neither `url` nor `download_url`).
+    photo_url: String,
 }
 
 impl From<CaptureListItem> for CaptureItem {
@@ -62,6 +65,7 @@ impl From<CaptureListItem> for CaptureItem {
             url: format!("/uploads/{}.jpg", c.id),
             download_url: format!("/api/download/{}", c.id),
             thumbnail_url: format!("/admin/captures/{}/thumbnail", c.id),
+            photo_url: format!("/admin/captures/{}/photo", c.id),
             created_at: catalog::format_ms(c.created_ms),
             synced_at: c.synced_ms.map(catalog::format_ms),
             is_synced: c.is_synced,
@@ -289,6 +293,34 @@ pub(super) async fn get_capture_detail(
             sms,
         },
     ))
+}
+
+/// `GET /admin/captures/{id}/photo`: the capture's JPEG for staff, as an attachment named
+/// `{id}.jpg` (the console shows and downloads it from here on any listener).
+#[utoipa::path(
+    get,
+    path = "/admin/captures/{id}/photo",
+    tag = "admin",
+    summary = "A capture's JPEG, behind the admin key",
+    params(
+        ("id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer"),
+    ),
+    responses(
+        (status = 200, description = "The JPEG", content_type = "image/jpeg",
+            headers(("ETag" = String, description = "The quoted sha256"), ("Cache-Control" = String), ("Content-Disposition" = String))),
+        (status = 304, description = "Not modified (`If-None-Match`)"),
+        (status = 400, description = "`invalid_id`"),
+        (status = 404, description = "`not_found`: no such capture, or its file is missing"),
+        (status = 503, description = "`catalog_unavailable`"),
+    )
+)]
+pub(super) async fn get_capture_photo(
+    State(app): State<SharedApp>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
+    crate::api::files::serve_capture(&app, &id, &headers, true).await
 }
 
 /// `GET /admin/captures/{id}/thumbnail`: made once and kept; made now if missing.

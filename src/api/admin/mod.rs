@@ -11,6 +11,7 @@
 //! | `DELETE /admin/captures/{id}` | local now, remote through the outbox |
 //! | `GET /admin/captures/{id}` | one capture: metadata, sync state, SMS history (masked) |
 //! | `GET /admin/captures/{id}/thumbnail` | JPEG ≤ 320 px, kept on disk ([`crate::storage::thumbnails`]) |
+//! | `GET /admin/captures/{id}/photo` | the JPEG for staff (an attachment), on `ADMIN_LISTEN` too |
 //! | `GET /admin/sms` | keyset pages of SMS requests: `status`, `from`, `to`, `capture_id`, `limit`, `cursor` |
 //! | `POST /admin/sms/{id}/retry` | a failed SMS back in the queue ([`crate::sms::retry`]) |
 //! | `POST /admin/sync`, `POST /admin/cleanup` | run the sync / retention cleanup now |
@@ -57,6 +58,7 @@ pub fn routes() -> OpenApiRouter<SharedApp> {
         // The staff console's reads and actions.
         .routes(routes!(captures::get_capture_detail))
         .routes(routes!(captures::get_capture_thumbnail))
+        .routes(routes!(captures::get_capture_photo))
         .routes(routes!(sms::list_sms_requests))
         .routes(routes!(sms::retry_sms_request))
         .routes(routes!(stats::get_stats))
