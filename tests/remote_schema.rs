@@ -137,13 +137,13 @@ fn remote(pg: &PgCluster, kiosk: &str) -> RemoteDb {
     RemoteDb::new(&Secret::new(pg.url()), kiosk).unwrap()
 }
 
-/// A database as the fleet left it before this version: the migrations up to (not
-/// including) `taken_at_ts`, applied and recorded as an older daemon did.
-async fn older_fleet_database(c: &tokio_postgres::Client) {
+/// A database as an older fleet left it: the migrations up to (not including) `before`,
+/// applied and recorded as an older daemon did.
+async fn older_fleet_database(c: &tokio_postgres::Client, before: &str) {
     let upto = REMOTE_MIGRATIONS
         .iter()
-        .position(|m| *m == remote_schema::TAKEN_AT_TS)
-        .expect("TAKEN_AT_TS is a remote migration");
+        .position(|m| *m == before)
+        .expect("a remote migration");
     c.batch_execute(
         "CREATE TABLE selfie_kiosk_migrations (version INTEGER PRIMARY KEY,
             applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), applied_by TEXT)",
@@ -189,7 +189,7 @@ async fn taken_ts(c: &tokio_postgres::Client, kiosk: &str, id: &str) -> Option<S
 async fn older_daemons_keep_writing_and_the_new_columns_and_counts_stay_right() {
     let pg = PgCluster::new();
     let c = pg.client().await;
-    older_fleet_database(&c).await;
+    older_fleet_database(&c, remote_schema::TAKEN_AT_TS).await;
     // Rows written by the older fleet before the upgrade.
     old_capture(
         &c,
@@ -344,25 +344,7 @@ async fn daily_counts_per_event_outlive_the_rows() {
     let pg = PgCluster::new();
     let c = pg.client().await;
     // The database as it was before kiosk_daily_events: one event capture already there.
-    let upto = REMOTE_MIGRATIONS
-        .iter()
-        .position(|m| *m == remote_schema::DAILY_EVENTS)
-        .expect("DAILY_EVENTS is a remote migration");
-    c.batch_execute(
-        "CREATE TABLE selfie_kiosk_migrations (version INTEGER PRIMARY KEY,
-            applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), applied_by TEXT)",
-    )
-    .await
-    .unwrap();
-    for (i, sql) in REMOTE_MIGRATIONS[..upto].iter().enumerate() {
-        c.batch_execute(sql).await.unwrap();
-        c.execute(
-            "INSERT INTO selfie_kiosk_migrations (version, applied_by) VALUES ($1, 'older')",
-            &[&(i as i32 + 1)],
-        )
-        .await
-        .unwrap();
-    }
+    older_fleet_database(&c, remote_schema::DAILY_EVENTS).await;
     c.batch_execute(
         "INSERT INTO kiosk_captures (kiosk_id, id, created_at, bytes, width, height, sha256,
              file_name, event_id)
