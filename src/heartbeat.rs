@@ -93,16 +93,13 @@ pub async fn beat(app: &App) -> Result<(), String> {
     // Typed, unnamed statements: safe through PgBouncer's transaction pooling.
     use tokio_postgres::types::Type;
     let res = async {
-        // The history row takes the instant of the last-report row, so `kiosk_status`
-        // and the history's newest row agree exactly (a dashboard may join them).
-        let rows = client
-            .query_typed(
+        client
+            .execute_typed(
                 "INSERT INTO kiosk_heartbeats (kiosk_id, seen_at, status, version, report)
                  VALUES ($1, now(), $2, $3, $4::text::jsonb)
                  ON CONFLICT (kiosk_id) DO UPDATE SET seen_at = excluded.seen_at,
                     status = excluded.status, version = excluded.version,
-                    report = excluded.report
-                 RETURNING seen_at::text",
+                    report = excluded.report",
                 &[
                     (&kiosk, Type::TEXT),
                     (&status, Type::TEXT),
@@ -111,19 +108,15 @@ pub async fn beat(app: &App) -> Result<(), String> {
                 ],
             )
             .await?;
-        // As text, exact to the microsecond (a float of seconds would round).
-        let seen: Option<String> = rows.first().map(|r| r.try_get(0)).transpose()?;
+        // The history row is a copy of the last-report row just written, so `kiosk_status`
+        // and the history's newest row agree exactly (a dashboard may join them).
         client
             .execute_typed(
                 "INSERT INTO kiosk_heartbeat_history (kiosk_id, seen_at, status, report)
-                 VALUES ($1, coalesce($2::text::timestamptz, now()), $3, $4::text::jsonb)
+                 SELECT kiosk_id, seen_at, status, report FROM kiosk_heartbeats
+                 WHERE kiosk_id = $1
                  ON CONFLICT DO NOTHING",
-                &[
-                    (&kiosk, Type::TEXT),
-                    (&seen, Type::TEXT),
-                    (&status, Type::TEXT),
-                    (&json, Type::TEXT),
-                ],
+                &[(&kiosk, Type::TEXT)],
             )
             .await?;
         // Only this kiosk's own rows: a kiosk never prunes another's (they may run other
