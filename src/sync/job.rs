@@ -191,13 +191,13 @@ async fn upload(
     event_ids.dedup();
     // A page without its event's name is still the guest's page: a failed read is not a
     // reason to hold the photo back.
-    let events = match event_ids.is_empty() {
-        true => Default::default(),
-        false => app
-            .catalog
+    let events = if event_ids.is_empty() {
+        Default::default()
+    } else {
+        app.catalog
             .read(move |c| catalog::event_names(c, &event_ids))
             .await
-            .unwrap_or_default(),
+            .unwrap_or_default()
     };
     let results: Vec<UploadResult> = futures_util::stream::iter(need)
         .map(|(job, row)| {
