@@ -1,4 +1,6 @@
-//! Stamps the binary with its commit and build date for `--version`.
+//! Stamps the binary with its commit and build date for `--version`, and compresses the
+//! web pages' files (`assets/console`, `assets/fleet`) into `$OUT_DIR/assets/{dir}/{file}.gz`,
+//! the form compiled into the binary (see `src/api/static_files.rs`).
 //!
 //! The commit comes from `git rev-parse --short HEAD`, and only when this source tree is
 //! its own checkout (a `.git` next to `Cargo.toml`): a Yocto or Buildroot build unpacks a
@@ -14,6 +16,7 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    compress_pages();
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     println!("cargo:rerun-if-env-changed=SELFIE_KIOSK_COMMIT");
     let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
@@ -32,6 +35,36 @@ fn main() {
                 .map_or(0, |d| d.as_secs() as i64)
         });
     println!("cargo:rustc-env=SELFIE_KIOSK_BUILD_DATE={}", date(epoch));
+}
+
+/// gzip -9 of every file of the pages, in the order of the names (reproducible: no file
+/// name or time in the header). A failure stops the build: the binary would lack a page.
+fn compress_pages() {
+    use std::io::Write;
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let out = std::env::var("OUT_DIR").unwrap_or_else(|_| panic!("cargo sets OUT_DIR"));
+    for dir in ["console", "fleet"] {
+        let src = Path::new(&manifest).join("assets").join(dir);
+        println!("cargo:rerun-if-changed={}", src.display());
+        let dest = Path::new(&out).join("assets").join(dir);
+        std::fs::create_dir_all(&dest).unwrap_or_else(|e| panic!("{}: {e}", dest.display()));
+        let entries = std::fs::read_dir(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !path.is_file() {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            let gz = enc
+                .write_all(&bytes)
+                .and_then(|()| enc.finish())
+                .unwrap_or_else(|e| panic!("gzip {}: {e}", path.display()));
+            let name = format!("{}.gz", entry.file_name().to_string_lossy());
+            std::fs::write(dest.join(&name), gz)
+                .unwrap_or_else(|e| panic!("{}: {e}", dest.join(&name).display()));
+        }
+    }
 }
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {

@@ -3,7 +3,7 @@
 //! `/docs` showing the API reference rendered from `/openapi.json`.
 //!
 //! The files are served by [`static_files`] (shared with the fleet page): strong ETags,
-//! gzip on demand, and on every answer, the 404 and the 304 included, the strict
+//! compressed at build time, and on every answer, the 404 and the 304 included, the strict
 //! Content-Security-Policy below: no inline code, nothing from another host.
 
 use std::sync::Arc;
@@ -30,80 +30,56 @@ const INDEX: &str = "index.html";
 
 /// Name, media type and bytes of every file of the console.
 const FILES: &[static_files::File] = &[
-    (
-        INDEX,
+    static_files::page_file!(
+        "index.html",
         "text/html; charset=utf-8",
-        include_bytes!("../../assets/console/index.html"),
+        "console/index.html"
     ),
-    (
-        "style.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../../assets/console/style.css"),
-    ),
-    (
-        "icon.svg",
-        "image/svg+xml",
-        include_bytes!("../../assets/console/icon.svg"),
-    ),
-    (
-        "app.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../assets/console/app.js"),
-    ),
-    (
-        "api.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../assets/console/api.js"),
-    ),
-    (
-        "dom.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../assets/console/dom.js"),
-    ),
-    (
+    static_files::page_file!("style.css", "text/css; charset=utf-8", "console/style.css"),
+    static_files::page_file!("icon.svg", "image/svg+xml", "console/icon.svg"),
+    static_files::page_file!("app.js", "text/javascript; charset=utf-8", "console/app.js"),
+    static_files::page_file!("api.js", "text/javascript; charset=utf-8", "console/api.js"),
+    static_files::page_file!("dom.js", "text/javascript; charset=utf-8", "console/dom.js"),
+    static_files::page_file!(
         "i18n.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../assets/console/i18n.js"),
+        "console/i18n.js"
     ),
-    (
+    static_files::page_file!(
         "overview.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../assets/console/overview.js"),
+        "console/overview.js"
     ),
-    (
+    static_files::page_file!(
         "gallery.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../assets/console/gallery.js"),
+        "console/gallery.js"
     ),
-    (
-        "sms.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../assets/console/sms.js"),
-    ),
-    (
+    static_files::page_file!("sms.js", "text/javascript; charset=utf-8", "console/sms.js"),
+    static_files::page_file!(
         "stats.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../assets/console/stats.js"),
+        "console/stats.js"
     ),
-    (
+    static_files::page_file!(
         "backgrounds.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../assets/console/backgrounds.js"),
+        "console/backgrounds.js"
     ),
-    (
+    static_files::page_file!(
         "settings.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../assets/console/settings.js"),
+        "console/settings.js"
     ),
-    (
+    static_files::page_file!(
         "docs.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../assets/console/docs.js"),
+        "console/docs.js"
     ),
-    (
+    static_files::page_file!(
         "events.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../assets/console/events.js"),
+        "console/events.js"
     ),
 ];
 
@@ -217,6 +193,17 @@ mod tests {
     #[test]
     fn every_file_is_listed_once_and_compresses() {
         static_files::check_files(&assets());
+    }
+
+    #[test]
+    fn no_file_of_the_console_is_left_out() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/console");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        on_disk.sort();
+        assert_eq!(static_files::sources_from(&assets(), "console"), on_disk);
     }
 
     #[test]

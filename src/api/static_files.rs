@@ -3,9 +3,10 @@
 //!
 //! Every file is sent with a strong ETag (a SHA-256 of its bytes) and `Cache-Control:
 //! no-cache`, so a browser revalidates and gets a 304 until the binary changes: no version
-//! in file names is needed and an upgrade is seen at the next load. A client that accepts
-//! gzip gets the file compressed once, on first demand (the pages are small; compressing
-//! them at start-up would cost every boot for pages most boots never serve). Every answer,
+//! in file names is needed and an upgrade is seen at the next load. The binary carries
+//! the files gzip-compressed (`build.rs` makes them, [`page_file!`] includes them): a client
+//! that accepts gzip gets those bytes as they are, and the rare one that does not gets the
+//! plain file, inflated once on its first demand. Every answer,
 //! the 404 and the 304 included, carries the page's Content-Security-Policy, `nosniff`,
 //! `Referrer-Policy: no-referrer` and `X-Frame-Options: DENY`.
 
@@ -17,42 +18,70 @@ use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 
-/// Name, media type and bytes of one file of a page.
-pub type File = (&'static str, &'static str, &'static [u8]);
+/// One file of a page: its name in the page, its media type, its source under `assets/`,
+/// and its gzip form, compiled in. Written with [`page_file!`].
+pub struct File {
+    pub name: &'static str,
+    pub media_type: &'static str,
+    pub source: &'static str,
+    pub gzip: &'static [u8],
+}
 
-/// One file, with its ETag and (once asked for) its gzip form.
+/// `page_file!("app.js", "text/javascript; charset=utf-8", "console/app.js")`: the file
+/// `assets/console/app.js` as the page's `app.js`, in the gzip form `build.rs` made of it.
+macro_rules! page_file {
+    ($name:literal, $media_type:literal, $source:literal) => {
+        $crate::api::static_files::File {
+            name: $name,
+            media_type: $media_type,
+            source: $source,
+            gzip: include_bytes!(concat!(env!("OUT_DIR"), "/assets/", $source, ".gz")),
+        }
+    };
+}
+pub(crate) use page_file;
+
+/// One file, with its ETag and (once asked for) its plain form.
 struct Asset {
     name: &'static str,
     media_type: &'static str,
-    bytes: &'static [u8],
+    #[cfg_attr(not(test), allow(dead_code))]
+    source: &'static str,
+    gzip: &'static [u8],
     etag: String,
-    gzip: OnceLock<Option<Vec<u8>>>,
+    plain: OnceLock<Option<Vec<u8>>>,
 }
 
 impl Asset {
-    fn new(name: &'static str, media_type: &'static str, bytes: &'static [u8]) -> Asset {
-        let digest = Sha256::digest(bytes);
+    fn new(file: &'static File) -> Asset {
+        let File {
+            name,
+            media_type,
+            source,
+            gzip,
+        } = *file;
+        // The compressed bytes name the content as well as the plain ones would (build.rs
+        // compresses the same way every time) without inflating every file at start-up.
+        let digest = Sha256::digest(gzip);
         let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
         Asset {
             name,
             media_type,
-            bytes,
+            source,
+            gzip,
             etag: hex,
-            gzip: OnceLock::new(),
+            plain: OnceLock::new(),
         }
     }
 
-    /// The compressed bytes; `None` when compression failed (then the plain file is sent)
-    /// or would not make it smaller.
-    fn gzipped(&self) -> Option<&[u8]> {
-        self.gzip
+    /// The plain bytes; `None` if the compressed form does not inflate (a broken build).
+    fn plain(&self) -> Option<&[u8]> {
+        self.plain
             .get_or_init(|| {
-                use std::io::Write;
-                let mut enc =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-                enc.write_all(self.bytes).ok()?;
-                let out = enc.finish().ok()?;
-                (out.len() < self.bytes.len()).then_some(out)
+                let mut out = Vec::new();
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(self.gzip), &mut out)
+                    .ok()?;
+                Some(out)
             })
             .as_deref()
     }
@@ -69,10 +98,7 @@ pub struct Assets {
 impl Assets {
     pub fn new(files: &'static [File], csp: &'static str, what: &'static str) -> Assets {
         Assets {
-            files: files
-                .iter()
-                .map(|(name, media_type, bytes)| Asset::new(name, media_type, bytes))
-                .collect(),
+            files: files.iter().map(Asset::new).collect(),
             csp,
             what,
         }
@@ -142,15 +168,12 @@ fn matches(headers: &HeaderMap, etag: &str) -> bool {
 
 /// `asset` as the request asks: 304 when the client has it, gzip when accepted.
 fn serve(asset: &Asset, headers: &HeaderMap) -> Response {
-    let gz = if accepts_gzip(headers) {
-        asset.gzipped()
-    } else {
-        None
-    };
+    let gz = accepts_gzip(headers);
     // Each encoding is its own representation, so its own strong tag.
-    let etag = match gz {
-        Some(_) => format!("\"{}-gz\"", asset.etag),
-        None => format!("\"{}\"", asset.etag),
+    let etag = if gz {
+        format!("\"{}-gz\"", asset.etag)
+    } else {
+        format!("\"{}\"", asset.etag)
     };
     let mut fixed: Vec<(HeaderName, HeaderValue)> = vec![
         (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
@@ -162,17 +185,22 @@ fn serve(asset: &Asset, headers: &HeaderMap) -> Response {
     let resp = if matches(headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
+        let body = if gz {
+            fixed.push((header::CONTENT_ENCODING, HeaderValue::from_static("gzip")));
+            asset.gzip.to_vec()
+        } else {
+            match asset.plain() {
+                Some(plain) => plain.to_vec(),
+                None => {
+                    return ApiError::internal(format!("{} does not inflate", asset.name))
+                        .into_response()
+                }
+            }
+        };
         fixed.push((
             header::CONTENT_TYPE,
             HeaderValue::from_static(asset.media_type),
         ));
-        let body = match gz {
-            Some(bytes) => {
-                fixed.push((header::CONTENT_ENCODING, HeaderValue::from_static("gzip")));
-                bytes.to_vec()
-            }
-            None => asset.bytes.to_vec(),
-        };
         (StatusCode::OK, body).into_response()
     };
     let mut resp = resp;
@@ -183,8 +211,8 @@ fn serve(asset: &Asset, headers: &HeaderMap) -> Response {
     resp
 }
 
-/// For each page's unit tests: every file listed once, and its gzip form decompresses
-/// to the file.
+/// For each page's unit tests: every file listed once, and its compiled-in form inflates
+/// to its source under `assets/` as it is now.
 #[cfg(test)]
 pub fn check_files(assets: &Assets) {
     for (i, a) in assets.files.iter().enumerate() {
@@ -193,14 +221,30 @@ pub fn check_files(assets: &Assets) {
             "{} twice",
             a.name
         );
-        let Some(gz) = a.gzipped() else {
-            panic!("{} does not compress", a.name)
-        };
-        let mut plain = Vec::new();
-        let read = std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut plain);
-        assert!(read.is_ok(), "{}", a.name);
-        assert_eq!(plain, a.bytes, "{}", a.name);
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("assets")
+            .join(a.source);
+        let want = std::fs::read(&source).unwrap_or_else(|e| panic!("{}: {e}", source.display()));
+        assert_eq!(a.plain(), Some(&want[..]), "{}", a.name);
+        assert!(
+            a.gzip.len() < want.len() || want.len() < 512,
+            "{} compresses",
+            a.name
+        );
     }
+}
+
+/// The names of a page's files from `dir` (for a test that none is forgotten).
+#[cfg(test)]
+pub fn sources_from(assets: &Assets, dir: &str) -> Vec<String> {
+    let prefix = format!("{dir}/");
+    let mut v: Vec<String> = assets
+        .files
+        .iter()
+        .filter_map(|a| a.source.strip_prefix(&prefix).map(str::to_string))
+        .collect();
+    v.sort();
+    v
 }
 
 #[cfg(test)]

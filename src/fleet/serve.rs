@@ -43,42 +43,18 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
 const INDEX: &str = "index.html";
 
 const FILES: &[File] = &[
-    (
-        INDEX,
-        "text/html; charset=utf-8",
-        include_bytes!("../../assets/fleet/index.html"),
-    ),
-    (
-        "style.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../../assets/fleet/style.css"),
-    ),
-    (
-        "app.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../assets/fleet/app.js"),
-    ),
-    (
-        "api.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../assets/fleet/api.js"),
-    ),
-    (
+    static_files::page_file!("index.html", "text/html; charset=utf-8", "fleet/index.html"),
+    static_files::page_file!("style.css", "text/css; charset=utf-8", "fleet/style.css"),
+    static_files::page_file!("app.js", "text/javascript; charset=utf-8", "fleet/app.js"),
+    static_files::page_file!("api.js", "text/javascript; charset=utf-8", "fleet/api.js"),
+    static_files::page_file!(
         "chart.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../assets/fleet/chart.js"),
+        "fleet/chart.js"
     ),
     // The console's DOM helpers (text-only rendering) and icon, shared rather than copied.
-    (
-        "dom.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../assets/console/dom.js"),
-    ),
-    (
-        "icon.svg",
-        "image/svg+xml",
-        include_bytes!("../../assets/console/icon.svg"),
-    ),
+    static_files::page_file!("dom.js", "text/javascript; charset=utf-8", "console/dom.js"),
+    static_files::page_file!("icon.svg", "image/svg+xml", "console/icon.svg"),
 ];
 
 /// What the handlers share.
