@@ -15,6 +15,7 @@
 pub mod backgrounds;
 pub mod image;
 mod incoming;
+pub mod jpeg_dc;
 mod locks;
 pub mod thumbnails;
 

@@ -8,10 +8,13 @@
 //! delete, retention, erasure); one left by a crash between the two is removed by the
 //! worker's first round.
 //!
-//! Making one decodes the photo at reduced scale: `jpeg-decoder` scales in the IDCT
-//! (1/2, 1/4, 1/8), so a 2048×1536 photo is decoded straight to 512×384 at a fraction of
-//! a full decode's cost; `image` then resizes the rest of the way and encodes. Captures
-//! are always JPEG (PNG is converted at capture time).
+//! Making one reads the photo at 1/8 scale from its DC coefficients alone
+//! ([`super::jpeg_dc`]): the blocks' means, a box-filtered eighth of the photo, without
+//! the IDCT or the colour conversion of every pixel. That image is the thumbnail when its
+//! longest side is at least [`MIN_DC_SIDE`] (photos from 1,920 px: a 2048×1536 one gives
+//! 256×192), shrunk to fit [`MAX_SIDE`] when larger. A smaller photo, or one the DC reader
+//! leaves out (progressive, RGB, CMYK, a damaged scan), is decoded fully by `image` and
+//! shrunk. Captures are always JPEG (PNG is converted at capture time).
 //!
 //! [`schedule`]: Thumbnails::schedule
 
@@ -30,6 +33,9 @@ use crate::workers::{Next, Worker};
 
 /// Longest side of a thumbnail, in pixels.
 pub const MAX_SIDE: u32 = 320;
+/// The 1/8-scale image is the thumbnail from this longest side up; a smaller one would
+/// look soft in the gallery's tiles, and its photo is small enough to decode fully.
+pub const MIN_DC_SIDE: u32 = 240;
 /// JPEG quality of thumbnails.
 pub const QUALITY: u8 = 80;
 /// Ids waiting for the worker at most; beyond, a thumbnail is made when first asked for.
@@ -203,57 +209,28 @@ pub fn fit(w: u32, h: u32, max: u32) -> (u32, u32) {
 
 /// A JPEG thumbnail of the JPEG `data`, its longest side at most `max_side`.
 pub fn make_jpeg(data: &[u8], max_side: u32) -> Result<Vec<u8>, ThumbnailError> {
-    let decode = |e: jpeg_decoder::Error| ThumbnailError::Decode(e.to_string());
-    let mut dec = jpeg_decoder::Decoder::new(io::Cursor::new(data));
-    dec.read_info().map_err(decode)?;
-    let info = dec
-        .info()
-        .ok_or_else(|| ThumbnailError::Decode("no image header".into()))?;
-    let (tw, th) = fit(u32::from(info.width), u32::from(info.height), max_side);
-    // The smallest IDCT scale whose output still covers the target.
-    let (sw, sh) = dec.scale(tw as u16, th as u16).map_err(decode)?;
-    let pixels = dec.decode().map_err(decode)?;
-    let format = dec
-        .info()
-        .map(|i| i.pixel_format)
-        .ok_or_else(|| ThumbnailError::Decode("no image header".into()))?;
-    let rgb = to_rgb(pixels, format);
-    let (sw, sh) = (u32::from(sw), u32::from(sh));
-    let img = image::RgbImage::from_raw(sw, sh, rgb)
-        .ok_or_else(|| ThumbnailError::Decode("decoded size does not match".into()))?;
-    let img = if (sw, sh) == (tw, th) {
+    let img = match super::jpeg_dc::decode(data) {
+        Ok(small) if small.width.max(small.height) >= MIN_DC_SIDE.min(max_side) => {
+            image::RgbImage::from_raw(small.width, small.height, small.rgb)
+                .ok_or_else(|| ThumbnailError::Decode("decoded size does not match".into()))?
+        }
+        // Too small an eighth, or a file the DC reader leaves out: the full decoder
+        // (which also tells a damaged file from a format it does not know).
+        _ => image::load_from_memory_with_format(data, image::ImageFormat::Jpeg)
+            .map_err(|e| ThumbnailError::Decode(e.to_string()))?
+            .to_rgb8(),
+    };
+    let (tw, th) = fit(img.width(), img.height(), max_side);
+    let img = if (img.width(), img.height()) == (tw, th) {
         img
     } else {
-        image::imageops::resize(&img, tw, th, image::imageops::FilterType::Triangle)
+        image::imageops::thumbnail(&img, tw, th)
     };
     let mut out = Vec::with_capacity((tw * th / 4) as usize);
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, QUALITY)
         .encode(img.as_raw(), tw, th, image::ExtendedColorType::Rgb8)
         .map_err(|e| ThumbnailError::Encode(e.to_string()))?;
     Ok(out)
-}
-
-/// Decoder output as RGB, 8 bits per channel.
-fn to_rgb(pixels: Vec<u8>, format: jpeg_decoder::PixelFormat) -> Vec<u8> {
-    use jpeg_decoder::PixelFormat;
-    match format {
-        PixelFormat::RGB24 => pixels,
-        PixelFormat::L8 => pixels.iter().flat_map(|&l| [l, l, l]).collect(),
-        // Big-endian 16-bit luminance: its high byte.
-        PixelFormat::L16 => pixels
-            .chunks_exact(2)
-            .flat_map(|c| [c[0], c[0], c[0]])
-            .collect(),
-        // Adobe CMYK as the decoder gives it (inverted): an approximation is enough here.
-        PixelFormat::CMYK32 => pixels
-            .chunks_exact(4)
-            .flat_map(|c| {
-                let k = u16::from(c[3]);
-                let ch = |v: u8| ((u16::from(v) * k) / 255) as u8;
-                [ch(c[0]), ch(c[1]), ch(c[2])]
-            })
-            .collect(),
-    }
 }
 
 /// The worker's name in `/health`.
@@ -408,7 +385,9 @@ mod tests {
     #[test]
     fn thumbnails_fit_in_the_box() {
         for (w, h, want) in [
-            (2048, 1536, (320, 240)),
+            // The eighth (256×192) as it is; a larger eighth shrunk to fit.
+            (2048, 1536, (256, 192)),
+            (4000, 3000, (320, 240)),
             (1000, 3000, (107, 320)),
             (300, 200, (300, 200)),
             (641, 480, (320, 240)),
