@@ -214,12 +214,7 @@ fn thumbnail(jpeg: &[u8]) -> Result<Vec<u8>, ImageError> {
     let decoded = reader
         .decode()
         .map_err(|_| ImageError::BadJpeg("its image data cannot be decoded"))?;
-    let small = if decoded.width() > THUMBNAIL_WIDTH || decoded.height() > THUMBNAIL_MAX_HEIGHT {
-        decoded.thumbnail(THUMBNAIL_WIDTH, THUMBNAIL_MAX_HEIGHT)
-    } else {
-        decoded
-    };
-    let rgb = small.into_rgb8();
+    let rgb = super::thumbnails::shrink(decoded.into_rgb8(), THUMBNAIL_WIDTH, THUMBNAIL_MAX_HEIGHT);
     let mut out = Vec::new();
     let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, THUMBNAIL_QUALITY);
     rgb.write_with_encoder(enc)

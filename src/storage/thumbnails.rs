@@ -196,14 +196,33 @@ impl Thumbnails {
 
 /// The size that fits `(w, h)` into a `max`×`max` box (never enlarged, at least 1×1).
 pub fn fit(w: u32, h: u32, max: u32) -> (u32, u32) {
-    if w <= max && h <= max {
+    fit_box(w, h, max, max)
+}
+
+/// The size that fits `(w, h)` into a `max_w`×`max_h` box, the aspect kept (never
+/// enlarged, at least 1×1).
+pub fn fit_box(w: u32, h: u32, max_w: u32, max_h: u32) -> (u32, u32) {
+    if w <= max_w && h <= max_h {
         return (w.max(1), h.max(1));
     }
-    let (w64, h64, m) = (u64::from(w), u64::from(h), u64::from(max));
-    if w >= h {
-        (max, ((h64 * m + w64 / 2) / w64).max(1) as u32)
+    let (w64, h64) = (u64::from(w.max(1)), u64::from(h.max(1)));
+    let (mw, mh) = (u64::from(max_w), u64::from(max_h));
+    // Width-bound when w/h >= max_w/max_h.
+    if w64 * mh >= h64 * mw {
+        (max_w, ((h64 * mw + w64 / 2) / w64).clamp(1, mh) as u32)
     } else {
-        (((w64 * m + h64 / 2) / h64).max(1) as u32, max)
+        (((w64 * mh + h64 / 2) / h64).clamp(1, mw) as u32, max_h)
+    }
+}
+
+/// `img` shrunk (area-averaged) to fit a `max_w`×`max_h` box; as it is when it fits.
+/// The one shrink of the daemon (capture thumbnails, backgrounds' thumbnails).
+pub fn shrink(img: image::RgbImage, max_w: u32, max_h: u32) -> image::RgbImage {
+    let (tw, th) = fit_box(img.width(), img.height(), max_w, max_h);
+    if (img.width(), img.height()) == (tw, th) {
+        img
+    } else {
+        image::imageops::thumbnail(&img, tw, th)
     }
 }
 
@@ -220,12 +239,8 @@ pub fn make_jpeg(data: &[u8], max_side: u32) -> Result<Vec<u8>, ThumbnailError> 
             .map_err(|e| ThumbnailError::Decode(e.to_string()))?
             .to_rgb8(),
     };
-    let (tw, th) = fit(img.width(), img.height(), max_side);
-    let img = if (img.width(), img.height()) == (tw, th) {
-        img
-    } else {
-        image::imageops::thumbnail(&img, tw, th)
-    };
+    let img = shrink(img, max_side, max_side);
+    let (tw, th) = (img.width(), img.height());
     let mut out = Vec::with_capacity((tw * th / 4) as usize);
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, QUALITY)
         .encode(img.as_raw(), tw, th, image::ExtendedColorType::Rgb8)
@@ -380,6 +395,9 @@ mod tests {
         assert_eq!(fit(1536, 2048, 320), (240, 320));
         assert_eq!(fit(200, 100, 320), (200, 100));
         assert_eq!(fit(10_000, 1, 320), (320, 1));
+        assert_eq!(fit_box(1920, 1080, 320, 1280), (320, 180));
+        assert_eq!(fit_box(100, 5000, 320, 1280), (26, 1280));
+        assert_eq!(fit_box(300, 200, 320, 1280), (300, 200));
     }
 
     #[test]
