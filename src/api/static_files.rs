@@ -1,7 +1,7 @@
 //! Static web pages compiled into the binary (the staff console, the fleet page): one way
 //! to serve them, so both pages keep the same caching and the same safety headers.
 //!
-//! Every file is sent with a strong ETag (a SHA-256 of its bytes) and `Cache-Control:
+//! Every file is sent with a strong ETag (a SHA-256 of its compressed bytes) and `Cache-Control:
 //! no-cache`, so a browser revalidates and gets a 304 until the binary changes: no version
 //! in file names is needed and an upgrade is seen at the next load. The binary carries
 //! the files gzip-compressed (`build.rs` makes them, [`page_file!`] includes them): a client
@@ -43,33 +43,20 @@ pub(crate) use page_file;
 
 /// One file, with its ETag and (once asked for) its plain form.
 struct Asset {
-    name: &'static str,
-    media_type: &'static str,
-    #[cfg_attr(not(test), allow(dead_code))]
-    source: &'static str,
-    gzip: &'static [u8],
+    file: &'static File,
     etag: String,
     plain: OnceLock<Option<Vec<u8>>>,
 }
 
 impl Asset {
     fn new(file: &'static File) -> Asset {
-        let File {
-            name,
-            media_type,
-            source,
-            gzip,
-        } = *file;
         // The compressed bytes name the content as well as the plain ones would (build.rs
         // compresses the same way every time) without inflating every file at start-up.
-        let digest = Sha256::digest(gzip);
-        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let digest = Sha256::digest(file.gzip);
+        let etag = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
         Asset {
-            name,
-            media_type,
-            source,
-            gzip,
-            etag: hex,
+            file,
+            etag,
             plain: OnceLock::new(),
         }
     }
@@ -79,8 +66,11 @@ impl Asset {
         self.plain
             .get_or_init(|| {
                 let mut out = Vec::new();
-                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(self.gzip), &mut out)
-                    .ok()?;
+                std::io::Read::read_to_end(
+                    &mut flate2::read::GzDecoder::new(self.file.gzip),
+                    &mut out,
+                )
+                .ok()?;
                 Some(out)
             })
             .as_deref()
@@ -106,7 +96,7 @@ impl Assets {
 
     /// The file `name` as the request asks (304, gzip), or the JSON 404; with the policy.
     pub fn serve(&self, name: &str, headers: &HeaderMap) -> Response {
-        match self.files.iter().find(|a| a.name == name) {
+        match self.files.iter().find(|a| a.file.name == name) {
             Some(a) => secure(serve(a, headers), self.csp),
             None => secure(
                 ApiError::not_found(format!("no such file in {}", self.what)).into_response(),
@@ -187,19 +177,19 @@ fn serve(asset: &Asset, headers: &HeaderMap) -> Response {
     } else {
         let body = if gz {
             fixed.push((header::CONTENT_ENCODING, HeaderValue::from_static("gzip")));
-            asset.gzip.to_vec()
+            asset.file.gzip.to_vec()
         } else {
             match asset.plain() {
                 Some(plain) => plain.to_vec(),
                 None => {
-                    return ApiError::internal(format!("{} does not inflate", asset.name))
+                    return ApiError::internal(format!("{} does not inflate", asset.file.name))
                         .into_response()
                 }
             }
         };
         fixed.push((
             header::CONTENT_TYPE,
-            HeaderValue::from_static(asset.media_type),
+            HeaderValue::from_static(asset.file.media_type),
         ));
         (StatusCode::OK, body).into_response()
     };
@@ -217,19 +207,19 @@ fn serve(asset: &Asset, headers: &HeaderMap) -> Response {
 pub fn check_files(assets: &Assets) {
     for (i, a) in assets.files.iter().enumerate() {
         assert!(
-            assets.files[..i].iter().all(|b| b.name != a.name),
+            assets.files[..i].iter().all(|b| b.file.name != a.file.name),
             "{} twice",
-            a.name
+            a.file.name
         );
         let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("assets")
-            .join(a.source);
+            .join(a.file.source);
         let want = std::fs::read(&source).unwrap_or_else(|e| panic!("{}: {e}", source.display()));
-        assert_eq!(a.plain(), Some(&want[..]), "{}", a.name);
+        assert_eq!(a.plain(), Some(&want[..]), "{}", a.file.name);
         assert!(
-            a.gzip.len() < want.len() || want.len() < 512,
+            a.file.gzip.len() < want.len() || want.len() < 512,
             "{} compresses",
-            a.name
+            a.file.name
         );
     }
 }
@@ -241,7 +231,7 @@ pub fn sources_from(assets: &Assets, dir: &str) -> Vec<String> {
     let mut v: Vec<String> = assets
         .files
         .iter()
-        .filter_map(|a| a.source.strip_prefix(&prefix).map(str::to_string))
+        .filter_map(|a| a.file.source.strip_prefix(&prefix).map(str::to_string))
         .collect();
     v.sort();
     v
