@@ -307,7 +307,15 @@ async fn beyond_the_connection_cap_new_connections_are_closed_and_the_daemon_rec
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let still_open = held.len() - count_closed(&mut held).await;
+    // Each silent connection's header timer starts when the server takes it up, which on a
+    // loaded two-core machine can lag the client's connect: allow the same 3 s as above.
+    let still_open = loop {
+        let open = held.len() - count_closed(&mut held).await;
+        if open == 0 || t0.elapsed() > HEADER_TIMEOUT + Duration::from_secs(3) {
+            break open;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     drop(held);
     eprintln!(
         "connection cap: opened {} silent connections, {closed} closed at once by the server, \
@@ -331,9 +339,9 @@ async fn beyond_the_connection_cap_new_connections_are_closed_and_the_daemon_rec
     assert_eq!(
         still_open,
         0,
-        "{still_open} connections that never sent a byte were still open {:?} after they were \
-         opened (header timeout {HEADER_TIMEOUT:?}): {CONN_LIMIT} silent clients lock everyone \
-         out",
+        "{still_open} connections that never sent a byte were still open {:?} after the first \
+         was opened (header timeout {HEADER_TIMEOUT:?}): {CONN_LIMIT} silent clients lock \
+         everyone out",
         t0.elapsed()
     );
     let recovered_after = recovered_after.expect("never served again");
