@@ -1,6 +1,7 @@
 //! Stamps the binary with its commit and build date for `--version`, and compresses the
-//! web pages' files (`assets/console`, `assets/fleet`) into `$OUT_DIR/assets/{dir}/{file}.gz`,
-//! the form compiled into the binary (see `src/api/static_files.rs`).
+//! web pages' files (`assets/console`, `assets/fleet`) and the OpenAPI documents
+//! (`assets/openapi`) into `$OUT_DIR/assets/{dir}/{file}.gz`, the form compiled into the
+//! binary (see `src/api/static_files.rs`).
 //!
 //! The commit comes from `git rev-parse --short HEAD`, and only when this source tree is
 //! its own checkout (a `.git` next to `Cargo.toml`): a Yocto or Buildroot build unpacks a
@@ -43,7 +44,7 @@ fn compress_pages() {
     use std::io::Write;
     let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
     let out = std::env::var("OUT_DIR").unwrap_or_else(|_| panic!("cargo sets OUT_DIR"));
-    for dir in ["console", "fleet"] {
+    for dir in ["console", "fleet", "openapi"] {
         let src = Path::new(&manifest).join("assets").join(dir);
         println!("cargo:rerun-if-changed={}", src.display());
         let dest = Path::new(&out).join("assets").join(dir);

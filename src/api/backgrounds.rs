@@ -11,14 +11,13 @@
 
 use std::path::Path;
 
+use super::routing::{route, Mode, Routes};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path as UrlPath, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
-use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use super::{json_response, read_body};
@@ -31,22 +30,21 @@ use crate::storage::backgrounds::BackgroundInfo;
 pub const MAX_NAME_CHARS: usize = 100;
 /// Room for the multipart framing and the text fields around the file.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
-pub fn public_routes() -> OpenApiRouter<SharedApp> {
-    OpenApiRouter::new()
-        .routes(routes!(public_list))
-        .routes(routes!(get_image))
-        .routes(routes!(get_thumbnail))
+pub fn public_routes<M: Mode<SharedApp>>() -> Routes<SharedApp, M> {
+    Routes::new()
+        .with(route!(public_list))
+        .with(route!(get_image))
+        .with(route!(get_thumbnail))
 }
 
-pub fn admin_routes() -> OpenApiRouter<SharedApp> {
-    OpenApiRouter::new()
-        .routes(
-            routes!(admin_list, upload)
-                // The body is read with our own limit (MAX_CAPTURE_BYTES), before the
-                // multipart parser sees it; axum's 2 MB default must not apply.
-                .layer(DefaultBodyLimit::disable()),
+pub fn admin_routes<M: Mode<SharedApp>>() -> Routes<SharedApp, M> {
+    Routes::new()
+        .with(
+            // The body is read with our own limit (MAX_CAPTURE_BYTES), before the
+            // multipart parser sees it; axum's 2 MB default must not apply.
+            route!(admin_list, upload).map(|m| m.layer(DefaultBodyLimit::disable())),
         )
-        .routes(routes!(patch_background, delete_background))
+        .with(route!(patch_background, delete_background))
 }
 
 /// A background as the app sees it.

@@ -12,9 +12,8 @@ use axum::extract::Path;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Extension;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
+use super::routing::{route, Mode, Routes};
 use super::static_files::{self, Assets};
 use crate::app::SharedApp;
 
@@ -85,13 +84,13 @@ const FILES: &[static_files::File] = &[
 
 /// The console's routes. Public (the page holds no data; the data comes from `/admin/*`
 /// with the key the user types), merged into the API router and the admin listener's.
-pub fn routes() -> OpenApiRouter<SharedApp> {
-    OpenApiRouter::new()
-        .routes(routes!(get_root))
-        .routes(routes!(get_console_bare))
-        .routes(routes!(get_console))
-        .routes(routes!(get_console_file))
-        .routes(routes!(get_docs))
+pub fn routes<M: Mode<SharedApp>>() -> Routes<SharedApp, M> {
+    Routes::new()
+        .with(route!(get_root))
+        .with(route!(get_console_bare))
+        .with(route!(get_console))
+        .with(route!(get_console_file))
+        .with(route!(get_docs))
         .layer(Extension(Arc::new(assets())))
 }
 

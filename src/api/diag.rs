@@ -2,18 +2,17 @@
 //! report, outbox and catalog summaries, the effective configuration and the recent log
 //! lines, all scrubbed of secrets and phone numbers (see [`crate::diag`]).
 
+use super::routing::{route, Mode, Routes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::json_response;
 use crate::app::SharedApp;
 
-pub fn routes() -> OpenApiRouter<SharedApp> {
-    OpenApiRouter::new().routes(routes!(get_diag))
+pub fn routes<M: Mode<SharedApp>>() -> Routes<SharedApp, M> {
+    Routes::new().with(route!(get_diag))
 }
 
 /// The shape of `GET /admin/diag` (built as JSON by [`crate::diag::daemon_snapshot`]).

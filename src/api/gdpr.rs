@@ -1,12 +1,11 @@
 //! `POST /admin/gdpr/erase {"phone": …}`: removes every capture sent to that number,
 //! locally now and remotely through the outbox, and answers a receipt.
 
+use super::routing::{route, Mode, Routes};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use super::{json_response, read_body};
@@ -21,8 +20,8 @@ struct EraseRequest {
     event_id: Option<String>,
 }
 
-pub fn routes() -> OpenApiRouter<SharedApp> {
-    OpenApiRouter::new().routes(routes!(post_erase))
+pub fn routes<M: Mode<SharedApp>>() -> Routes<SharedApp, M> {
+    Routes::new().with(route!(post_erase))
 }
 
 /// `POST /admin/gdpr/erase`

@@ -5,11 +5,10 @@
 //! and Prometheus scrapers are configured most simply without one. Any other method
 //! than GET/HEAD is 405 with the JSON error body and an `Allow` header.
 
+use super::routing::{route, Mode, Routes};
 use axum::extract::State;
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
-use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use crate::app::SharedApp;
@@ -47,9 +46,8 @@ async fn method_not_allowed(method: Method) -> ApiError {
 }
 
 /// `/metrics` with its 405 answer, to merge into a router.
-pub fn routes() -> OpenApiRouter<SharedApp> {
-    let (schemas, paths, method_router): UtoipaMethodRouter<SharedApp> = routes!(get_metrics);
-    OpenApiRouter::new().routes((schemas, paths, method_router.fallback(method_not_allowed)))
+pub fn routes<M: Mode<SharedApp>>() -> Routes<SharedApp, M> {
+    Routes::new().with(route!(get_metrics).map(|m| m.fallback(method_not_allowed)))
 }
 
 /// The `captures_total` result of a capture answer: `created` (201), `repeated` (200), or

@@ -12,6 +12,7 @@ pub mod gdpr;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod routing;
 pub mod share;
 pub mod sms;
 pub mod static_files;
@@ -29,11 +30,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::app::SharedApp;
 use error::ApiError;
+use routing::{route, Document, Mode, Routes, Serve};
 
 /// Time allowed for a client to send its request headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,45 +43,46 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time a keep-alive connection may sit idle between requests.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Every route the daemon serves, each registered together with its OpenAPI operation:
-/// `routes!` takes the method and the path from the handler's `#[utoipa::path]` and adds
-/// the handler to the router and the operation to the document in one call, so the router
-/// and `/openapi.json` cannot disagree. No route is added any other way (`tests/openapi.rs`
-/// checks the sources for plain `.route(` calls). `guard_admin` wraps the admin group: the
-/// server passes the `require_admin` route layer, [`openapi()`] nothing (the layer changes
-/// no route; the group's security is documented by [`openapi::require_admin_key`]).
-fn documented_routes(
-    guard_admin: impl FnOnce(OpenApiRouter<SharedApp>) -> OpenApiRouter<SharedApp>,
-) -> OpenApiRouter<SharedApp> {
-    let mut admin = admin::routes();
-    openapi::require_admin_key(admin.get_openapi_mut());
-    OpenApiRouter::with_openapi(openapi::base())
+/// Every route the daemon serves, written once and built in either [`routing::Mode`]:
+/// [`routing::route!`] takes the method and the path from the handler's
+/// `#[utoipa::path]`, so the router and `/openapi.json` cannot disagree. No route is added
+/// any other way (`tests/openapi.rs` checks the sources for plain `.route(` calls).
+/// `guard_admin` wraps the admin group: the server passes the `require_admin` route layer,
+/// [`openapi()`] nothing (the layer changes no route; the group's security is documented
+/// by [`openapi::require_admin_key`]).
+fn documented_routes<M: Mode<SharedApp>>(
+    guard_admin: impl FnOnce(Routes<SharedApp, M>) -> Routes<SharedApp, M>,
+) -> Routes<SharedApp, M> {
+    let admin = admin::routes().edit_document(openapi::require_admin_key);
+    Routes::with_openapi(openapi::base)
         .merge(guard_admin(admin))
         .merge(backgrounds::public_routes())
-        .routes(routes!(capture::post_capture))
-        .routes(routes!(capture::post_batch))
-        .routes(routes!(capture::get_status))
+        .with(route!(capture::post_capture))
+        .with(route!(capture::post_batch))
+        .with(route!(capture::get_status))
         // The guest's links and their QR codes (issue 20).
-        .routes(routes!(share::get_share))
-        .routes(routes!(share::get_qr_svg))
-        .routes(routes!(share::get_qr_png))
-        .routes(routes!(sms::post_send_sms))
-        .routes(routes!(sms::get_sms))
-        .routes(routes!(files::download))
-        .routes(routes!(files::uploads))
-        .routes(routes!(health::get_health))
+        .with(route!(share::get_share))
+        .with(route!(share::get_qr_svg))
+        .with(route!(share::get_qr_png))
+        .with(route!(sms::post_send_sms))
+        .with(route!(sms::get_sms))
+        .with(route!(files::download))
+        .with(route!(files::uploads))
+        .with(route!(health::get_health))
         // Public, like /health: counts and states only, nothing secret or personal.
         .merge(metrics::routes())
         // Public, like /health: the API is on localhost and the document holds no secret.
-        .routes(routes!(openapi::get_openapi_json))
+        .with(route!(openapi::get_openapi_json))
         // The staff console: a static page, public like /openapi.json (the data it shows
         // comes from /admin/* with the key the user types).
         .merge(console::routes())
 }
 
-/// The OpenAPI document of [`router`], exactly what `GET /openapi.json` serves.
+/// The OpenAPI document of [`router`], built from the code: what `assets/openapi/kiosk.json`
+/// must hold (`cargo run --example openapi` writes it), and so what `GET /openapi.json`
+/// serves. The daemon itself never builds it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    openapi::finish(documented_routes(|admin| admin).into_openapi())
+    openapi::finish(documented_routes::<Document>(|admin| admin).into_openapi())
 }
 
 /// The full router: public routes, the admin group behind `require_admin`, and
@@ -89,16 +90,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(app: SharedApp) -> Router {
     let cors = cors_layer(&app.config.cors_origins);
     let guard = admin::AdminGuard::new(app.clone());
-    let (routes, doc) = documented_routes(move |admin| {
+    let routes = documented_routes::<Serve>(move |admin| {
         admin.route_layer(axum::middleware::from_fn_with_state(
             guard,
             admin::require_admin,
         ))
     })
-    .split_for_parts();
-    let doc = openapi::DocJson::new(&openapi::finish(doc));
+    .into_router();
     json_fallbacks(routes)
-        .layer(Extension(doc))
+        .layer(Extension(openapi::document()))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             BODY_TIMEOUT,
         ))
@@ -113,10 +113,10 @@ pub fn router(app: SharedApp) -> Router {
 
 /// The router of `HEALTH_LISTEN`: `/health` and `/metrics`.
 pub fn health_router(app: SharedApp) -> Router {
-    let (routes, _) = OpenApiRouter::new()
-        .routes(routes!(health::get_health))
+    let routes = Routes::<SharedApp, Serve>::new()
+        .with(route!(health::get_health))
         .merge(metrics::routes())
-        .split_for_parts();
+        .into_router();
     json_fallbacks(routes)
         .layer(axum::middleware::from_fn_with_state(
             app.metrics.clone(),
@@ -133,20 +133,20 @@ pub fn health_router(app: SharedApp) -> Router {
 /// counted like the API listener; no CORS (the console is same-origin).
 pub fn admin_router(app: SharedApp) -> Router {
     let guard = admin::AdminGuard::new(app.clone());
-    let (routes, _) = OpenApiRouter::new()
+    let routes = Routes::<SharedApp, Serve>::new()
         .merge(
             admin::routes().route_layer(axum::middleware::from_fn_with_state(
                 guard,
                 admin::require_admin,
             )),
         )
-        .routes(routes!(health::get_health))
+        .with(route!(health::get_health))
         .merge(metrics::routes())
-        .routes(routes!(openapi::get_openapi_json))
+        .with(route!(openapi::get_openapi_json))
         .merge(console::routes())
-        .split_for_parts();
+        .into_router();
     json_fallbacks(routes)
-        .layer(Extension(openapi::DocJson::new(&openapi())))
+        .layer(Extension(openapi::document()))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             BODY_TIMEOUT,
         ))

@@ -1,18 +1,22 @@
 //! `GET /openapi.json`: the OpenAPI 3 document of the whole API.
 //!
 //! It is generated from the code, so it cannot drift from what the server serves: every
-//! route is registered with `utoipa_axum::routes!`, which reads the method and the path
-//! from the handler's `#[utoipa::path]` and adds the operation to the document and the
-//! handler to the router in the same call (see `documented_routes` in [`super`]). This
-//! module adds what is common to many operations: the admin security and its 401 (applied
+//! route is written once with [`super::routing::route!`], which reads the method and the
+//! path from the handler's `#[utoipa::path]`, and the one list (`documented_routes` in
+//! [`super`]) is built into the server's router or into this document. The daemon serves
+//! the document from a file compiled in (`assets/openapi/kiosk.json`, written by
+//! `cargo run --example openapi`, held equal to the code's by `tests/openapi.rs`), so its
+//! binary carries none of the builders. This module adds what is common to many operations: the admin security and its 401 (applied
 //! to the admin group itself, the one `require_admin` guards), and the `ErrorBody` schema
 //! on every 4xx/5xx answer that has no body of its own.
 //!
 //! The document is public (no admin key): the API listens on localhost, and the document
 //! holds no secret, only the shapes of requests and answers.
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::Extension;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -20,6 +24,7 @@ use utoipa::openapi::{Content, OpenApi as Document, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::error::ErrorBody;
+use super::static_files::{self, Assets, File};
 
 /// Name of the `X-API-Key` security scheme.
 pub const API_KEY_SCHEME: &str = "api_key";
@@ -145,19 +150,28 @@ pub fn finish(mut doc: Document) -> Document {
     doc
 }
 
-/// The serialized document, built once with the router and handed to the handler.
+/// The document as the daemon serves it: `assets/openapi/kiosk.json`, compiled in (gzip),
+/// which a test holds equal to [`super::openapi()`]. Served like the console's files
+/// (ETag, gzip when accepted) with a policy that lets it run nothing.
 #[derive(Clone)]
-pub struct DocJson(bytes::Bytes);
+pub struct DocFile(Arc<Assets>);
 
-impl DocJson {
-    pub fn new(doc: &Document) -> DocJson {
-        // Serializing plain data structures does not fail; an empty object would be
-        // caught by the tests.
-        DocJson(bytes::Bytes::from(doc.to_json().unwrap_or_else(|e| {
-            tracing::error!("the OpenAPI document cannot be serialized: {e}");
-            "{}".to_string()
-        })))
-    }
+/// The policy of the document's answers: a JSON file, never a page.
+pub const DOC_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+const DOC_FILES: &[File] = &[static_files::page_file!(
+    "openapi.json",
+    "application/json",
+    "openapi/kiosk.json"
+)];
+
+/// The compiled-in document, for the routers' `Extension`.
+pub fn document() -> DocFile {
+    DocFile(Arc::new(Assets::new(
+        DOC_FILES,
+        DOC_CSP,
+        "the API document",
+    )))
 }
 
 /// `GET /openapi.json`
@@ -169,16 +183,18 @@ impl DocJson {
     description = "Public (no admin key): the API is on localhost and the document holds no secret.",
     responses(
         (status = 200, description = "The OpenAPI document", body = Object),
+        (status = 304, description = "Not modified (`If-None-Match`)"),
     )
 )]
-pub async fn get_openapi_json(Extension(doc): Extension<DocJson>) -> Response {
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        doc.0,
-    )
-        .into_response()
+pub async fn get_openapi_json(Extension(doc): Extension<DocFile>, headers: HeaderMap) -> Response {
+    doc.0.serve("openapi.json", &headers)
+}
+
+/// A document as its file under `assets/openapi/` holds it: pretty JSON and a final newline
+/// (readable diffs when a route changes).
+pub fn file_text(doc: &Document) -> String {
+    // Plain data structures always serialize; an empty text would fail the tests.
+    let mut text = doc.to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
 }

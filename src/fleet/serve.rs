@@ -17,17 +17,16 @@ use std::time::Duration;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
-use utoipa_axum::routes;
 
 use super::store::{FleetDb, HistoryPoint, KioskStatus, DEFAULT_DAYS, MAX_DAYS};
 use super::FleetError;
 use crate::api::admin::{check_key, peer_ip, AuthFailures};
 use crate::api::error::{ApiError, ApiResult};
+use crate::api::routing::{route, Document, MethodRouter, Mode, Routes, Serve};
 use crate::api::static_files::{self, Assets, File};
 use crate::config::{Config, Secret};
 
@@ -64,20 +63,18 @@ pub struct Fleet {
     key: Arc<Secret>,
     failures: Arc<AuthFailures>,
     assets: Arc<Assets>,
-    /// [`openapi`] as JSON.
-    doc: bytes::Bytes,
+    /// The document [`openapi`] builds, compiled in (`assets/openapi/fleet.json`).
+    doc: Arc<Assets>,
 }
 
 impl Fleet {
     pub fn new(db: FleetDb, key: Secret) -> Fleet {
-        // Serializing plain data does not fail; an empty object would fail the tests.
-        let doc = openapi().to_json().unwrap_or_else(|_| "{}".to_string());
         Fleet {
             db: Arc::new(db),
             key: Arc::new(key),
             failures: Arc::default(),
             assets: Arc::new(Assets::new(FILES, CSP, "the fleet page")),
-            doc: bytes::Bytes::from(doc),
+            doc: Arc::new(Assets::new(DOC_FILES, CSP, "the fleet API document")),
         }
     }
 }
@@ -97,40 +94,47 @@ impl Fleet {
 )]
 struct FleetDoc;
 
-/// Every route of `fleet serve`, each with its OpenAPI operation (as in [`crate::api`]);
-/// `guard` wraps the keyed group.
-fn documented(
-    guard: impl FnOnce(OpenApiRouter<Fleet>) -> OpenApiRouter<Fleet>,
-) -> OpenApiRouter<Fleet> {
-    use utoipa::OpenApi as _;
-    let api = OpenApiRouter::new()
-        .routes(json_405(routes!(get_kiosks)))
-        .routes(json_405(routes!(get_kiosk)));
-    OpenApiRouter::with_openapi(FleetDoc::openapi())
-        .routes(json_405(routes!(get_root)))
-        .routes(json_405(routes!(get_fleet_bare)))
-        .routes(json_405(routes!(get_fleet)))
-        .routes(json_405(routes!(get_fleet_file)))
-        .routes(json_405(routes!(get_openapi)))
+const DOC_FILES: &[File] = &[static_files::page_file!(
+    "openapi.json",
+    "application/json",
+    "openapi/fleet.json"
+)];
+
+/// Every route of `fleet serve`, each with its OpenAPI operation, built in either mode (as
+/// in [`crate::api`]); `guard` wraps the keyed group.
+fn documented<M: Mode<Fleet>>(
+    guard: impl FnOnce(Routes<Fleet, M>) -> Routes<Fleet, M>,
+) -> Routes<Fleet, M> {
+    let api = Routes::new()
+        .with(route!(get_kiosks).map(json_405))
+        .with(route!(get_kiosk).map(json_405));
+    Routes::with_openapi(<FleetDoc as utoipa::OpenApi>::openapi)
+        .with(route!(get_root).map(json_405))
+        .with(route!(get_fleet_bare).map(json_405))
+        .with(route!(get_fleet).map(json_405))
+        .with(route!(get_fleet_file).map(json_405))
+        .with(route!(get_openapi).map(json_405))
         .merge(guard(api))
 }
 
-/// The OpenAPI document of `fleet serve` (`GET /fleet/api/openapi.json`).
+/// The OpenAPI document of `fleet serve`, built from the code: what
+/// `assets/openapi/fleet.json` must hold (`cargo run --example openapi` writes it), and so
+/// what `GET /fleet/api/openapi.json` serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    crate::api::openapi::finish(documented(|api| api).into_openapi())
+    crate::api::openapi::finish(documented::<Document>(|api| api).into_openapi())
 }
 
 /// The fleet server's routes: the page, and the API behind the key. Every answer carries
 /// the page's safety headers; a wrong method is 405 in the JSON error shape.
 pub fn router(fleet: Fleet) -> Router {
     let guard = fleet.clone();
-    let (routes, _doc) = documented(move |api| {
+    let routes = documented::<Serve>(move |api| {
         api.route_layer(axum::middleware::from_fn_with_state(
             guard,
             require_fleet_key,
         ))
     })
-    .split_for_parts();
+    .into_router();
     routes
         .fallback(fallback)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
@@ -142,9 +146,8 @@ pub fn router(fleet: Fleet) -> Router {
         .with_state(fleet)
 }
 
-fn json_405(r: UtoipaMethodRouter<Fleet>) -> UtoipaMethodRouter<Fleet> {
-    let (schemas, paths, method_router) = r;
-    (schemas, paths, method_router.fallback(method_not_allowed))
+fn json_405(m: MethodRouter<Fleet>) -> MethodRouter<Fleet> {
+    m.fallback(method_not_allowed)
 }
 
 async fn method_not_allowed(method: Method) -> ApiError {
@@ -288,14 +291,10 @@ async fn get_kiosk(
 #[utoipa::path(get, path = "/fleet/api/openapi.json", tag = "fleet",
     summary = "This OpenAPI document",
     description = "Public (no key): it holds the shapes of the answers, no data.",
-    responses((status = 200, description = "The OpenAPI document", body = Object)))]
-async fn get_openapi(State(fleet): State<Fleet>) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        fleet.doc.clone(),
-    )
-        .into_response()
+    responses((status = 200, description = "The OpenAPI document", body = Object),
+        (status = 304, description = "Not modified (`If-None-Match`)")))]
+async fn get_openapi(State(fleet): State<Fleet>, headers: HeaderMap) -> Response {
+    fleet.doc.serve("openapi.json", &headers)
 }
 
 /// `GET /`: to the page.

@@ -31,13 +31,12 @@ mod export;
 mod sms;
 mod stats;
 
+use super::routing::{route, Mode, Routes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 pub use auth::{check_key, peer_ip, require_admin, AdminGuard, AuthFailures};
 pub use captures::{DEFAULT_PAGE, MAX_PAGE};
@@ -48,23 +47,23 @@ use crate::app::SharedApp;
 use crate::catalog::DAY_MS;
 
 /// The admin group (the caller puts it behind [`require_admin`]).
-pub fn routes() -> OpenApiRouter<SharedApp> {
-    OpenApiRouter::new()
-        .routes(routes!(post_sync))
-        .routes(routes!(post_cleanup))
-        .routes(routes!(config::get_config, config::put_config))
-        .routes(routes!(captures::list_captures))
-        .routes(routes!(captures::delete_capture))
+pub fn routes<M: Mode<SharedApp>>() -> Routes<SharedApp, M> {
+    Routes::new()
+        .with(route!(post_sync))
+        .with(route!(post_cleanup))
+        .with(route!(config::get_config, config::put_config))
+        .with(route!(captures::list_captures))
+        .with(route!(captures::delete_capture))
         // The staff console's reads and actions.
-        .routes(routes!(captures::get_capture_detail))
-        .routes(routes!(captures::get_capture_thumbnail))
-        .routes(routes!(captures::get_capture_photo))
-        .routes(routes!(sms::list_sms_requests))
-        .routes(routes!(sms::retry_sms_request))
-        .routes(routes!(stats::get_stats))
-        .routes(routes!(export::get_export_excel))
-        .routes(routes!(events::list_events, events::post_event))
-        .routes(routes!(events::get_event, events::patch_event))
+        .with(route!(captures::get_capture_detail))
+        .with(route!(captures::get_capture_thumbnail))
+        .with(route!(captures::get_capture_photo))
+        .with(route!(sms::list_sms_requests))
+        .with(route!(sms::retry_sms_request))
+        .with(route!(stats::get_stats))
+        .with(route!(export::get_export_excel))
+        .with(route!(events::list_events, events::post_event))
+        .with(route!(events::get_event, events::patch_event))
         .merge(super::backgrounds::admin_routes())
         .merge(super::diag::routes())
         .merge(super::gdpr::routes())
