@@ -1,7 +1,7 @@
 //! `GET /openapi.json`: the OpenAPI 3 document of the whole API.
 //!
 //! It is generated from the code, so it cannot drift from what the server serves: every
-//! route is written once with [`super::routing::route!`], which reads the method and the
+//! route is written once with `routing::route!`, which reads the method and the
 //! path from the handler's `#[utoipa::path]`, and the one list (`documented_routes` in
 //! [`super`]) is built into the server's router or into this document. The daemon serves
 //! the document from a file compiled in (`assets/openapi/kiosk.json`, written by

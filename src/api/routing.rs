@@ -1,5 +1,5 @@
 //! One list of routes, built two ways: into the server's router, or into the OpenAPI
-//! document. Every route is written once, with [`route!`], from the handler's
+//! document. Every route is written once, with `route!`, from the handler's
 //! `#[utoipa::path]`, which names the method and the path; the list is a function generic
 //! over the [`Mode`] it is built in.
 //!
@@ -26,7 +26,7 @@ use utoipa::openapi::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::PathItemExt;
 
-/// A route written with [`route!`]: its paths, its method router, and how to build its
+/// A route written with `route!`: its paths, its method router, and how to build its
 /// documentation (called only by [`Document`]).
 pub struct Route<S, D> {
     paths: Vec<String>,
@@ -56,7 +56,7 @@ where
     }
 }
 
-/// Adds `handler` for each of `methods` to `router` (what [`route!`] calls per handler).
+/// Adds `handler` for each of `methods` to `router` (what `route!` calls per handler).
 pub fn on<S, H, T>(router: MethodRouter<S>, methods: Vec<HttpMethod>, handler: H) -> MethodRouter<S>
 where
     S: Clone + Send + Sync + 'static,

@@ -4,7 +4,7 @@
 //! Every file is sent with a strong ETag (a SHA-256 of its compressed bytes) and `Cache-Control:
 //! no-cache`, so a browser revalidates and gets a 304 until the binary changes: no version
 //! in file names is needed and an upgrade is seen at the next load. The binary carries
-//! the files gzip-compressed (`build.rs` makes them, [`page_file!`] includes them): a client
+//! the files gzip-compressed (`build.rs` makes them, `page_file!` includes them): a client
 //! that accepts gzip gets those bytes as they are, and the rare one that does not gets the
 //! plain file, inflated once on its first demand. Every answer,
 //! the 404 and the 304 included, carries the page's Content-Security-Policy, `nosniff`,
@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use super::error::ApiError;
 
 /// One file of a page: its name in the page, its media type, its source under `assets/`,
-/// and its gzip form, compiled in. Written with [`page_file!`].
+/// and its gzip form, compiled in. Written with `page_file!`.
 pub struct File {
     pub name: &'static str,
     pub media_type: &'static str,

@@ -5,16 +5,26 @@ use super::{DcError, Result};
 
 /// Bits peeked at once by the Huffman lookup table.
 pub(super) const FAST_BITS: u32 = 11;
+/// Bits peeked at once by the table that skips several AC coefficients in one look-up.
+const MULTI_BITS: u32 = 14;
 
 /// One Huffman table (JPEG F.2.2.3): a lookup on the next [`FAST_BITS`] bits for short
 /// codes, the canonical-code limits for the longer ones.
 pub(super) struct Huffman {
     /// `(length << 8) | symbol`, 0 when the code is longer than `FAST_BITS`.
-    fast: Vec<u16>,
-    /// For skipping AC coefficients: `(advance << 8) | bits`, where `bits` is the code's
+    fast: Box<[u16; 1 << FAST_BITS]>,
+    /// For skipping AC coefficients (all zeros in a DC table): `(advance << 8) | bits`, where `bits` is the code's
     /// length plus its value's (when both fit in `FAST_BITS`, else 0) and `advance` how
     /// far the coefficient index moves (0: end of block).
-    skip: Vec<u16>,
+    skip: Box<[u16; 1 << FAST_BITS]>,
+    /// For skipping several AC coefficients at once (all zeros in a DC table), indexed by the next [`MULTI_BITS`]
+    /// bits: `(end_of_block << 11) | (advance << 4) | bits` for the whole codes and values
+    /// those bits hold, in order, up to and including an end of block; `bits` 0 when not
+    /// even the first one fits.
+    multi: Box<[u16; 1 << MULTI_BITS]>,
+    /// For DC differences (all zeros in an AC table): `(difference << 8) | bits`, where
+    /// `bits` is the code's length plus its value's, when both fit in `FAST_BITS` (else 0).
+    dc: Box<[i32; 1 << FAST_BITS]>,
     /// Per length 1..=16: the largest code of that length (-1: none), and where its
     /// symbols start in `symbols`, minus the smallest code.
     max_code: [i32; 17],
@@ -23,8 +33,10 @@ pub(super) struct Huffman {
 }
 
 impl Huffman {
-    pub(super) fn new(counts: &[u8; 16], symbols: &[u8]) -> Result<Huffman> {
-        let mut fast = vec![0u16; 1 << FAST_BITS];
+    /// The table of `counts` codes per length and their `symbols`; `ac`: one that codes
+    /// AC coefficients, which gets the tables that skip them.
+    pub(super) fn new(counts: &[u8; 16], symbols: &[u8], ac: bool) -> Result<Huffman> {
+        let mut fast = Box::new([0u16; 1 << FAST_BITS]);
         let (mut max_code, mut offset) = ([-1i32; 17], [0i32; 17]);
         let (mut code, mut k) = (0i32, 0usize);
         for len in 1..=16u32 {
@@ -50,31 +62,94 @@ impl Huffman {
             }
             code <<= 1;
         }
-        let skip = fast
-            .iter()
-            .map(|&e| {
-                let (len, rs) = (e >> 8, e & 0xFF);
-                let (run, size) = (rs >> 4, rs & 15);
-                let advance = match (run, size) {
-                    (15, 0) => 16,
-                    (_, 0) => 0,
-                    _ => run + 1,
-                };
-                if e == 0 || len + size > FAST_BITS as u16 {
-                    0
-                } else {
-                    (advance << 8) | (len + size)
-                }
-            })
-            .collect();
+        let mut skip = Box::new([0u16; 1 << FAST_BITS]);
+        let mut multi = Box::new([0u16; 1 << MULTI_BITS]);
+        let mut dc = Box::new([0i32; 1 << FAST_BITS]);
+        if !ac {
+            for (pattern, d) in (0u32..).zip(dc.iter_mut()) {
+                *d = dc_entry(fast[pattern as usize], pattern);
+            }
+        } else {
+            for (s, &e) in skip.iter_mut().zip(fast.iter()) {
+                *s = skip_entry(e);
+            }
+            for (pattern, m) in (0u32..).zip(multi.iter_mut()) {
+                *m = multi_entry(&fast, pattern);
+            }
+        }
         Ok(Huffman {
             fast,
             skip,
+            multi,
+            dc,
             max_code,
             offset,
             symbols: symbols.to_vec(),
         })
     }
+}
+
+/// The [`Huffman::dc`] entry of the [`FAST_BITS`] bits `pattern`, whose one-code entry is `e`.
+fn dc_entry(e: u16, pattern: u32) -> i32 {
+    let (len, size) = (u32::from(e >> 8), u32::from(e & 0xFF));
+    if e == 0 || len + size > FAST_BITS {
+        return 0;
+    }
+    let bits = (pattern >> (FAST_BITS - len - size)) & ((1 << size) - 1);
+    (extend(bits, size) << 8) | (len + size) as i32
+}
+
+/// JPEG's EXTEND (F.2.2.1): the signed value of the `size` bits `v`.
+#[inline]
+fn extend(v: u32, size: u32) -> i32 {
+    let v = v as i32;
+    if size == 0 {
+        0
+    } else if v < 1 << (size - 1) {
+        v - (1 << size) + 1
+    } else {
+        v
+    }
+}
+
+/// The [`Huffman::skip`] entry of the one-code entry `e`.
+fn skip_entry(e: u16) -> u16 {
+    let (len, rs) = (e >> 8, e & 0xFF);
+    let (run, size) = (rs >> 4, rs & 15);
+    let advance = match (run, size) {
+        (15, 0) => 16,
+        (_, 0) => 0,
+        _ => run + 1,
+    };
+    if e == 0 || len + size > FAST_BITS as u16 {
+        0
+    } else {
+        (advance << 8) | (len + size)
+    }
+}
+
+/// What the [`MULTI_BITS`] bits `pattern` hold (see [`Huffman::multi`]): code after code,
+/// each read from the one-code table with the bits past the pattern taken as zeros, which
+/// gives the right code whenever its length is within the bits left.
+fn multi_entry(fast: &[u16; 1 << FAST_BITS], pattern: u32) -> u16 {
+    let (mut used, mut advance) = (0u32, 0u32);
+    while used < MULTI_BITS {
+        let left = MULTI_BITS - used;
+        let index = ((pattern << used) & ((1 << MULTI_BITS) - 1)) >> (MULTI_BITS - FAST_BITS);
+        let e = fast[index as usize];
+        let (len, rs) = (u32::from(e >> 8), u32::from(e & 0xFF));
+        let (run, size) = (rs >> 4, rs & 15);
+        if e == 0 || len + size > left {
+            break;
+        }
+        used += len + size;
+        match (run, size) {
+            (15, 0) => advance += 16,
+            (_, 0) => return ((1 << 11) | (advance << 4) | used) as u16,
+            _ => advance += run + 1,
+        }
+    }
+    ((advance << 4) | used) as u16
 }
 
 /// The entropy-coded bits, with `FF 00` unstuffed; zeros once a marker (or the end) is
@@ -98,9 +173,30 @@ impl<'a> Bits<'a> {
         }
     }
 
-    /// At least 32 bits in `acc` (a code and its value bits take at most 27).
+    /// At least 32 bits in `acc` (a code and its value bits take at most 27). Called with
+    /// fewer than 32.
     #[inline]
     fn fill(&mut self) {
+        // The common case: the next eight bytes hold no 0xFF (so no stuffing and no
+        // marker), and as many whole bytes as fit are taken from one load. The bits loaded
+        // past those bytes are the next bytes' own, so the next fill ORs the same bits
+        // over them.
+        if let Some(chunk) = self.data.get(self.pos..self.pos + 8) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            let word = u64::from_be_bytes(b);
+            let inverse = !word;
+            // Some byte of `word` is 0xFF exactly when that byte of `inverse` is zero.
+            let has_ff =
+                inverse.wrapping_sub(0x0101_0101_0101_0101) & !inverse & 0x8080_8080_8080_8080;
+            if has_ff == 0 && !self.at_marker {
+                let take = (63 - self.n) / 8;
+                self.acc |= word >> self.n;
+                self.pos += take as usize;
+                self.n += take * 8;
+                return;
+            }
+        }
         while self.n <= 56 {
             let mut byte = 0u8;
             if !self.at_marker {
@@ -167,13 +263,27 @@ impl<'a> Bits<'a> {
         if size == 0 {
             return 0;
         }
-        let v = self.peek(size) as i32;
+        let v = self.peek(size);
         self.consume(size);
-        if v < 1 << (size - 1) {
-            v - (1 << size) + 1
-        } else {
-            v
+        extend(v, size)
+    }
+
+    /// A block's DC difference: its code and value bits in one look-up when they fit.
+    #[inline]
+    pub(super) fn dc_difference(&mut self, h: &Huffman) -> Result<i32> {
+        if self.n < 32 {
+            self.fill();
         }
+        let e = h.dc[self.peek(FAST_BITS) as usize];
+        if e & 0xFF != 0 {
+            self.consume((e & 0xFF) as u32);
+            return Ok(e >> 8);
+        }
+        let size = u32::from(self.symbol(h)?);
+        if size > 11 {
+            return Err(DcError::Corrupt("a DC difference too large"));
+        }
+        Ok(self.value(size))
     }
 
     /// After a restart interval: past the `RSTn` marker, bits and predictions afresh.
@@ -196,10 +306,33 @@ impl<'a> Bits<'a> {
 pub(super) fn skip_ac(bits: &mut Bits<'_>, ac: &Huffman) -> Result<()> {
     let mut k = 1;
     while k < 64 {
-        // The common case: code and value bits in one look-up, one shift.
         if bits.n < 32 {
             bits.fill();
         }
+        // The common case: the next MULTI_BITS bits hold whole codes and values, all of
+        // this block (its end of block included), skipped in one look-up; two look-ups per
+        // check of the bits left, as each takes at most MULTI_BITS of the 32 there are.
+        let m = u32::from(ac.multi[bits.peek(MULTI_BITS) as usize]);
+        let (used, advance, end) = (m & 15, (m >> 4) & 0x7F, m >> 11);
+        if used != 0 && k + advance + end <= 64 {
+            bits.consume(used);
+            if end != 0 {
+                return Ok(());
+            }
+            k += advance;
+            let m = u32::from(ac.multi[bits.peek(MULTI_BITS) as usize]);
+            let (used, advance, end) = (m & 15, (m >> 4) & 0x7F, m >> 11);
+            if used != 0 && k + advance + end <= 64 {
+                bits.consume(used);
+                if end != 0 {
+                    return Ok(());
+                }
+                k += advance;
+            }
+            continue;
+        }
+        // Near the block's end, or a long code: one code and value bits in one look-up,
+        // two of them per check of the bits left (each takes at most FAST_BITS of 32).
         let e = ac.skip[bits.peek(FAST_BITS) as usize];
         if e != 0 {
             bits.consume(u32::from(e & 0xFF));
@@ -207,7 +340,18 @@ pub(super) fn skip_ac(bits: &mut Bits<'_>, ac: &Huffman) -> Result<()> {
                 0 => return Ok(()),
                 advance => k += u32::from(advance),
             }
-            continue;
+            if k >= 64 {
+                break;
+            }
+            let e = ac.skip[bits.peek(FAST_BITS) as usize];
+            if e != 0 {
+                bits.consume(u32::from(e & 0xFF));
+                match e >> 8 {
+                    0 => return Ok(()),
+                    advance => k += u32::from(advance),
+                }
+                continue;
+            }
         }
         let rs = bits.symbol(ac)?;
         let (run, size) = (u32::from(rs >> 4), u32::from(rs & 15));

@@ -5,6 +5,10 @@
 //! skips what costs most in a full decode (dequantization, IDCT, upsampling, colour
 //! conversion of every pixel); what it cannot skip is the entropy decoding, because a
 //! Huffman-coded scan has no way to jump over a block's AC coefficients but reading them.
+//! That reading is made cheap (`entropy`): bits loaded eight bytes at a time, a block's
+//! DC difference (code and value) in one table look-up, and its AC coefficients skipped
+//! several at a time, a 14-bit look-up giving how many bits the whole codes and values in
+//! them take and how far they move in the block.
 //!
 //! Only what touchscreen cameras and phones write is read here: baseline or extended
 //! sequential Huffman, 8-bit, one interleaved scan (grey or YCbCr, any sampling factors),
@@ -116,7 +120,8 @@ pub fn decode(data: &[u8]) -> Result<Small> {
                         .get(16..16 + total)
                         .ok_or(DcError::Corrupt("a short DHT"))?;
                     let class = usize::from(tc_th >> 4).min(1);
-                    tables[class][usize::from(tc_th & 3)] = Some(Huffman::new(&counts, syms)?);
+                    tables[class][usize::from(tc_th & 3)] =
+                        Some(Huffman::new(&counts, syms, class == 1)?);
                     s = &rest[16 + total..];
                 }
             }

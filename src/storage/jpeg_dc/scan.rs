@@ -1,7 +1,7 @@
 //! The scan: every MCU's blocks, their DC kept, then the blocks' means as RGB.
 
 use super::entropy::{skip_ac, Bits, Huffman};
-use super::{Component, DcError, Result, Small};
+use super::{Component, Result, Small};
 
 /// The frame and the scan's components (all of them, interleaved).
 pub(super) struct Scan {
@@ -54,11 +54,7 @@ impl Scan {
                 let stride = mcux * h;
                 for by in 0..v {
                     for bx in 0..h {
-                        let size = u32::from(bits.symbol(dc)?);
-                        if size > 11 {
-                            return Err(DcError::Corrupt("a DC difference too large"));
-                        }
-                        pred[ci] += bits.value(size);
+                        pred[ci] += bits.dc_difference(dc)?;
                         skip_ac(&mut bits, ac)?;
                         planes[ci][(my * v + by) * stride + mx * h + bx] = pred[ci];
                     }
