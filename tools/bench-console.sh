@@ -36,7 +36,9 @@ tools/console-size.sh || status=1
 
 echo "== (a) gallery first page, (b) thumbnail against a full decode"
 cargo build --release --bin selfie-kiosk --example bench_console
-"$target_dir/release/examples/bench_console" --bin "$target_dir/release/selfie-kiosk" \
+# An absolute path: the daemon is started in its data directory.
+target_abs=$(cd "$target_dir" && pwd)
+"$target_abs/release/examples/bench_console" --bin "$target_abs/release/selfie-kiosk" \
     ${args[@]+"${args[@]}"} || status=1
 
 # The commits that brought issue 19 into main, each as "before after" (first parent, merge):
