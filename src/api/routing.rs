@@ -4,7 +4,7 @@
 //! over the [`Mode`] it is built in.
 //!
 //! - [`Serve`] registers each handler at its path and builds no document at all: the
-//!   daemon's binary holds none of utoipa's document builders (they were about 400 KB of a
+//!   daemon's binary holds none of utoipa's document builders (they were about 580 KB of a
 //!   10 MB binary on a small board), and serves the document as a file compiled in
 //!   (`assets/openapi/`).
 //! - [`Document`] builds the OpenAPI document (and an equivalent router): the tests and
