@@ -301,6 +301,33 @@ impl<'a> Bits<'a> {
     }
 }
 
+/// One look-up in [`Huffman::multi`] at coefficient `k`: `Some(true)` at the block's end,
+/// `Some(false)` when `k` moved on, `None` when the bits there are not all this block's
+/// whole codes.
+#[inline(always)]
+fn skip_several(bits: &mut Bits<'_>, ac: &Huffman, k: &mut u32) -> Option<bool> {
+    let m = u32::from(ac.multi[bits.peek(MULTI_BITS) as usize]);
+    let (used, advance, end) = (m & 15, (m >> 4) & 0x7F, m >> 11);
+    if used == 0 || *k + advance + end > 64 {
+        return None;
+    }
+    bits.consume(used);
+    *k += advance;
+    Some(end != 0)
+}
+
+/// One look-up in [`Huffman::skip`], one code and its value: answers as [`skip_several`].
+#[inline(always)]
+fn skip_one(bits: &mut Bits<'_>, ac: &Huffman, k: &mut u32) -> Option<bool> {
+    let e = ac.skip[bits.peek(FAST_BITS) as usize];
+    if e == 0 {
+        return None;
+    }
+    bits.consume(u32::from(e & 0xFF));
+    *k += u32::from(e >> 8);
+    Some(e >> 8 == 0)
+}
+
 /// Reads past a block's 63 AC coefficients without keeping them.
 #[inline]
 pub(super) fn skip_ac(bits: &mut Bits<'_>, ac: &Huffman) -> Result<()> {
@@ -312,46 +339,27 @@ pub(super) fn skip_ac(bits: &mut Bits<'_>, ac: &Huffman) -> Result<()> {
         // The common case: the next MULTI_BITS bits hold whole codes and values, all of
         // this block (its end of block included), skipped in one look-up; two look-ups per
         // check of the bits left, as each takes at most MULTI_BITS of the 32 there are.
-        let m = u32::from(ac.multi[bits.peek(MULTI_BITS) as usize]);
-        let (used, advance, end) = (m & 15, (m >> 4) & 0x7F, m >> 11);
-        if used != 0 && k + advance + end <= 64 {
-            bits.consume(used);
-            if end != 0 {
-                return Ok(());
-            }
-            k += advance;
-            let m = u32::from(ac.multi[bits.peek(MULTI_BITS) as usize]);
-            let (used, advance, end) = (m & 15, (m >> 4) & 0x7F, m >> 11);
-            if used != 0 && k + advance + end <= 64 {
-                bits.consume(used);
-                if end != 0 {
+        match skip_several(bits, ac, &mut k) {
+            Some(true) => return Ok(()),
+            Some(false) => {
+                if skip_several(bits, ac, &mut k) == Some(true) {
                     return Ok(());
-                }
-                k += advance;
-            }
-            continue;
-        }
-        // Near the block's end, or a long code: one code and value bits in one look-up,
-        // two of them per check of the bits left (each takes at most FAST_BITS of 32).
-        let e = ac.skip[bits.peek(FAST_BITS) as usize];
-        if e != 0 {
-            bits.consume(u32::from(e & 0xFF));
-            match e >> 8 {
-                0 => return Ok(()),
-                advance => k += u32::from(advance),
-            }
-            if k >= 64 {
-                break;
-            }
-            let e = ac.skip[bits.peek(FAST_BITS) as usize];
-            if e != 0 {
-                bits.consume(u32::from(e & 0xFF));
-                match e >> 8 {
-                    0 => return Ok(()),
-                    advance => k += u32::from(advance),
                 }
                 continue;
             }
+            None => {}
+        }
+        // Near the block's end, or a long code: one code and value bits in one look-up,
+        // two of them per check of the bits left (each takes at most FAST_BITS of 32).
+        match skip_one(bits, ac, &mut k) {
+            Some(true) => return Ok(()),
+            Some(false) if k >= 64 => break,
+            Some(false) => match skip_one(bits, ac, &mut k) {
+                Some(true) => return Ok(()),
+                Some(false) => continue,
+                None => {}
+            },
+            None => {}
         }
         let rs = bits.symbol(ac)?;
         let (run, size) = (u32::from(rs >> 4), u32::from(rs & 15));
