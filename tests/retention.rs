@@ -365,8 +365,21 @@ async fn expired_captures_disappear_everywhere_even_with_remotes_down() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The rows go first, in one transaction, then the files: wait for those too.
+    let files_gone = |d: &Daemon| {
+        old[2..]
+            .iter()
+            .all(|id| !d.uploads_dir().join(format!("{id}.jpg")).exists())
+    };
+    let t = Instant::now();
+    while !files_gone(&d) && t.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for id in &old[2..] {
-        assert!(!d.uploads_dir().join(format!("{id}.jpg")).exists());
+        assert!(
+            !d.uploads_dir().join(format!("{id}.jpg")).exists(),
+            "{id}.jpg is still there 5 s after its row was removed"
+        );
     }
     let h: Value = client()
         .get(d.url("/health"))
