@@ -11,7 +11,6 @@
 
 use std::path::Path;
 
-use super::routing::{route, Mode, Routes};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path as UrlPath, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -20,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult};
+use super::routing::{route, Mode, Routes};
 use super::{json_response, read_body};
 use crate::app::{App, SharedApp};
 use crate::catalog::{self, BackgroundRow};

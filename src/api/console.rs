@@ -91,7 +91,7 @@ pub fn routes<M: Mode<SharedApp>>() -> Routes<SharedApp, M> {
         .with(route!(get_console))
         .with(route!(get_console_file))
         .with(route!(get_docs))
-        .layer(Extension(Arc::new(assets())))
+        .route_layer(Extension(Arc::new(assets())))
 }
 
 fn assets() -> Assets {

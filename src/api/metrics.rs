@@ -5,12 +5,12 @@
 //! and Prometheus scrapers are configured most simply without one. Any other method
 //! than GET/HEAD is 405 with the JSON error body and an `Allow` header.
 
-use super::routing::{route, Mode, Routes};
 use axum::extract::State;
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, ApiResult};
+use super::routing::{route, Mode, Routes};
 use crate::app::SharedApp;
 use crate::metrics::encode::CONTENT_TYPE;
 

@@ -6,9 +6,10 @@
 //! [`super`]) is built into the server's router or into this document. The daemon serves
 //! the document from a file compiled in (`assets/openapi/kiosk.json`, written by
 //! `cargo run --example openapi`, held equal to the code's by `tests/openapi.rs`), so its
-//! binary carries none of the builders. This module adds what is common to many operations: the admin security and its 401 (applied
-//! to the admin group itself, the one `require_admin` guards), and the `ErrorBody` schema
-//! on every 4xx/5xx answer that has no body of its own.
+//! binary carries none of the builders. This module adds what is common to many
+//! operations: the admin security and its 401 (applied to the admin group itself, the one
+//! `require_admin` guards), and the `ErrorBody` schema on every 4xx/5xx answer that has no
+//! body of its own.
 //!
 //! The document is public (no admin key): the API listens on localhost, and the document
 //! holds no secret, only the shapes of requests and answers.

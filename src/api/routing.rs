@@ -184,22 +184,8 @@ where
         self
     }
 
-    /// [`Router::layer`], for the routes so far.
-    pub fn layer<L>(self, layer: L) -> Self
-    where
-        L: Layer<AxumRoute> + Clone + Send + Sync + 'static,
-        L::Service: Service<Request> + Clone + Send + Sync + 'static,
-        <L::Service as Service<Request>>::Response: IntoResponse + 'static,
-        <L::Service as Service<Request>>::Error: Into<std::convert::Infallible> + 'static,
-        <L::Service as Service<Request>>::Future: Send + 'static,
-    {
-        Routes {
-            router: self.router.layer(layer),
-            ..self
-        }
-    }
-
-    /// [`Router::route_layer`], for the routes so far.
+    /// [`Router::route_layer`], for the routes so far (an `Extension` their handlers read,
+    /// a guard).
     pub fn route_layer<L>(self, layer: L) -> Self
     where
         L: Layer<AxumRoute> + Clone + Send + Sync + 'static,

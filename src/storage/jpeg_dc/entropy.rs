@@ -13,14 +13,14 @@ const MULTI_BITS: u32 = 14;
 pub(super) struct Huffman {
     /// `(length << 8) | symbol`, 0 when the code is longer than `FAST_BITS`.
     fast: Box<[u16; 1 << FAST_BITS]>,
-    /// For skipping AC coefficients (all zeros in a DC table): `(advance << 8) | bits`, where `bits` is the code's
-    /// length plus its value's (when both fit in `FAST_BITS`, else 0) and `advance` how
-    /// far the coefficient index moves (0: end of block).
+    /// For skipping AC coefficients (all zeros in a DC table): `(advance << 8) | bits`,
+    /// where `bits` is the code's length plus its value's (when both fit in `FAST_BITS`,
+    /// else 0) and `advance` how far the coefficient index moves (0: end of block).
     skip: Box<[u16; 1 << FAST_BITS]>,
-    /// For skipping several AC coefficients at once (all zeros in a DC table), indexed by the next [`MULTI_BITS`]
-    /// bits: `(end_of_block << 11) | (advance << 4) | bits` for the whole codes and values
-    /// those bits hold, in order, up to and including an end of block; `bits` 0 when not
-    /// even the first one fits.
+    /// For skipping several AC coefficients at once (all zeros in a DC table), indexed by
+    /// the next [`MULTI_BITS`] bits: `(end_of_block << 11) | (advance << 4) | bits` for the
+    /// whole codes and values those bits hold, in order, up to and including an end of
+    /// block; `bits` 0 when not even the first one fits.
     multi: Box<[u16; 1 << MULTI_BITS]>,
     /// For DC differences (all zeros in an AC table): `(difference << 8) | bits`, where
     /// `bits` is the code's length plus its value's, when both fit in `FAST_BITS` (else 0).
