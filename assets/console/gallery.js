@@ -143,7 +143,11 @@ export async function render(root) {
   form.addEventListener('submit', (e) => {
     e.preventDefault(); generation += 1; clear(grid); status.textContent = ''; cursor = null; done = false; loading = false; load();
   });
-  const io = new IntersectionObserver((es) => { if (es.some((e) => e.isIntersecting)) load(); });
+  // An entry can be older than the page it is delivered to (computed while the grid was
+  // still empty): the sentinel's position now decides.
+  const io = new IntersectionObserver((es) => {
+    if (es.some((e) => e.isIntersecting) && sentinel.getBoundingClientRect().top < innerHeight) load();
+  });
   io.observe(sentinel);
   await load();
   const deep = decodeURIComponent(location.hash.split('/')[1] || '');
